@@ -1,0 +1,338 @@
+//! The Socket.IO side of the contract: who may connect (I3), presence fan-out
+//! (P1–P3), and accepting, pushing and falling back messages (M2–M5).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
+use socketioxide::AckError;
+use tracing::{debug, info, warn};
+
+use crate::clock::Clock;
+use crate::config::{Bug, Config};
+use crate::presence::{ConnNo, Mode, Presence};
+use crate::store::{Accepted, Delivery, Message, Store};
+use crate::username::{InvalidUsername, Username};
+use crate::wire::{self, ErrorBody, PresenceEvent, Refusal, SendMessage};
+
+/// The name under which [`Bug::RegisterAnonymous`] registers a connection.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The chat: configuration, storage, and the presence and push state.
+pub struct Chat {
+    config: Config,
+    clock: Clock,
+    store: Arc<dyn Store>,
+    state: Mutex<ChatState>,
+}
+
+struct ChatState {
+    presence: Presence<SocketRef>,
+    /// Pushed messages not yet acknowledged by any recipient connection (M5),
+    /// by message id.
+    unacked: BTreeMap<u64, UnackedPush>,
+}
+
+struct UnackedPush {
+    message: Message,
+    conns: BTreeSet<ConnNo>,
+}
+
+/// Who a connection is, known from its handshake before CONNECT is answered.
+#[derive(Clone, Debug)]
+struct Identity {
+    username: String,
+}
+
+/// Set once the connection is in the presence registry.
+#[derive(Clone, Copy, Debug)]
+struct Registration(ConnNo);
+
+/// The `CONNECT_ERROR` reason for a connection without a valid username (I3).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", InvalidUsername::WIRE_REASON)]
+struct ConnectRefused;
+
+impl Chat {
+    /// A chat over `store`, with its clock started now.
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        let mode = Mode::from_bugs(|bug| config.has_bug(bug));
+        Self {
+            clock: Clock::start(config.epoch_unix_ms),
+            config,
+            store,
+            state: Mutex::new(ChatState {
+                presence: Presence::new(mode),
+                unacked: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// The configuration the chat runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store behind the chat.
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The users online now, sorted (P4).
+    pub fn online_users(&self) -> Vec<String> {
+        self.state().presence.online_users()
+    }
+
+    fn state(&self) -> MutexGuard<'_, ChatState> {
+        // Every critical section leaves the maps consistent before it can panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// P1: registers a connection whose CONNECT was answered, and tells the other
+    /// users if this user just came online.
+    fn register(&self, socket: &SocketRef, username: &str) {
+        let mut state = self.state();
+        let registered = state.presence.register(username, socket.clone());
+        socket.extensions.insert(Registration(registered.conn_no));
+        info!("🟢 User '{username}' connected (sid: {})", socket.id);
+        if !socket.connected() {
+            // It closed while this handler was queued and its disconnect handler
+            // found nothing to remove: undo, or the user would stay online (P3).
+            drop(state);
+            self.unregister(socket);
+            return;
+        }
+        if registered.came_online {
+            let others = state.presence.connections_except(username);
+            emit_all(&others, wire::USER_ONLINE, &PresenceEvent { username });
+        }
+    }
+
+    /// P2, P3: forgets a closed connection; the user goes offline with its last one.
+    /// Pushes still waiting for this connection's ack go to the mailbox at once (M5).
+    fn unregister(&self, socket: &SocketRef) {
+        let Some(Registration(conn_no)) = socket.extensions.get::<Registration>() else {
+            return;
+        };
+        let mut state = self.state();
+        if let Some(gone) = state.presence.unregister(conn_no) {
+            if gone.went_offline {
+                info!("⚪ User {} went offline", gone.username);
+                let others = state.presence.connections_except(&gone.username);
+                let event = PresenceEvent {
+                    username: &gone.username,
+                };
+                emit_all(&others, wire::USER_OFFLINE, &event);
+            }
+        }
+        let orphaned: Vec<u64> = state
+            .unacked
+            .iter()
+            .filter(|(_, push)| push.conns.contains(&conn_no))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphaned {
+            if let Some(push) = state.unacked.remove(&id) {
+                info!(
+                    "📬 Message {id} for {} stored for polling: its connection closed before acking",
+                    push.message.to
+                );
+                self.store.append_to_mailbox(push.message);
+            }
+        }
+    }
+
+    /// M2–M5: accepts a validated message from `from` and delivers it.
+    fn accept(self: &Arc<Self>, from: &str, request: SendMessage) -> Accepted {
+        let mut state = self.state();
+        if let Some(original) = self.store.recall(from, &request.client_id) {
+            debug!("retry of client_id {} from {from}", request.client_id);
+            return original;
+        }
+        let to = request.to.as_str();
+        let message = Message {
+            id: self.store.next_message_id(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            content: request.content,
+            ts: self.clock.now_unix_ms(),
+        };
+        let conns: Vec<(ConnNo, SocketRef)> = state
+            .presence
+            .connections_of(to)
+            .into_iter()
+            .map(|(no, s)| (no, s.clone()))
+            .collect();
+        let id = message.id;
+        let push = !conns.is_empty() && !self.config.has_bug(Bug::NeverPush);
+        let delivery = if push {
+            info!("💬 Real-time message: {from} → {to}");
+            self.push(&mut state, message, conns);
+            info!("✅ Message delivered to {to} via WebSocket");
+            Delivery::Websocket
+        } else {
+            info!("📬 Message {id} stored for polling: {to} is offline");
+            self.store.append_to_mailbox(message);
+            Delivery::Polling
+        };
+        let accepted = Accepted { id, delivery };
+        self.store.remember(from, &request.client_id, accepted);
+        accepted
+    }
+
+    /// M3, M5: emits `new_message` to every connection with an ack request, and
+    /// arranges the mailbox fallback.
+    fn push(
+        self: &Arc<Self>,
+        state: &mut ChatState,
+        message: Message,
+        conns: Vec<(ConnNo, SocketRef)>,
+    ) {
+        let id = message.id;
+        if self.config.has_bug(Bug::NoAckFallback) {
+            for (_, socket) in &conns {
+                let _ = socket.emit(wire::NEW_MESSAGE, &message);
+            }
+            return;
+        }
+        let mut waiting = BTreeSet::new();
+        for (conn_no, socket) in conns {
+            let sent = socket
+                .timeout(self.config.ack_timeout())
+                .emit_with_ack::<_, Value>(wire::NEW_MESSAGE, &message);
+            let Ok(ack) = sent else { continue };
+            waiting.insert(conn_no);
+            let chat = Arc::clone(self);
+            tokio::spawn(async move {
+                match ack.await {
+                    // Any answer is an acknowledgement, whatever it carries.
+                    Ok(_) | Err(AckError::Decode(_)) => chat.push_acked(id),
+                    Err(_) => chat.push_unacked(id),
+                }
+            });
+        }
+        if waiting.is_empty() {
+            // Every connection closed under us: straight to the mailbox (M5).
+            self.store.append_to_mailbox(message);
+        } else {
+            state.unacked.insert(
+                id,
+                UnackedPush {
+                    message,
+                    conns: waiting,
+                },
+            );
+        }
+    }
+
+    fn push_acked(&self, id: u64) {
+        if self.state().unacked.remove(&id).is_some() {
+            debug!("message {id} acknowledged by its recipient");
+        }
+    }
+
+    /// M5: no ack in time (or the connection failed): the mailbox gets a copy.
+    fn push_unacked(&self, id: u64) {
+        let push = self.state().unacked.remove(&id);
+        if let Some(push) = push {
+            info!(
+                "📬 Message {id} for {} stored for polling: no ack within {} ms",
+                push.message.to, self.config.ack_timeout_ms
+            );
+            self.store.append_to_mailbox(push.message);
+        }
+    }
+}
+
+fn emit_all<T: serde::Serialize>(sockets: &[&SocketRef], event: &str, data: &T) {
+    for socket in sockets {
+        // A socket that closed meanwhile gets its own user_offline path; nothing to do.
+        let _ = socket.emit(event, data);
+    }
+}
+
+/// Builds the Socket.IO layer for the chat, configured from `chat.config()`.
+pub fn socket_io_layer(chat: Arc<Chat>) -> socketioxide::layer::SocketIoLayer {
+    let config = chat.config().clone();
+    let (layer, io) = socketioxide::SocketIo::builder()
+        .ping_interval(config.ping_interval())
+        .ping_timeout(config.ping_timeout())
+        .connect_timeout(config.connect_timeout())
+        .ack_timeout(config.ack_timeout())
+        .max_payload(config.max_payload_bytes)
+        .with_state(chat)
+        .build_layer();
+    use socketioxide::handler::ConnectHandler;
+    io.ns("/", on_connect.with(identify));
+    layer
+}
+
+/// Connect middleware (I1–I3): runs before CONNECT is answered. A connection
+/// without a valid `username` on its handshake request is refused, so it is never
+/// registered; an accepted one gets its handlers before any event can arrive.
+async fn identify(socket: SocketRef, State(chat): State<Arc<Chat>>) -> Result<(), ConnectRefused> {
+    let username = match Username::from_headers(&socket.req_parts().headers) {
+        Ok(username) => username.to_string(),
+        Err(reason) if chat.config.has_bug(Bug::RegisterAnonymous) => {
+            warn!("⚠️ Connection without username (sid: {}): {reason}; registering as {ANONYMOUS} (bug register_anonymous)", socket.id);
+            ANONYMOUS.to_owned()
+        }
+        Err(reason) => {
+            warn!(
+                "⚠️ Connection without username (sid: {}): {reason}",
+                socket.id
+            );
+            return Err(ConnectRefused);
+        }
+    };
+    socket.extensions.insert(Identity { username });
+    socket.on(wire::SEND_MESSAGE, send_message);
+    socket.on_fallback(unknown_event);
+    socket.on_disconnect(on_disconnect);
+    Ok(())
+}
+
+/// Runs after CONNECT was answered: the connection enters presence (P1).
+async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>) {
+    if let Some(identity) = socket.extensions.get::<Identity>() {
+        chat.register(&socket, &identity.username);
+    }
+}
+
+async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(chat): State<Arc<Chat>>) {
+    info!("🔌 Client disconnected: {} ({reason:?})", socket.id);
+    chat.unregister(&socket);
+}
+
+/// M1, M2, B1: validates and accepts a message; every refusal is an error ack.
+async fn send_message(
+    socket: SocketRef,
+    State(chat): State<Arc<Chat>>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender,
+) {
+    let outcome = match socket.extensions.get::<Identity>() {
+        None => Err(Refusal::NotRegistered),
+        Some(identity) => SendMessage::parse(payload.as_ref().ok(), &chat.config)
+            .map(|request| chat.accept(&identity.username, request)),
+    };
+    let sent = match &outcome {
+        Ok(accepted) => ack.send(accepted),
+        Err(refusal) => {
+            info!("🚫 send_message refused (sid: {}): {refusal}", socket.id);
+            ack.send(&ErrorBody::new(refusal))
+        }
+    };
+    if let Err(e) = sent {
+        // No ack requested, or the sender is gone; the message (if accepted) is not affected.
+        debug!("send_message ack not sent: {e}");
+    }
+}
+
+/// B1: an unknown event is ignored, or answered with an error when an ack is asked for.
+async fn unknown_event(socket: SocketRef, Event(event): Event, ack: AckSender) {
+    debug!("unknown event '{event}' from {}", socket.id);
+    let _ = ack.send(&ErrorBody::new(format!("unknown event '{event}'")));
+}

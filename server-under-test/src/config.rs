@@ -1,0 +1,147 @@
+//! Server configuration: Engine.IO timers, the M5 ack timeout, input limits, and the
+//! bug switches that make the reference server deliberately wrong.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Everything the reference server can be tuned with. `Default` gives socket.io's
+/// own defaults, so a harness that reads `pingInterval`/`pingTimeout` from the
+/// handshake sees what a stock python-socketio or Node server would send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Engine.IO `pingInterval` (socket.io default 25 s).
+    pub ping_interval_ms: u64,
+    /// Engine.IO `pingTimeout` (socket.io default 20 s).
+    pub ping_timeout_ms: u64,
+    /// How long a pushed `new_message` waits for a client ack before it is also
+    /// stored in the mailbox (M5, reference 5 s).
+    pub ack_timeout_ms: u64,
+    /// How long a client may take between the Engine.IO handshake and the
+    /// Socket.IO CONNECT (socket.io default 45 s).
+    pub connect_timeout_ms: u64,
+    /// Engine.IO `maxPayload` in bytes (socket.io default 1 MB); above it the
+    /// sender's own connection may be closed (B1).
+    pub max_payload_bytes: u64,
+    /// Longest `content`, in Unicode scalar values (M1).
+    pub max_content_chars: usize,
+    /// Longest `client_id`, in characters (M1).
+    pub max_client_id_chars: usize,
+    /// Unix time in milliseconds at the moment the server starts; message `ts`
+    /// is this plus the runtime clock's elapsed time. The binary reads the wall
+    /// clock once for it; the simulation passes a constant so traces repeat.
+    pub epoch_unix_ms: u64,
+    /// Deliberate defects, empty for the reference behaviour.
+    pub bugs: Bugs,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            ack_timeout_ms: 5_000,
+            connect_timeout_ms: 45_000,
+            max_payload_bytes: 1_000_000,
+            max_content_chars: 4096,
+            max_client_id_chars: 64,
+            // 2025-10-09T00:00:00Z, the seed's date.
+            epoch_unix_ms: 1_759_968_000_000,
+            bugs: Bugs::default(),
+        }
+    }
+}
+
+impl Config {
+    /// `ping_interval_ms` as a `Duration`.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms)
+    }
+    /// `ping_timeout_ms` as a `Duration`.
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_millis(self.ping_timeout_ms)
+    }
+    /// `ack_timeout_ms` as a `Duration`.
+    pub fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms)
+    }
+    /// `connect_timeout_ms` as a `Duration`.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    /// Whether a bug switch is on.
+    pub fn has_bug(&self, bug: Bug) -> bool {
+        self.bugs.0.contains(&bug)
+    }
+}
+
+/// A known failure class the reference server can reproduce on demand, so every
+/// harness checker has a server it must reject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// A connection without a valid username is registered anyway, as `anonymous` (breaks I3).
+    RegisterAnonymous,
+    /// Online recipients are sent to the mailbox, never pushed: the seed's symptom (breaks M3).
+    NeverPush,
+    /// Presence is `username → latest sid`, overwritten on connect and deleted on any disconnect: the seed's `online_users` (breaks P2).
+    LastSidWins,
+    /// `new_message` is pushed without an ack request and never falls back to the mailbox (breaks M5).
+    NoAckFallback,
+    /// Users are never removed from presence on disconnect (breaks P3, P4).
+    StalePresence,
+}
+
+impl Bug {
+    /// Every switch, in a fixed order.
+    pub const ALL: [Bug; 5] = [
+        Bug::RegisterAnonymous,
+        Bug::NeverPush,
+        Bug::LastSidWins,
+        Bug::NoAckFallback,
+        Bug::StalePresence,
+    ];
+
+    /// The switch's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::RegisterAnonymous => "register_anonymous",
+            Bug::NeverPush => "never_push",
+            Bug::LastSidWins => "last_sid_wins",
+            Bug::NoAckFallback => "no_ack_fallback",
+            Bug::StalePresence => "stale_presence",
+        }
+    }
+
+    /// Parses a switch name as printed by [`Bug::name`].
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+impl std::fmt::Display for Bug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The set of bug switches that are on; ordered so it prints the same every time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bugs(pub BTreeSet<Bug>);
+
+impl FromIterator<Bug> for Bugs {
+    fn from_iter<I: IntoIterator<Item = Bug>>(iter: I) -> Self {
+        Bugs(iter.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bug_names_round_trip() {
+        for bug in Bug::ALL {
+            assert_eq!(Bug::from_name(bug.name()), Some(bug));
+        }
+        assert_eq!(Bug::from_name("no_such_bug"), None);
+    }
+}

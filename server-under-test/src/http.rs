@@ -1,0 +1,143 @@
+//! The plain HTTP endpoints (T2): `/health` (H1), `/api/online` (P4) and
+//! `/api/messages` (L1, L2). Every body, errors included, is JSON.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tracing::info;
+
+use crate::chat::Chat;
+use crate::store::MailboxEntry;
+use crate::username::{InvalidUsername, Username};
+use crate::wire::ErrorBody;
+
+/// The HTTP routes, with JSON answers for unknown paths and methods too.
+pub fn routes(chat: Arc<Chat>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/online", get(online))
+        .route("/api/messages", get(messages))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        })
+        .with_state(chat)
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct Online {
+    users: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Messages {
+    messages: Vec<MailboxEntry>,
+}
+
+fn error(status: StatusCode, reason: impl std::fmt::Display) -> Response {
+    (status, Json(ErrorBody::new(reason))).into_response()
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+async fn online(State(chat): State<Arc<Chat>>) -> Json<Online> {
+    Json(Online {
+        users: chat.online_users(),
+    })
+}
+
+async fn messages(
+    State(chat): State<Arc<Chat>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let username = match Username::from_headers(&headers) {
+        Ok(username) => username,
+        Err(reason) => {
+            info!("🚫 poll refused: {reason}");
+            return error(StatusCode::UNAUTHORIZED, InvalidUsername::WIRE_REASON);
+        }
+    };
+    let after = match parse_after(query.as_deref().unwrap_or("")) {
+        Ok(after) => after,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let messages = chat.store().mailbox_after(username.as_str(), after);
+    Json(Messages { messages }).into_response()
+}
+
+/// Why an `after` cursor is refused (L1).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadCursor {
+    /// `after` appears more than once.
+    #[error("'after' given more than once")]
+    Repeated,
+    /// Not a base-10 u64: empty, signed, non-digit or overflowing.
+    #[error("'after' must be a base-10 unsigned 64-bit integer, got {0:?}")]
+    NotU64(String),
+}
+
+/// Reads the `after` cursor from a query string (L1): absent means 0.
+pub fn parse_after(query: &str) -> Result<u64, BadCursor> {
+    let mut values = form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "after")
+        .map(|(_, value)| value.into_owned());
+    let Some(value) = values.next() else {
+        return Ok(0);
+    };
+    if values.next().is_some() {
+        return Err(BadCursor::Repeated);
+    }
+    // `u64::from_str` accepts a leading '+'; the contract does not.
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadCursor::NotU64(value));
+    }
+    value.parse().map_err(|_| BadCursor::NotU64(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_defaults_to_zero_and_reads_digits_l1() {
+        assert_eq!(parse_after(""), Ok(0));
+        assert_eq!(parse_after("other=1"), Ok(0));
+        assert_eq!(parse_after("after=0"), Ok(0));
+        assert_eq!(parse_after("after=42&x=y"), Ok(42));
+        assert_eq!(parse_after("after=18446744073709551615"), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn cursor_refuses_everything_else_l1() {
+        for bad in [
+            "after=",
+            "after",
+            "after=-1",
+            "after=%2B1",
+            "after=+1",
+            "after=1.0",
+            "after=abc",
+            "after=%201",
+            "after=18446744073709551616",
+        ] {
+            assert!(
+                matches!(parse_after(bad), Err(BadCursor::NotU64(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_after("after=1&after=2"), Err(BadCursor::Repeated));
+    }
+}

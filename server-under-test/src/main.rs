@@ -1,0 +1,84 @@
+//! `server-under-test`: the reference chat server on real TCP.
+//!
+//! ```text
+//! cargo run -p server-under-test -- --addr 127.0.0.1:8000 [--bug NAME]...
+//! ```
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::serve::ListenerExt;
+use clap::Parser;
+use server_under_test::{Bug, Config};
+
+/// Reference server for the chat presence wire contract v1 (Socket.IO v5 + HTTP on one port).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    /// Turn on a deliberate defect (repeatable): register_anonymous, never_push,
+    /// last_sid_wins, no_ack_fallback, stale_presence.
+    #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
+    bugs: Vec<Bug>,
+    /// Engine.IO ping interval in milliseconds.
+    #[arg(long, default_value_t = Config::default().ping_interval_ms)]
+    ping_interval_ms: u64,
+    /// Engine.IO ping timeout in milliseconds.
+    #[arg(long, default_value_t = Config::default().ping_timeout_ms)]
+    ping_timeout_ms: u64,
+    /// How long a pushed message waits for the recipient's ack before it is also
+    /// stored for polling (M5).
+    #[arg(long, default_value_t = Config::default().ack_timeout_ms)]
+    ack_timeout_ms: u64,
+    /// Engine.IO maxPayload in bytes.
+    #[arg(long, default_value_t = Config::default().max_payload_bytes)]
+    max_payload_bytes: u64,
+}
+
+fn parse_bug(name: &str) -> Result<Bug, String> {
+    Bug::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown bug '{name}'; known: {}", known.join(", "))
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "server_under_test=info".into()),
+        )
+        .with_target(false)
+        .init();
+
+    let config = Config {
+        ping_interval_ms: args.ping_interval_ms,
+        ping_timeout_ms: args.ping_timeout_ms,
+        ack_timeout_ms: args.ack_timeout_ms,
+        max_payload_bytes: args.max_payload_bytes,
+        // The only wall-clock read: message `ts` counts from here.
+        epoch_unix_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
+        bugs: args.bugs.into_iter().collect(),
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
+    let addr = listener.local_addr()?;
+    let bugs: Vec<&str> = config.bugs.0.iter().map(|b| b.name()).collect();
+    if bugs.is_empty() {
+        println!("listening on http://{addr}");
+    } else {
+        println!("listening on http://{addr} with bugs: {}", bugs.join(", "));
+    }
+    // Small frames are the whole traffic: Nagle would add tens of ms to a push (M3).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    server_under_test::serve(listener, config).await?;
+    Ok(())
+}

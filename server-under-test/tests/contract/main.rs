@@ -1,0 +1,11 @@
+//! The reference server against the wire contract, clause by clause, over real
+//! loopback TCP with rust_socketio as an independent client.
+
+mod bad_input;
+mod bugs;
+mod identity;
+mod messaging;
+mod polling;
+mod presence;
+mod support;
+mod transport;

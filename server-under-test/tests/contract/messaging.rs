@@ -1,0 +1,123 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_recipient_gets_a_push_and_sender_an_ack_m2_m3() {
+    let server = start(quick_config()).await;
+    let alice = Peer::connect(&server.url, "alice").await;
+    let mut bob = Peer::connect(&server.url, "bob").await;
+    let ack = alice.send("bob", "Hello", "c1").await;
+    assert_eq!(ack["delivery"], "websocket");
+    let id = ack["id"].as_u64().expect("u64 id");
+    let pushed = bob.next_event("new_message").await;
+    assert_eq!(pushed["id"], id);
+    assert_eq!(pushed["from"], "alice");
+    assert_eq!(pushed["to"], "bob");
+    assert_eq!(pushed["content"], "Hello");
+    assert!(pushed["ts"]
+        .as_u64()
+        .is_some_and(|ts| ts > 1_700_000_000_000));
+    assert_eq!(
+        ack.as_object().unwrap().len(),
+        2,
+        "ack is exactly {{id, delivery}}: {ack}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_recipient_is_stored_for_polling_m4() {
+    let server = start(quick_config()).await;
+    let alice = Peer::connect(&server.url, "alice").await;
+    let ack = alice.send("nobody_yet", "later", "c1").await;
+    assert_eq!(ack["delivery"], "polling");
+    let (_, body) = poll(&server.url, Some("nobody_yet"), "?after=0").await;
+    let entry = &body["messages"][0];
+    assert_eq!(entry["seq"], 1);
+    assert_eq!(entry["id"], ack["id"]);
+    assert_eq!(entry["from"], "alice");
+    assert_eq!(entry["content"], "later");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_strictly_increase_and_from_is_never_the_payloads_m2() {
+    let server = start(quick_config()).await;
+    let mallory = Peer::connect(&server.url, "mallory").await;
+    let mut last = 0;
+    for i in 0..5 {
+        let ack = mallory
+            .emit_acked(
+                "send_message",
+                vec![json!({"to": "bob", "content": "x", "client_id": format!("c{i}"), "from": "alice"})],
+            )
+            .await;
+        let id = ack["id"].as_u64().unwrap();
+        assert!(id > last, "{id} after {last}");
+        last = id;
+    }
+    let (_, body) = poll(&server.url, Some("bob"), "").await;
+    for entry in body["messages"].as_array().unwrap() {
+        assert_eq!(entry["from"], "mallory");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_the_same_client_id_returns_the_original_ack_m1() {
+    // The contract's MAY, taken by the reference: a retry is not a second message.
+    let server = start(quick_config()).await;
+    let alice = Peer::connect(&server.url, "alice").await;
+    let first = alice.send("bob", "once", "same").await;
+    let again = alice.send("bob", "once", "same").await;
+    assert_eq!(first, again);
+    let (_, body) = poll(&server.url, Some("bob"), "").await;
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_push_also_lands_in_the_mailbox_m5() {
+    // rust_socketio never answers the server's ack request on new_message: the
+    // ack timeout (400 ms here) must move a copy to the mailbox.
+    let server = start(quick_config()).await;
+    let alice = Peer::connect(&server.url, "alice").await;
+    let mut bob = Peer::connect(&server.url, "bob").await;
+    let ack = alice.send("bob", "did you get it?", "c1").await;
+    assert_eq!(ack["delivery"], "websocket");
+    bob.next_event("new_message").await;
+    let (_, now) = poll(&server.url, Some("bob"), "").await;
+    assert_eq!(now["messages"], json!([]), "not before the ack timeout");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, later) = poll(&server.url, Some("bob"), "").await;
+    assert_eq!(later["messages"][0]["id"], ack["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_to_a_connection_that_closes_unacked_is_stored_m5() {
+    // A long ack timeout, so only the close can trigger the fallback.
+    let server = start(server_under_test::Config {
+        ack_timeout_ms: 60_000,
+        ..quick_config()
+    })
+    .await;
+    let alice = Peer::connect(&server.url, "alice").await;
+    let mut bob = Peer::connect(&server.url, "bob").await;
+    let ack = alice.send("bob", "m", "c1").await;
+    bob.next_event("new_message").await;
+    bob.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, body) = poll(&server.url, Some("bob"), "").await;
+    assert_eq!(body["messages"][0]["id"], ack["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_to_self_is_pushed_to_own_tabs_m3() {
+    let server = start(quick_config()).await;
+    let mut alice = Peer::connect(&server.url, "alice").await;
+    let ack = alice.send("alice", "note to self", "c1").await;
+    assert_eq!(ack["delivery"], "websocket");
+    assert_eq!(
+        alice.next_event("new_message").await["content"],
+        "note to self"
+    );
+}
