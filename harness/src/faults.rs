@@ -1,0 +1,235 @@
+//! The fault plan: what the simulated network does to whom, and when.
+//!
+//! Faults act on the link between a client host and the server host. Turmoil 0.7's
+//! TCP has semantics a plan must be designed around (measured):
+//! - it never retransmits: a segment lost to a partition stalls that direction of
+//!   the connection for good, so a partition, even a short blip, leaves the
+//!   connections that had data in flight silently dead — exactly the half-open
+//!   connections the Engine.IO ping timeout exists to notice;
+//! - `fail_rate` partitions a whole link and drops what is in flight, so random
+//!   per-message drops are modelled as blips (short partitions) instead;
+//! - a connect attempted during a partition fails at once with ConnectionRefused
+//!   (not a timeout), so reconnect backoff runs at full speed;
+//! - `hold` queues a link's messages and delivers them late, in order, at release;
+//! - a crashed client's FIN can be lost behind a partition, leaving the server's
+//!   side half-open until its ping timeout.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Which faults a generated plan may use.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct FaultMenu {
+    /// Random link latency between `latency_ms_min` and a swarm-chosen max.
+    pub latency: bool,
+    /// Short partitions that drop in-flight segments.
+    pub blip: bool,
+    /// Partitions both ways, lasting seconds.
+    pub partition: bool,
+    /// One-way partitions.
+    pub oneway: bool,
+    /// Holds: a link stops delivering, then delivers everything late.
+    pub hold: bool,
+    /// Client process crash and restart (a user action, see `Action::Crash`).
+    pub crash: bool,
+}
+
+impl FaultMenu {
+    /// Every fault.
+    pub fn all() -> Self {
+        Self {
+            latency: true,
+            blip: true,
+            partition: true,
+            oneway: true,
+            hold: true,
+            crash: true,
+        }
+    }
+
+    /// Parses `all`, `none` or a comma list of `latency,blip,partition,oneway,hold,crash`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "all" => return Ok(Self::all()),
+            "none" | "" => return Ok(Self::default()),
+            _ => {}
+        }
+        let mut menu = Self::default();
+        for name in text.split(',') {
+            let slot = match name.trim() {
+                "latency" => &mut menu.latency,
+                "blip" => &mut menu.blip,
+                "partition" => &mut menu.partition,
+                "oneway" => &mut menu.oneway,
+                "hold" => &mut menu.hold,
+                "crash" => &mut menu.crash,
+                other => {
+                    return Err(format!(
+                        "unknown fault '{other}'; use all, none, or a list of latency,blip,partition,oneway,hold,crash"
+                    ))
+                }
+            };
+            *slot = true;
+        }
+        Ok(menu)
+    }
+}
+
+/// What happens to one link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Nothing crosses in either direction; in-flight segments are lost.
+    Partition,
+    /// Client → server is cut; server → client still flows.
+    PartitionToServer,
+    /// Server → client is cut; client → server still flows.
+    PartitionFromServer,
+    /// Nothing is delivered until the end, then everything, in order.
+    Hold,
+}
+
+/// One timed fault on the link between `host` and the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// When it starts.
+    pub at_ms: u64,
+    /// How long it lasts.
+    pub duration_ms: u64,
+    /// The client host whose link to the server suffers.
+    pub host: String,
+    /// What happens.
+    pub kind: FaultKind,
+}
+
+impl Fault {
+    /// When it ends.
+    pub fn end_ms(&self) -> u64 {
+        self.at_ms + self.duration_ms
+    }
+}
+
+/// The whole plan: baseline latency for every link plus timed faults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// Smallest one-way message latency.
+    pub latency_ms_min: u64,
+    /// Largest one-way message latency.
+    pub latency_ms_max: u64,
+    /// Timed faults, sorted by start.
+    pub faults: Vec<Fault>,
+}
+
+/// Links up to this max latency count as healthy for the 100 ms push bound (M3):
+/// two hops plus turmoil's tick rounding stay inside it.
+pub const HEALTHY_LATENCY_MS_MAX: u64 = 30;
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        Self::calm()
+    }
+}
+
+impl FaultPlan {
+    /// No faults, a LAN-like 1–10 ms latency.
+    pub fn calm() -> Self {
+        Self {
+            latency_ms_min: 1,
+            latency_ms_max: 10,
+            faults: Vec::new(),
+        }
+    }
+
+    /// Whether the baseline latency keeps pushes inside M3's 100 ms.
+    pub fn is_latency_healthy(&self) -> bool {
+        self.latency_ms_max <= HEALTHY_LATENCY_MS_MAX
+    }
+
+    /// Whether any fault touches `host` during `[from_ms, to_ms]`.
+    pub fn touches(&self, host: &str, from_ms: u64, to_ms: u64) -> bool {
+        self.faults
+            .iter()
+            .any(|f| f.host == host && f.at_ms <= to_ms && f.end_ms() >= from_ms)
+    }
+
+    /// A plan drawn from `rng`, TigerBeetle-swarm style: each run enables a random
+    /// subset of the menu and a random intensity, so different seeds stress
+    /// different mixes instead of all of them a little.
+    pub fn swarm(rng: &mut impl Rng, menu: &FaultMenu, hosts: &[String], active_ms: u64) -> Self {
+        let mut plan = Self::calm();
+        if menu.latency && rng.random_bool(0.5) {
+            plan.latency_ms_max = [10, 30, 80, 250][rng.random_range(0..4)];
+        }
+        let mut kinds: Vec<(FaultKind, u64, u64)> = Vec::new();
+        if menu.blip && rng.random_bool(0.6) {
+            kinds.push((FaultKind::Partition, 20, 200));
+        }
+        if menu.partition && rng.random_bool(0.6) {
+            kinds.push((FaultKind::Partition, 1_000, 15_000));
+        }
+        if menu.oneway && rng.random_bool(0.5) {
+            kinds.push((FaultKind::PartitionToServer, 500, 10_000));
+            kinds.push((FaultKind::PartitionFromServer, 500, 10_000));
+        }
+        if menu.hold && rng.random_bool(0.5) {
+            kinds.push((FaultKind::Hold, 200, 5_000));
+        }
+        if kinds.is_empty() || hosts.is_empty() {
+            return plan;
+        }
+        let count = rng.random_range(1..=(active_ms / 10_000).clamp(2, 12));
+        for _ in 0..count {
+            let (kind, min, max) = kinds[rng.random_range(0..kinds.len())];
+            let duration_ms = rng.random_range(min..=max);
+            let at_ms = rng.random_range(0..active_ms.saturating_sub(duration_ms).max(1));
+            let host = hosts[rng.random_range(0..hosts.len())].clone();
+            plan.faults.push(Fault {
+                at_ms,
+                duration_ms,
+                host,
+                kind,
+            });
+        }
+        plan.faults
+            .sort_by(|a, b| (a.at_ms, &a.host).cmp(&(b.at_ms, &b.host)));
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn menu_parses_lists_and_refuses_unknown_names() {
+        assert_eq!(FaultMenu::parse("all"), Ok(FaultMenu::all()));
+        assert_eq!(FaultMenu::parse("none"), Ok(FaultMenu::default()));
+        let m = FaultMenu::parse("blip,hold").unwrap();
+        assert!(m.blip && m.hold && !m.partition);
+        assert!(FaultMenu::parse("blip,flood")
+            .unwrap_err()
+            .contains("flood"));
+    }
+
+    #[test]
+    fn swarm_is_a_function_of_the_seed() {
+        let hosts = vec!["c0".to_owned(), "c1".to_owned()];
+        let plan = |seed| {
+            FaultPlan::swarm(
+                &mut rand::rngs::SmallRng::seed_from_u64(seed),
+                &FaultMenu::all(),
+                &hosts,
+                60_000,
+            )
+        };
+        assert_eq!(plan(7), plan(7));
+        assert!(
+            (0..20).any(|s| plan(s) != plan(7)),
+            "different seeds, different mixes"
+        );
+        for f in plan(7).faults {
+            assert!(f.end_ms() <= 60_000, "{f:?} heals inside the active phase");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! `harness`: see `harness --help`.
+fn main() -> std::process::ExitCode {
+    harness::cli::main()
+}

@@ -1,0 +1,431 @@
+//! The trace: every client-observable event and every injected fault, stamped
+//! with simulated time, as plain serde data, and a fixed-column renderer for
+//! human eyes. Random ids never enter it: connections are named `user#n`.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use server_under_test::store::Delivery;
+
+use crate::faults::FaultKind;
+use crate::scenario::{HeaderPolicy, OpenMode};
+
+/// How a message reached a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// A `new_message` push over the Engine.IO websocket transport.
+    Websocket,
+    /// A `new_message` push while the session was still on polling.
+    PollingTransport,
+    /// A mailbox entry from `GET /api/messages`.
+    Mailbox,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum What {
+    /// A connection starts opening.
+    ConnectAttempt {
+        /// Transport order.
+        open: OpenMode,
+        /// The header policy; `header_sent` says whether it reached the handshake.
+        header: HeaderPolicy,
+        /// Whether the handshake request carried a `username` header at all.
+        header_sent: bool,
+    },
+    /// The Engine.IO session could not be opened.
+    OpenFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The Engine.IO session is open (after the upgrade, when polling first).
+    Opened {
+        /// Server's ping interval.
+        ping_interval_ms: u64,
+        /// Server's ping timeout.
+        ping_timeout_ms: u64,
+    },
+    /// The namespace CONNECT was accepted.
+    Connected,
+    /// The namespace CONNECT was refused with CONNECT_ERROR.
+    ConnectRefused {
+        /// The error data's `message`.
+        message: String,
+    },
+    /// A `user_online` or `user_offline` event.
+    Presence {
+        /// Whose presence.
+        username: String,
+        /// `user_online` (true) or `user_offline` (false).
+        online: bool,
+    },
+    /// `send_message` emitted with an ack request.
+    Sent {
+        /// The sender-unique id.
+        client_id: String,
+        /// Recipient.
+        to: String,
+    },
+    /// A malformed `send_message` emitted (B1).
+    SentRaw {
+        /// The sender-unique id of this attempt.
+        client_id: String,
+    },
+    /// `send_message` could not be emitted: no tab was connected.
+    NotSent {
+        /// The id the message would have had.
+        client_id: String,
+        /// Recipient.
+        to: String,
+    },
+    /// The server accepted a message (M2).
+    Accepted {
+        /// The sender-unique id.
+        client_id: String,
+        /// The server's message id.
+        id: u64,
+        /// Push or mailbox.
+        delivery: Delivery,
+    },
+    /// The server refused a message with `{"error"}`.
+    Refused {
+        /// The sender-unique id.
+        client_id: String,
+        /// The error reason.
+        error: String,
+    },
+    /// No ack arrived: timeout, or the connection ended first.
+    AckLost {
+        /// The sender-unique id.
+        client_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A message reached the client.
+    Received {
+        /// Message id.
+        id: u64,
+        /// Sender as the server says.
+        from: String,
+        /// Recipient as the server says.
+        to: String,
+        /// Push or mailbox.
+        via: Via,
+        /// The client had already shown this id (de-duplicated, M5).
+        duplicate: bool,
+    },
+    /// A mailbox poll answered 200.
+    Polled {
+        /// The cursor sent.
+        after: u64,
+        /// The `seq`s returned.
+        seqs: Vec<u64>,
+    },
+    /// A mailbox poll failed (status or transport).
+    PollFailed {
+        /// The cursor sent.
+        after: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The connection ended.
+    Disconnected {
+        /// Why: client close, crash, transport close, ping timeout, server disconnect.
+        reason: String,
+    },
+    /// The client will try again.
+    ReconnectScheduled {
+        /// 1-based attempt number.
+        attempt: u32,
+        /// Backoff before it.
+        delay_ms: u64,
+    },
+    /// The client stopped reconnecting after its last attempt.
+    GaveUp,
+    /// `GET /api/online` answered.
+    OnlineProbe {
+        /// The users listed.
+        users: Vec<String>,
+    },
+    /// `GET /api/online` failed.
+    ProbeFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The world injected a fault.
+    FaultStart {
+        /// Affected client host.
+        host: String,
+        /// What.
+        fault: FaultKind,
+    },
+    /// The world healed a fault.
+    FaultEnd {
+        /// Affected client host.
+        host: String,
+        /// What ended.
+        fault: FaultKind,
+    },
+    /// The active phase ended; the network is healed from here on.
+    HealPhase,
+}
+
+/// One event: when, who, what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Simulated (or, on real TCP, elapsed) time since the start, ms.
+    pub at_ms: u64,
+    /// `user#n` for a connection, `user` for polls and user actions,
+    /// `observer`, or `world` for faults.
+    pub actor: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub what: What,
+}
+
+/// The events of one run, in the order they happened.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace {
+    /// The events.
+    pub events: Vec<Event>,
+}
+
+/// Where the time stamps of a recording come from.
+#[derive(Clone, Copy, Debug)]
+pub enum TraceClock {
+    /// Turmoil's simulated clock.
+    Simulated,
+    /// The tokio clock, from this instant.
+    Real(tokio::time::Instant),
+}
+
+impl TraceClock {
+    /// Milliseconds since the start of the run.
+    pub fn now_ms(&self) -> u64 {
+        let elapsed = match self {
+            TraceClock::Simulated => turmoil::sim_elapsed().unwrap_or_default(),
+            TraceClock::Real(start) => start.elapsed(),
+        };
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A shared, append-only recording the actors write into.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    clock: TraceClock,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Recorder {
+    /// An empty recording on `clock`.
+    pub fn new(clock: TraceClock) -> Self {
+        Self {
+            clock,
+            events: Arc::default(),
+        }
+    }
+
+    /// Records `what` by `actor` now.
+    pub fn record(&self, actor: &str, what: What) {
+        self.record_at(self.clock.now_ms(), actor, what);
+    }
+
+    /// Records `what` at a given time (the world's faults, stamped from outside).
+    pub fn record_at(&self, at_ms: u64, actor: &str, what: What) {
+        let event = Event {
+            at_ms,
+            actor: actor.to_owned(),
+            what,
+        };
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event);
+    }
+
+    /// The clock's time now.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// A copy of the recording so far, sorted by time (stable for equal times).
+    pub fn trace(&self) -> Trace {
+        let mut events = self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        events.sort_by_key(|e| e.at_ms);
+        Trace { events }
+    }
+}
+
+impl Trace {
+    /// One line per event, fixed columns: time, actor, event, details.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for event in &self.events {
+            let _ = writeln!(out, "{}", render_event(event));
+        }
+        out
+    }
+
+    /// SHA-256 of the rendered trace, hex: equal hashes, byte-identical traces.
+    pub fn hash_hex(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.render().as_bytes());
+        digest.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
+/// `   12.345s  alice#1          connected`
+pub fn render_event(event: &Event) -> String {
+    let (name, detail) = describe(&event.what);
+    let secs = event.at_ms / 1000;
+    let ms = event.at_ms % 1000;
+    format!(
+        "{secs:>6}.{ms:03}s  {:<16} {name:<18} {detail}",
+        event.actor
+    )
+    .trim_end()
+    .to_owned()
+}
+
+fn describe(what: &What) -> (&'static str, String) {
+    match what {
+        What::ConnectAttempt {
+            open,
+            header,
+            header_sent,
+        } => (
+            "connect-attempt",
+            format!("open={open:?} header={header:?} sent={header_sent}"),
+        ),
+        What::OpenFailed { reason } => ("open-failed", reason.clone()),
+        What::Opened {
+            ping_interval_ms,
+            ping_timeout_ms,
+        } => (
+            "opened",
+            format!("ping={ping_interval_ms}ms timeout={ping_timeout_ms}ms"),
+        ),
+        What::Connected => ("connected", String::new()),
+        What::ConnectRefused { message } => ("connect-refused", format!("{message:?}")),
+        What::Presence {
+            username,
+            online: true,
+        } => ("user-online", username.clone()),
+        What::Presence {
+            username,
+            online: false,
+        } => ("user-offline", username.clone()),
+        What::Sent { client_id, to } => ("send", format!("{client_id} → {to}")),
+        What::SentRaw { client_id } => ("send-malformed", client_id.clone()),
+        What::NotSent { client_id, to } => {
+            ("not-sent", format!("{client_id} → {to} (no connected tab)"))
+        }
+        What::Accepted {
+            client_id,
+            id,
+            delivery,
+        } => ("ack", format!("{client_id} id={id} delivery={delivery:?}")),
+        What::Refused { client_id, error } => ("ack-error", format!("{client_id} {error:?}")),
+        What::AckLost { client_id, reason } => ("ack-lost", format!("{client_id} ({reason})")),
+        What::Received {
+            id,
+            from,
+            to,
+            via,
+            duplicate,
+        } => (
+            if *duplicate {
+                "received-again"
+            } else {
+                "received"
+            },
+            format!("id={id} {from} → {to} via={via:?}"),
+        ),
+        What::Polled { after, seqs } => ("poll", format!("after={after} seqs={seqs:?}")),
+        What::PollFailed { after, reason } => ("poll-failed", format!("after={after} ({reason})")),
+        What::Disconnected { reason } => ("disconnected", reason.clone()),
+        What::ReconnectScheduled { attempt, delay_ms } => {
+            ("reconnect", format!("attempt {attempt} in {delay_ms}ms"))
+        }
+        What::GaveUp => ("gave-up", String::new()),
+        What::OnlineProbe { users } => ("online", format!("{users:?}")),
+        What::ProbeFailed { reason } => ("online-failed", reason.clone()),
+        What::FaultStart { host, fault } => ("fault", format!("{fault:?} {host} ⇹ server")),
+        What::FaultEnd { host, fault } => ("healed", format!("{fault:?} {host} ⇹ server")),
+        What::HealPhase => (
+            "heal-phase",
+            "faults over; liveness judged from here".into(),
+        ),
+    }
+}
+
+/// The trace as a Mermaid sequence diagram: users, server and world as
+/// participants, one arrow per event.
+pub fn mermaid(trace: &Trace) -> String {
+    let mut out = String::from("sequenceDiagram\n    participant world\n    participant server\n");
+    for event in &trace.events {
+        let (name, detail) = describe(&event.what);
+        let actor = event.actor.replace('#', "_");
+        let secs = event.at_ms as f64 / 1000.0;
+        let line = match &event.what {
+            What::FaultStart { .. } | What::FaultEnd { .. } | What::HealPhase => {
+                format!("    Note over world,server: {secs:.3}s {name} {detail}")
+            }
+            What::Sent { .. }
+            | What::SentRaw { .. }
+            | What::ConnectAttempt { .. }
+            | What::Polled { .. } => {
+                format!("    {actor}->>server: {secs:.3}s {name} {detail}")
+            }
+            _ => format!("    server-->>{actor}: {secs:.3}s {name} {detail}"),
+        };
+        let _ = writeln!(out, "{}", line.replace(';', ",").trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_fixed_columns() {
+        let event = Event {
+            at_ms: 1_234,
+            actor: "alice#1".into(),
+            what: What::Connected,
+        };
+        assert_eq!(
+            render_event(&event),
+            "     1.234s  alice#1          connected"
+        );
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let event = Event {
+            at_ms: 5,
+            actor: "bob".into(),
+            what: What::Received {
+                id: 3,
+                from: "a".into(),
+                to: "bob".into(),
+                via: Via::Mailbox,
+                duplicate: false,
+            },
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
+    }
+}
