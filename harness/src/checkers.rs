@@ -679,3 +679,121 @@ pub fn summarize(trace: &Trace, scenario: &Scenario) -> Summary {
     summary.push_latency_p99_ms = pct(99);
     summary
 }
+
+#[cfg(test)]
+mod tests {
+    //! M2, M4 and L1 have no reference-server bug switch; hand-built traces
+    //! prove their checkers can fail.
+    use super::*;
+    use crate::scenario::UserSpec;
+
+    fn scenario() -> Scenario {
+        Scenario {
+            seed: 0,
+            users: vec![UserSpec::node("a"), UserSpec::node("b")],
+            steps: Vec::new(),
+            faults: FaultPlan::calm(),
+            active_ms: 10_000,
+            heal_ms: 10_000,
+        }
+    }
+
+    fn at(at_ms: u64, actor: &str, what: What) -> Event {
+        Event {
+            at_ms,
+            actor: actor.into(),
+            what,
+        }
+    }
+
+    fn mail_trace(delivery: Delivery, from: &str, polled_with: Vec<u64>) -> Trace {
+        let mut events = vec![
+            at(100, "a#1", What::Connected),
+            at(
+                200,
+                "a#1",
+                What::Sent {
+                    client_id: "a-1".into(),
+                    to: "b".into(),
+                },
+            ),
+            at(
+                210,
+                "a#1",
+                What::Accepted {
+                    client_id: "a-1".into(),
+                    id: 1,
+                    delivery,
+                },
+            ),
+        ];
+        if !polled_with.is_empty() {
+            events.push(at(
+                5_000,
+                "b",
+                What::Polled {
+                    after: 0,
+                    seqs: polled_with,
+                },
+            ));
+            let what = What::Received {
+                id: 1,
+                from: from.into(),
+                to: "b".into(),
+                via: Via::Mailbox,
+                duplicate: false,
+            };
+            events.push(at(5_000, "b", what));
+        } else {
+            events.push(at(
+                5_000,
+                "b",
+                What::Polled {
+                    after: 0,
+                    seqs: vec![],
+                },
+            ));
+        }
+        events.push(at(10_000, "world", What::HealPhase));
+        Trace { events }
+    }
+
+    #[test]
+    fn a_correct_mailbox_delivery_passes() {
+        assert_eq!(
+            check_all(&mail_trace(Delivery::Polling, "a", vec![1]), &scenario()),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_forged_sender_is_m2() {
+        let v = from_is_the_sender(&Facts::new(
+            &mail_trace(Delivery::Polling, "mallory", vec![1]),
+            &scenario(),
+        ));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].clause, Clause::M2);
+    }
+
+    #[test]
+    fn a_push_ack_for_an_offline_recipient_is_m4() {
+        let v = offline_recipients_get_mail(&Facts::new(
+            &mail_trace(Delivery::Websocket, "a", vec![1]),
+            &scenario(),
+        ));
+        assert_eq!(
+            v.iter().map(|v| v.clause).collect::<Vec<_>>(),
+            vec![Clause::M4]
+        );
+    }
+
+    #[test]
+    fn a_poll_that_misses_a_stored_message_is_l1_and_its_loss_l2() {
+        let trace = mail_trace(Delivery::Polling, "a", vec![]);
+        let v = check_all(&trace, &scenario());
+        let clauses: Vec<Clause> = v.iter().map(|v| v.clause).collect();
+        assert!(clauses.contains(&Clause::L1), "{v:#?}");
+        assert!(clauses.contains(&Clause::L2), "{v:#?}");
+    }
+}

@@ -354,6 +354,7 @@ async fn run_tab<C: Connector>(
             connected: &connected,
             next_ack_id: 0,
             pending: Vec::new(),
+            early: Vec::new(),
         };
         let end = session.run(&mut commands).await;
         connected.store(false, Ordering::SeqCst);
@@ -413,6 +414,8 @@ struct Session<'a, C> {
     connected: &'a AtomicBool,
     next_ack_id: u64,
     pending: Vec<PendingAck>,
+    /// Socket.IO packets that arrived over polling right after CONNECT.
+    early: Vec<String>,
 }
 
 type Ws<C> = WebSocketStream<<C as Connector>::Stream>;
@@ -551,6 +554,10 @@ impl<C: Connector> Session<'_, C> {
                 )))
             }
         };
+        self.record(What::Opened {
+            ping_interval_ms: handshake.ping_interval,
+            ping_timeout_ms: handshake.ping_timeout,
+        });
         let session = format!("{base}&sid={}", handshake.sid);
         let post = |body: String| {
             transport::request(
@@ -569,7 +576,7 @@ impl<C: Connector> Session<'_, C> {
             )));
         }
         // Long-poll until the namespace answers, answering pings on the way.
-        let refused = 'answered: loop {
+        let refused = loop {
             let got = transport::request(
                 connector,
                 http::Method::GET,
@@ -584,6 +591,7 @@ impl<C: Connector> Session<'_, C> {
                     got.status
                 )));
             }
+            let mut answer = None;
             for packet in EioPacket::decode_payload(&got.body)
                 .map_err(|e| TransportError::Protocol(e.to_string()))?
             {
@@ -591,16 +599,17 @@ impl<C: Connector> Session<'_, C> {
                     EioPacket::Ping(_) => {
                         post(EioPacket::Pong(String::new()).encode()).await?;
                     }
-                    EioPacket::Message(data) => {
-                        if let Some(refused) = self.on_connect_reply(&data) {
-                            break 'answered refused;
-                        }
-                    }
+                    // Whatever follows CONNECT in the same payload came over polling.
+                    EioPacket::Message(data) if answer.is_some() => self.early.push(data),
+                    EioPacket::Message(data) => answer = self.on_connect_reply(&data),
                     EioPacket::Close => {
                         return Err(TransportError::Protocol("closed before CONNECT".into()))
                     }
                     _ => {}
                 }
+            }
+            if let Some(refused) = answer {
+                break refused;
             }
         };
         let path = format!(
@@ -623,10 +632,9 @@ impl<C: Connector> Session<'_, C> {
             }
             send_eio(&mut ws, &EioPacket::Upgrade).await?;
         }
-        self.record(What::Opened {
-            ping_interval_ms: handshake.ping_interval,
-            ping_timeout_ms: handshake.ping_timeout,
-        });
+        if !refused {
+            self.record(What::Upgraded);
+        }
         Ok((ws, handshake, refused))
     }
 
@@ -659,6 +667,23 @@ impl<C: Connector> Session<'_, C> {
     ) -> End {
         let silence_limit = Duration::from_millis(handshake.ping_interval + handshake.ping_timeout);
         let mut heartbeat_deadline = Instant::now() + silence_limit;
+        for data in std::mem::take(&mut self.early) {
+            match self.on_message(&mut ws, &data, Via::PollingTransport).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.record(What::Disconnected {
+                        reason: "server disconnect".into(),
+                    });
+                    return End::Lost;
+                }
+                Err(e) => {
+                    self.record(What::Disconnected {
+                        reason: e.to_string(),
+                    });
+                    return End::Lost;
+                }
+            }
+        }
         loop {
             let ack_deadline = self.pending.iter().map(|p| p.deadline).min();
             let reason = tokio::select! {
@@ -691,7 +716,7 @@ impl<C: Connector> Session<'_, C> {
                             heartbeat_deadline = Instant::now() + silence_limit;
                             match send_eio(&mut ws, &EioPacket::Pong(String::new())).await { Ok(()) => continue, Err(e) => e.to_string() }
                         }
-                        Ok(EioPacket::Message(data)) => match self.on_message(&mut ws, &data).await {
+                        Ok(EioPacket::Message(data)) => match self.on_message(&mut ws, &data, Via::Websocket).await {
                             Ok(true) => continue,
                             Ok(false) => "server disconnect".to_owned(),
                             Err(e) => e.to_string(),
@@ -743,7 +768,12 @@ impl<C: Connector> Session<'_, C> {
     }
 
     /// Handles a Socket.IO packet; `Ok(false)` when the server disconnected us.
-    async fn on_message(&mut self, ws: &mut Ws<C>, data: &str) -> Result<bool, TransportError> {
+    async fn on_message(
+        &mut self,
+        ws: &mut Ws<C>,
+        data: &str,
+        via: Via,
+    ) -> Result<bool, TransportError> {
         match SioPacket::decode(data) {
             Ok(SioPacket::Event { name, args, ack_id }) => {
                 let first = args.into_iter().next().unwrap_or(Value::Null);
@@ -760,7 +790,7 @@ impl<C: Connector> Session<'_, C> {
                         });
                     }
                     "new_message" => match serde_json::from_value::<Message>(first) {
-                        Ok(message) => self.shared.receive(&self.label, &message, Via::Websocket),
+                        Ok(message) => self.shared.receive(&self.label, &message, via),
                         Err(e) => tracing::warn!("{}: malformed new_message: {e}", self.label),
                     },
                     _ => {}

@@ -278,6 +278,14 @@ mod tests {
         assert!(SioPacket::decode("2[42]").is_err());
         assert!(SioPacket::decode("3[1]").is_err());
         assert!(SioPacket::decode("4nope").is_err());
-        assert_eq!(SioPacket::decode("/admin,1"), Ok(SioPacket::Disconnect));
+        assert_eq!(SioPacket::decode("1/admin,"), Ok(SioPacket::Disconnect));
+        assert_eq!(
+            SioPacket::decode("2/admin,5[\"e\"]"),
+            Ok(SioPacket::Event {
+                name: "e".into(),
+                args: vec![],
+                ack_id: Some(5)
+            })
+        );
     }
 }

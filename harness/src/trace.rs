@@ -48,6 +48,8 @@ pub enum What {
         /// Server's ping timeout.
         ping_timeout_ms: u64,
     },
+    /// A polling session switched to websocket.
+    Upgraded,
     /// The namespace CONNECT was accepted.
     Connected,
     /// The namespace CONNECT was refused with CONNECT_ERROR.
@@ -316,6 +318,7 @@ fn describe(what: &What) -> (&'static str, String) {
             "opened",
             format!("ping={ping_interval_ms}ms timeout={ping_timeout_ms}ms"),
         ),
+        What::Upgraded => ("upgraded", "polling → websocket".into()),
         What::Connected => ("connected", String::new()),
         What::ConnectRefused { message } => ("connect-refused", format!("{message:?}")),
         What::Presence {

@@ -12,7 +12,7 @@ use crate::client::{probe_online, ClientConfig, User};
 use crate::faults::{Fault, FaultKind};
 use crate::scenario::{Action, Scenario};
 use crate::trace::{Recorder, Trace, TraceClock, What};
-use crate::transport::SimConnector;
+use crate::transport::{Connector, SimConnector};
 
 /// The server's turmoil host name.
 pub const SERVER_HOST: &str = "server";
@@ -167,28 +167,36 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
     }
 }
 
-async fn sleep_until_ms(recorder: &Recorder, at_ms: u64) {
+/// Sleeps until `at_ms` on the recorder's clock.
+pub async fn sleep_until_ms(recorder: &Recorder, at_ms: u64) {
     let now = recorder.now_ms();
     if at_ms > now {
         tokio::time::sleep(Duration::from_millis(at_ms - now)).await;
     }
 }
 
-/// The users of one client host and their steps.
-struct HostScript {
-    scenario: Scenario,
-    users: Vec<usize>,
-    connector: SimConnector,
-    recorder: Recorder,
-    client: ClientConfig,
+/// The users of one client host and their steps: the script a host runs, on
+/// simulated or real TCP alike (its clock is the recorder's).
+pub struct HostScript<C: Connector> {
+    /// The whole scenario (steps of other hosts' users are skipped).
+    pub scenario: Scenario,
+    /// Indexes of the users on this host.
+    pub users: Vec<usize>,
+    /// How the users reach the server.
+    pub connector: C,
+    /// Where events go.
+    pub recorder: Recorder,
+    /// Client timers.
+    pub client: ClientConfig,
 }
 
-impl HostScript {
-    async fn run(self) {
+impl<C: Connector> HostScript<C> {
+    /// Plays the users' steps, then drains their mailboxes, until the scenario ends.
+    pub async fn run(self) {
         let end_ms = self.scenario.end_ms();
         let until = tokio::time::Instant::now()
             + Duration::from_millis(end_ms.saturating_sub(self.recorder.now_ms() + DRAIN_MS));
-        let mut users: BTreeMap<usize, User<SimConnector>> = BTreeMap::new();
+        let mut users: BTreeMap<usize, User<C>> = BTreeMap::new();
         let mut poll_loops = Vec::new();
         for &index in &self.users {
             let spec = self.scenario.users[index].clone();
@@ -224,6 +232,9 @@ impl HostScript {
                 (None, Some(r)) => (r, true),
                 (None, None) => break,
             };
+            if at_ms >= end_ms - DRAIN_MS {
+                break; // what would happen after the drain is not part of the run
+            }
             sleep_until_ms(&self.recorder, at_ms).await;
             if is_restart {
                 let i = restarts

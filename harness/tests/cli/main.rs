@@ -1,0 +1,83 @@
+//! The `harness` binary: exit codes, the seed and the replay line.
+
+use std::process::Command;
+
+fn harness(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .output()
+        .expect("run harness");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_clean_run_exits_0_and_ends_with_the_trace_hash() {
+    let (code, out, _) = harness(&["sim", "--seed", "3", "--clients", "3", "--duration", "20s"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("seed: 3\n"), "{out}");
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("trace-hash: "),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_violation_exits_1_with_the_clause_and_the_replay_command() {
+    let (code, out, _) = harness(&[
+        "sim",
+        "--seed",
+        "5",
+        "--clients",
+        "3",
+        "--duration",
+        "20s",
+        "--faults",
+        "none",
+        "--bug",
+        "register_anonymous",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[I3]"), "{out}");
+    assert!(out.contains("replay: harness replay --seed 5 --clients 3 --duration 20s --faults none --bug register_anonymous"), "{out}");
+}
+
+#[test]
+fn the_replay_prints_the_same_hash_as_the_run() {
+    let args = ["--seed", "5", "--clients", "4", "--duration", "30s"];
+    let hash = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("trace-hash"))
+            .map(str::to_owned)
+    };
+    let (_, sim, _) = harness(&[&["sim"][..], &args].concat());
+    let (_, replay, _) = harness(&[&["replay"][..], &args].concat());
+    assert!(hash(&sim).is_some());
+    assert_eq!(hash(&sim), hash(&replay));
+    assert!(
+        replay.contains("connect-attempt"),
+        "replay prints the full trace"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_clear_message() {
+    for (args, needle) in [
+        (vec!["sim", "--bug", "nope"], "unknown bug 'nope'"),
+        (vec!["sim", "--faults", "flood"], "unknown fault 'flood'"),
+        (vec!["sim", "--duration", "soon"], "--duration"),
+        (vec!["sim", "--clients", "0"], "--clients"),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ] {
+        let (code, _, err) = harness(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

@@ -1,0 +1,7 @@
+//! The simulated world: determinism, and every checker against the reference
+//! server (must pass) and its matching bug switch (must fail).
+
+mod checkers;
+mod determinism;
+mod real_arm;
+mod support;

@@ -1,0 +1,71 @@
+//! The same client code and scenario on real loopback TCP: "if both arms pass,
+//! you can trust the sim".
+
+use harness::checkers::check_all;
+use harness::client::{probe_online, ClientConfig};
+use harness::scenario::{Action, Scenario, UserSpec};
+use harness::trace::{Recorder, TraceClock};
+use harness::transport::TcpConnector;
+use harness::world::{sleep_until_ms, HostScript};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calm_scenario_passes_the_same_checkers_on_real_tcp() {
+    let server = server_under_test::Config {
+        ping_interval_ms: 1_000,
+        ping_timeout_ms: 1_000,
+        ack_timeout_ms: 1_000,
+        ..Default::default()
+    };
+    let client = ClientConfig {
+        poll_interval_ms: 1_000,
+        ..ClientConfig::default()
+    };
+    let users = [UserSpec::node("alice"), UserSpec::node("bob")];
+    let mut s = scenario(
+        &users,
+        vec![
+            (0, 0, Action::Open),
+            (0, 1, Action::Open),
+            (700, 0, send("bob")),
+            (900, 1, send("nobody")),
+            (1_200, 1, Action::Close),
+        ],
+        vec![],
+    );
+    s.active_ms = 1_500;
+    s.heal_ms = Scenario::heal_ms_for(&server, client.poll_interval_ms) - 17_000 - 5_000 + 1_500;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let connector = TcpConnector {
+        addr: listener.local_addr().unwrap(),
+    };
+    let serving = tokio::spawn(server_under_test::serve(listener, server));
+    let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
+    let end_ms = s.end_ms();
+    let script = HostScript {
+        scenario: s.clone(),
+        users: vec![0, 1],
+        connector: connector.clone(),
+        recorder: recorder.clone(),
+        client,
+    };
+    let observer = {
+        let (connector, recorder) = (connector.clone(), recorder.clone());
+        async move {
+            sleep_until_ms(&recorder, end_ms - 1_000).await;
+            probe_online(&connector, &recorder, std::time::Duration::from_secs(2)).await;
+        }
+    };
+    tokio::join!(script.run(), observer);
+    recorder.record_at(s.active_ms, "world", harness::trace::What::HealPhase);
+    serving.abort();
+
+    let trace = recorder.trace();
+    let text = trace.render();
+    assert_eq!(check_all(&trace, &s), vec![], "{text}");
+    assert!(text.contains("delivery=Websocket"), "{text}");
+    assert!(text.contains("user-offline       bob"), "{text}");
+    assert!(text.contains(r#"online             ["alice"]"#), "{text}");
+}

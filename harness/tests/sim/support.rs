@@ -1,0 +1,62 @@
+//! Hand-built scenarios for the checker tests.
+
+use harness::checkers::{check_all, Violation};
+use harness::faults::{Fault, FaultKind, FaultPlan};
+use harness::scenario::{Action, Scenario, Step, UserSpec};
+use harness::trace::Trace;
+use harness::world::{simulate, WorldOptions};
+use server_under_test::Bug;
+
+/// A calm scenario for `users`, with `steps` as (at_ms, user index, action).
+pub fn scenario(
+    users: &[UserSpec],
+    steps: Vec<(u64, usize, Action)>,
+    faults: Vec<Fault>,
+) -> Scenario {
+    let mut steps: Vec<Step> = steps
+        .into_iter()
+        .map(|(at_ms, user, action)| Step {
+            at_ms,
+            user,
+            action,
+        })
+        .collect();
+    steps.sort_by_key(|s| (s.at_ms, s.user));
+    Scenario {
+        seed: 7,
+        users: users.to_vec(),
+        steps,
+        faults: FaultPlan {
+            faults,
+            ..FaultPlan::calm()
+        },
+        active_ms: 20_000,
+        heal_ms: Scenario::heal_ms_for(&server_under_test::Config::default(), 30_000),
+    }
+}
+
+pub fn send(to: &str) -> Action {
+    Action::Send {
+        to: to.into(),
+        content: format!("hello {to}"),
+    }
+}
+
+pub fn fault(at_ms: u64, duration_ms: u64, host: &str, kind: FaultKind) -> Fault {
+    Fault {
+        at_ms,
+        duration_ms,
+        host: host.into(),
+        kind,
+    }
+}
+
+/// Runs `scenario` against the reference server with `bugs` switched on.
+pub fn run(scenario: &Scenario, bugs: &[Bug]) -> (Trace, Vec<Violation>) {
+    let mut options = WorldOptions::default();
+    options.server.bugs = bugs.iter().copied().collect();
+    let outcome = simulate(scenario, &options);
+    assert_eq!(outcome.error, None, "the simulation itself must not fail");
+    let violations = check_all(&outcome.trace, scenario);
+    (outcome.trace, violations)
+}
