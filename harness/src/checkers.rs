@@ -32,16 +32,30 @@ pub struct Violation {
     pub evidence: Vec<Event>,
 }
 
-/// Every checker over one trace.
+/// A named checker and the clauses it judges (listed in `specs/clauses.json`).
+pub struct Checker {
+    /// Its name, as `specs/clauses.json` cites it.
+    pub name: &'static str,
+    /// The clauses its violations cite.
+    pub clauses: &'static [Clause],
+    /// The check.
+    pub check: fn(&Facts<'_>) -> Vec<Violation>,
+}
+
+/// Every checker, in the order they run.
+pub const CHECKERS: &[Checker] = &[
+    Checker { name: "unregistered_stay_unregistered", clauses: &[Clause::I3], check: unregistered_stay_unregistered },
+    Checker { name: "online_recipients_get_pushes", clauses: &[Clause::M3], check: online_recipients_get_pushes },
+    Checker { name: "offline_recipients_get_mail", clauses: &[Clause::M4, Clause::L1], check: offline_recipients_get_mail },
+    Checker { name: "from_is_the_sender", clauses: &[Clause::M2], check: from_is_the_sender },
+    Checker { name: "nothing_accepted_is_lost", clauses: &[Clause::M5, Clause::L2], check: nothing_accepted_is_lost },
+    Checker { name: "presence_converges", clauses: &[Clause::P1, Clause::P2, Clause::P3, Clause::P4], check: presence_converges },
+];
+
+/// Every checker over one trace, violations sorted by time then clause.
 pub fn check_all(trace: &Trace, scenario: &Scenario) -> Vec<Violation> {
     let facts = Facts::new(trace, scenario);
-    let mut violations = Vec::new();
-    violations.extend(unregistered_stay_unregistered(&facts));
-    violations.extend(online_recipients_get_pushes(&facts));
-    violations.extend(offline_recipients_get_mail(&facts));
-    violations.extend(from_is_the_sender(&facts));
-    violations.extend(nothing_accepted_is_lost(&facts));
-    violations.extend(presence_converges(&facts));
+    let mut violations: Vec<Violation> = CHECKERS.iter().flat_map(|c| (c.check)(&facts)).collect();
     violations.sort_by_key(|v| (v.at_ms, v.clause));
     violations
 }

@@ -34,6 +34,70 @@ enum Command {
         #[arg(long)]
         mermaid: bool,
     },
+    /// Explore seeds and fault mixes until a violation, then shrink it to a
+    /// minimal scenario and print the command that replays it.
+    Hunt(HuntArgs),
+}
+
+/// Options of `harness hunt`.
+#[derive(Debug, Clone, Args)]
+pub struct HuntArgs {
+    /// First seed to try (then seed+1, …).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Exactly this seed range, `A..B` (B excluded), deterministic; ignores --seed.
+    #[arg(long, value_parser = parse_seed_range)]
+    pub seeds: Option<std::ops::Range<u64>>,
+    /// Wall-clock budget when no --seeds range is given.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub budget: Duration,
+    /// Users per generated scenario.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=200))]
+    pub clients: u64,
+    /// Active phase per generated scenario.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Faults the swarm may pick from: all, none, or a comma list.
+    #[arg(long, default_value = "all", value_parser = FaultMenu::parse)]
+    pub faults: FaultMenu,
+    /// Reference-server bug switch (repeatable).
+    #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
+    pub bugs: Vec<Bug>,
+    /// Where to write the shrunk scenario (default: hunt-<seed>.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl HuntArgs {
+    /// The scenario generation options.
+    pub fn generate_options(&self) -> GenerateOptions {
+        generate_options(self.clients, self.duration, &self.faults)
+    }
+
+    /// World options with the bug switches on.
+    pub fn world(&self) -> WorldOptions {
+        let mut world = WorldOptions::default();
+        world.server.bugs = self.bugs.iter().copied().collect();
+        world
+    }
+
+    /// The replay command for a saved scenario.
+    pub fn replay_command(&self, path: &std::path::Path) -> String {
+        with_bugs(format!("harness replay --scenario {}", path.display()), &self.bugs)
+    }
+}
+
+fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = text.split_once("..").ok_or_else(|| format!("expected A..B, got '{text}'"))?;
+    let a: u64 = a.trim().parse().map_err(|_| format!("bad start seed '{a}'"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("bad end seed '{b}'"))?;
+    if a >= b {
+        return Err(format!("empty seed range {a}..{b}"));
+    }
+    Ok(a..b)
 }
 
 /// What defines a simulated run: the same values give a byte-identical trace.
@@ -54,6 +118,10 @@ pub struct SimArgs {
     /// Turn on a reference-server bug switch (repeatable).
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
+    /// Run this scenario file (from `hunt` or hand-written) instead of generating
+    /// one from the seed; --clients, --duration and --faults are then ignored.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
     /// Write the scenario and trace as JSON to this file.
     #[arg(long)]
     pub trace: Option<PathBuf>,
@@ -79,14 +147,12 @@ fn parse_bug(name: &str) -> Result<Bug, String> {
 }
 
 impl SimArgs {
-    /// The scenario these arguments generate.
-    pub fn scenario(&self) -> Scenario {
-        let options = GenerateOptions {
-            users: usize::try_from(self.clients).unwrap_or(usize::MAX),
-            active_ms: u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
-            faults: self.faults.clone(),
-        };
-        Scenario::generate(self.seed, &options)
+    /// The scenario these arguments name: read from `--scenario`, or generated.
+    pub fn scenario(&self) -> Result<Scenario, String> {
+        match &self.scenario {
+            Some(path) => load_scenario(path),
+            None => Ok(Scenario::generate(self.seed, &generate_options(self.clients, self.duration, &self.faults))),
+        }
     }
 
     /// The world options these arguments ask for.
@@ -98,18 +164,44 @@ impl SimArgs {
 
     /// The command line that reproduces this run.
     pub fn command(&self, verb: &str) -> String {
-        let mut line = format!(
+        if let Some(path) = &self.scenario {
+            return with_bugs(format!("harness {verb} --scenario {}", path.display()), &self.bugs);
+        }
+        let line = format!(
             "harness {verb} --seed {} --clients {} --duration {} --faults {}",
             self.seed,
             self.clients,
             humantime::format_duration(self.duration),
             menu_name(&self.faults)
         );
-        for bug in &self.bugs {
-            line.push_str(&format!(" --bug {bug}"));
-        }
-        line
+        with_bugs(line, &self.bugs)
     }
+}
+
+fn with_bugs(mut line: String, bugs: &[Bug]) -> String {
+    for bug in bugs {
+        line.push_str(&format!(" --bug {bug}"));
+    }
+    line
+}
+
+fn generate_options(clients: u64, duration: Duration, faults: &FaultMenu) -> GenerateOptions {
+    GenerateOptions {
+        users: usize::try_from(clients).unwrap_or(usize::MAX),
+        active_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        faults: faults.clone(),
+    }
+}
+
+/// Reads a scenario file, with a clear error for a missing file or bad JSON.
+pub fn load_scenario(path: &std::path::Path) -> Result<Scenario, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
+    let scenario: Scenario =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a scenario: {e}", path.display()))?;
+    if let Some(step) = scenario.steps.iter().find(|s| s.user >= scenario.users.len()) {
+        return Err(format!("{}: a step names user {} but there are {} users", path.display(), step.user, scenario.users.len()));
+    }
+    Ok(scenario)
 }
 
 fn menu_name(menu: &FaultMenu) -> String {
@@ -150,6 +242,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Sim(args) => run_sim(&args, false, false),
         Command::Replay { sim, mermaid } => run_sim(&sim, true, mermaid),
+        Command::Hunt(args) => crate::hunt::run(&args),
     }
 }
 
@@ -165,7 +258,13 @@ struct Report<'a> {
 }
 
 fn run_sim(args: &SimArgs, full_trace: bool, mermaid: bool) -> ExitCode {
-    let scenario = args.scenario();
+    let scenario = match args.scenario() {
+        Ok(scenario) => scenario,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let world = args.world();
     if args.format == Format::Text {
         print_plan(args, &scenario);

@@ -9,6 +9,7 @@
 //! - [`world`]: the turmoil simulation (the only module that touches turmoil's sim)
 //! - [`trace`]: events, the recorder, the renderer
 //! - [`checkers`]: pure invariant checks over a trace
+//! - [`shrink`]: from a failing scenario to a minimal one
 //! - [`spec`]: the contract's clauses
 #![warn(missing_docs)]
 
@@ -16,8 +17,10 @@ pub mod checkers;
 pub mod cli;
 pub mod client;
 pub mod faults;
+pub mod hunt;
 pub mod packet;
 pub mod scenario;
+pub mod shrink;
 pub mod spec;
 pub mod trace;
 pub mod transport;

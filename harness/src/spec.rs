@@ -118,30 +118,36 @@ impl Clause {
         }
     }
 
-    /// One line saying what the clause demands.
+    /// One line saying what the clause demands, from `specs/clauses.json`.
     pub fn statement(self) -> &'static str {
-        match self {
-            Clause::T1 => "Socket.IO v5 over Engine.IO v4 at /socket.io/: polling, websocket and the upgrade",
-            Clause::T2 => "HTTP endpoints share the port; every JSON response is application/json",
-            Clause::I1 => "identity is the `username` header of the Engine.IO handshake request",
-            Clause::I2 => "a valid username is 1 to 32 characters of [A-Za-z0-9_.-]",
-            Clause::I3 => "a connection without a valid username is never registered",
-            Clause::P1 => "a valid connection is registered; user_online goes to the other users",
-            Clause::P2 => "a user is online while any registered connection is open",
-            Clause::P3 => "the last connection closing takes the user offline; user_offline goes to the others",
-            Clause::P4 => "GET /api/online lists exactly the online users, sorted, without duplicates",
-            Clause::M1 => "send_message carries {to, content, client_id} within limits, with an ack",
-            Clause::M2 => "acks are {id, delivery} or {error}; ids increase per recipient; from is the sender",
-            Clause::M3 => "an online recipient gets new_message, ack websocket, within 100 ms on a healthy network",
-            Clause::M4 => "an offline recipient's message is stored in the mailbox, ack polling",
-            Clause::M5 => "an unacknowledged push falls back to the mailbox; nothing accepted is lost",
-            Clause::L1 => "GET /api/messages?after=N returns mailbox entries above N in seq order",
-            Clause::L2 => "a poll acknowledges up to its cursor and never discards above it",
-            Clause::L3 => "the reference client polls every 30 s",
-            Clause::H1 => "GET /health answers {\"status\": \"ok\"}",
-            Clause::B1 => "malformed input gets a clear error, never crashes or disconnects others",
-        }
+        catalogue()
+            .iter()
+            .find(|entry| entry.id == self.id())
+            .map_or("(missing from specs/clauses.json)", |entry| entry.statement.as_str())
     }
+}
+
+/// One entry of `specs/clauses.json`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ClauseEntry {
+    /// Clause id.
+    pub id: String,
+    /// `core` or `robust`.
+    pub level: Level,
+    /// One line.
+    pub statement: String,
+    /// Checkers (names in `checkers::CHECKERS`) that judge it on a trace.
+    pub checkers: Vec<String>,
+    /// Tests that exercise it, as `path::test_name`.
+    pub tests: Vec<String>,
+}
+
+/// The machine-readable clause list, compiled in from `specs/clauses.json`.
+pub fn catalogue() -> &'static [ClauseEntry] {
+    static CATALOGUE: std::sync::OnceLock<Vec<ClauseEntry>> = std::sync::OnceLock::new();
+    CATALOGUE.get_or_init(|| {
+        serde_json::from_str(include_str!("../../specs/clauses.json")).expect("specs/clauses.json is valid (tested)")
+    })
 }
 
 impl std::fmt::Display for Clause {

@@ -1,0 +1,143 @@
+//! Shrinking: from a failing scenario to a minimal one that fails the same clause.
+//!
+//! Greedy delta debugging over the scenario's data: drop faults, drop chunks of
+//! steps (halves, quarters … single steps), drop users, calm the latency, cut the
+//! active phase. Each candidate is simulated; a candidate is kept only when it
+//! still breaks the target clause. Deterministic, like everything else.
+
+use crate::checkers::check_all;
+use crate::faults::FaultPlan;
+use crate::scenario::Scenario;
+use crate::spec::Clause;
+use crate::world::{simulate, WorldOptions};
+
+/// Whether `scenario` breaks `clause` under `options`.
+pub fn breaks(scenario: &Scenario, options: &WorldOptions, clause: Clause) -> bool {
+    let outcome = simulate(scenario, options);
+    outcome.error.is_none() && check_all(&outcome.trace, scenario).iter().any(|v| v.clause == clause)
+}
+
+/// The smallest scenario the greedy passes find that still breaks `clause`, and
+/// how many simulations it took. `budget` caps the simulations.
+pub fn shrink(scenario: &Scenario, options: &WorldOptions, clause: Clause, budget: usize) -> (Scenario, usize) {
+    let mut best = scenario.clone();
+    let mut runs = 0;
+    let try_candidate = |candidate: Scenario, best: &mut Scenario, runs: &mut usize| -> bool {
+        if *runs >= budget || candidate == *best {
+            return false;
+        }
+        *runs += 1;
+        if breaks(&candidate, options, clause) {
+            *best = candidate;
+            true
+        } else {
+            false
+        }
+    };
+    loop {
+        let mut improved = false;
+        // Faults, one at a time.
+        let mut i = 0;
+        while i < best.faults.faults.len() {
+            let mut candidate = best.clone();
+            candidate.faults.faults.remove(i);
+            if try_candidate(candidate, &mut best, &mut runs) {
+                improved = true;
+            } else {
+                i += 1;
+            }
+        }
+        // Steps, in shrinking chunks.
+        let mut chunk = best.steps.len().div_ceil(2).max(1);
+        loop {
+            let mut start = 0;
+            while start < best.steps.len() {
+                let mut candidate = best.clone();
+                let end = (start + chunk).min(candidate.steps.len());
+                candidate.steps.drain(start..end);
+                if try_candidate(candidate, &mut best, &mut runs) {
+                    improved = true;
+                } else {
+                    start += chunk;
+                }
+            }
+            if chunk == 1 {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
+        // Users without whom it still fails.
+        let mut user = 0;
+        while best.users.len() > 1 && user < best.users.len() {
+            if try_candidate(without_user(&best, user), &mut best, &mut runs) {
+                improved = true;
+            } else {
+                user += 1;
+            }
+        }
+        // A calm network, then a shorter active phase.
+        if best.faults.latency_ms_max > FaultPlan::calm().latency_ms_max {
+            let mut candidate = best.clone();
+            candidate.faults.latency_ms_min = FaultPlan::calm().latency_ms_min;
+            candidate.faults.latency_ms_max = FaultPlan::calm().latency_ms_max;
+            improved |= try_candidate(candidate, &mut best, &mut runs);
+        }
+        let busy_until = best
+            .steps
+            .iter()
+            .map(|s| s.at_ms)
+            .chain(best.faults.faults.iter().map(|f| f.end_ms()))
+            .max()
+            .unwrap_or(0);
+        let shorter = (busy_until + 1_000).div_ceil(1_000) * 1_000;
+        if shorter < best.active_ms {
+            let mut candidate = best.clone();
+            candidate.active_ms = shorter;
+            improved |= try_candidate(candidate, &mut best, &mut runs);
+        }
+        if !improved || runs >= budget {
+            return (best, runs);
+        }
+    }
+}
+
+/// The scenario without user `index`: their steps go, later indexes shift down,
+/// faults on hosts that no longer exist go too.
+fn without_user(scenario: &Scenario, index: usize) -> Scenario {
+    let mut s = scenario.clone();
+    s.users.remove(index);
+    s.steps.retain(|step| step.user != index);
+    for step in &mut s.steps {
+        if step.user > index {
+            step.user -= 1;
+        }
+    }
+    let hosts = crate::world::client_hosts(s.users.len());
+    s.faults.faults.retain(|f| hosts.contains(&f.host));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Action, Step, UserSpec};
+
+    #[test]
+    fn dropping_a_user_renumbers_the_rest() {
+        let s = Scenario {
+            seed: 0,
+            users: vec![UserSpec::node("a"), UserSpec::node("b"), UserSpec::node("c")],
+            steps: vec![
+                Step { at_ms: 0, user: 0, action: Action::Open },
+                Step { at_ms: 1, user: 1, action: Action::Open },
+                Step { at_ms: 2, user: 2, action: Action::Open },
+            ],
+            faults: FaultPlan::calm(),
+            active_ms: 1_000,
+            heal_ms: 1_000,
+        };
+        let t = without_user(&s, 1);
+        assert_eq!(t.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), vec!["a", "c"]);
+        assert_eq!(t.steps.iter().map(|s| s.user).collect::<Vec<_>>(), vec![0, 1]);
+    }
+}
