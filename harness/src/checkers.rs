@@ -44,12 +44,36 @@ pub struct Checker {
 
 /// Every checker, in the order they run.
 pub const CHECKERS: &[Checker] = &[
-    Checker { name: "unregistered_stay_unregistered", clauses: &[Clause::I3], check: unregistered_stay_unregistered },
-    Checker { name: "online_recipients_get_pushes", clauses: &[Clause::M3], check: online_recipients_get_pushes },
-    Checker { name: "offline_recipients_get_mail", clauses: &[Clause::M4, Clause::L1], check: offline_recipients_get_mail },
-    Checker { name: "from_is_the_sender", clauses: &[Clause::M2], check: from_is_the_sender },
-    Checker { name: "nothing_accepted_is_lost", clauses: &[Clause::M5, Clause::L2], check: nothing_accepted_is_lost },
-    Checker { name: "presence_converges", clauses: &[Clause::P1, Clause::P2, Clause::P3, Clause::P4], check: presence_converges },
+    Checker {
+        name: "unregistered_stay_unregistered",
+        clauses: &[Clause::I3],
+        check: unregistered_stay_unregistered,
+    },
+    Checker {
+        name: "online_recipients_get_pushes",
+        clauses: &[Clause::M3],
+        check: online_recipients_get_pushes,
+    },
+    Checker {
+        name: "offline_recipients_get_mail",
+        clauses: &[Clause::M4, Clause::L1],
+        check: offline_recipients_get_mail,
+    },
+    Checker {
+        name: "from_is_the_sender",
+        clauses: &[Clause::M2],
+        check: from_is_the_sender,
+    },
+    Checker {
+        name: "nothing_accepted_is_lost",
+        clauses: &[Clause::M5, Clause::L2],
+        check: nothing_accepted_is_lost,
+    },
+    Checker {
+        name: "presence_converges",
+        clauses: &[Clause::P1, Clause::P2, Clause::P3, Clause::P4],
+        check: presence_converges,
+    },
 ];
 
 /// Every checker over one trace, violations sorted by time then clause.

@@ -86,14 +86,25 @@ impl HuntArgs {
 
     /// The replay command for a saved scenario.
     pub fn replay_command(&self, path: &std::path::Path) -> String {
-        with_bugs(format!("harness replay --scenario {}", path.display()), &self.bugs)
+        with_bugs(
+            format!("harness replay --scenario {}", path.display()),
+            &self.bugs,
+        )
     }
 }
 
 fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
-    let (a, b) = text.split_once("..").ok_or_else(|| format!("expected A..B, got '{text}'"))?;
-    let a: u64 = a.trim().parse().map_err(|_| format!("bad start seed '{a}'"))?;
-    let b: u64 = b.trim().parse().map_err(|_| format!("bad end seed '{b}'"))?;
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("expected A..B, got '{text}'"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad start seed '{a}'"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad end seed '{b}'"))?;
     if a >= b {
         return Err(format!("empty seed range {a}..{b}"));
     }
@@ -151,7 +162,10 @@ impl SimArgs {
     pub fn scenario(&self) -> Result<Scenario, String> {
         match &self.scenario {
             Some(path) => load_scenario(path),
-            None => Ok(Scenario::generate(self.seed, &generate_options(self.clients, self.duration, &self.faults))),
+            None => Ok(Scenario::generate(
+                self.seed,
+                &generate_options(self.clients, self.duration, &self.faults),
+            )),
         }
     }
 
@@ -165,7 +179,10 @@ impl SimArgs {
     /// The command line that reproduces this run.
     pub fn command(&self, verb: &str) -> String {
         if let Some(path) = &self.scenario {
-            return with_bugs(format!("harness {verb} --scenario {}", path.display()), &self.bugs);
+            return with_bugs(
+                format!("harness {verb} --scenario {}", path.display()),
+                &self.bugs,
+            );
         }
         let line = format!(
             "harness {verb} --seed {} --clients {} --duration {} --faults {}",
@@ -195,11 +212,21 @@ fn generate_options(clients: u64, duration: Duration, faults: &FaultMenu) -> Gen
 
 /// Reads a scenario file, with a clear error for a missing file or bad JSON.
 pub fn load_scenario(path: &std::path::Path) -> Result<Scenario, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
-    let scenario: Scenario =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a scenario: {e}", path.display()))?;
-    if let Some(step) = scenario.steps.iter().find(|s| s.user >= scenario.users.len()) {
-        return Err(format!("{}: a step names user {} but there are {} users", path.display(), step.user, scenario.users.len()));
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
+    let scenario: Scenario = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a scenario: {e}", path.display()))?;
+    if let Some(step) = scenario
+        .steps
+        .iter()
+        .find(|s| s.user >= scenario.users.len())
+    {
+        return Err(format!(
+            "{}: a step names user {} but there are {} users",
+            path.display(),
+            step.user,
+            scenario.users.len()
+        ));
     }
     Ok(scenario)
 }

@@ -66,9 +66,20 @@ pub fn hunt(args: &HuntArgs, mut on_seed: impl FnMut(u64)) -> (u64, Option<Findi
         run += 1;
         let scenario = Scenario::generate(seed, &options);
         let outcome = simulate(&scenario, &world);
-        let Some(first) = check_all(&outcome.trace, &scenario).into_iter().next() else { continue };
+        let Some(first) = check_all(&outcome.trace, &scenario).into_iter().next() else {
+            continue;
+        };
         let (minimal, shrink_runs) = shrink(&scenario, &world, first.clause, SHRINK_BUDGET);
-        return (run, Some(Finding { seed, clause: first.clause, violation: first, minimal, shrink_runs }));
+        return (
+            run,
+            Some(Finding {
+                seed,
+                clause: first.clause,
+                violation: first,
+                minimal,
+                shrink_runs,
+            }),
+        );
     }
     (run, None)
 }
@@ -76,7 +87,10 @@ pub fn hunt(args: &HuntArgs, mut on_seed: impl FnMut(u64)) -> (u64, Option<Findi
 /// The `hunt` command.
 pub fn run(args: &HuntArgs) -> ExitCode {
     let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} hunting {elapsed} · {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} hunting {elapsed} · {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
     let (seeds_run, finding) = hunt(args, |seed| {
         bar.set_message(format!("seed {seed}"));
         bar.tick();
@@ -84,9 +98,18 @@ pub fn run(args: &HuntArgs) -> ExitCode {
     bar.finish_and_clear();
     let first_seed = args.seeds.as_ref().map_or(args.seed, |r| r.start);
     let Some(finding) = finding else {
-        let report = HuntReport { first_seed, seeds_run, finding: None, scenario_file: None, replay: None };
+        let report = HuntReport {
+            first_seed,
+            seeds_run,
+            finding: None,
+            scenario_file: None,
+            replay: None,
+        };
         match args.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            ),
             Format::Text => println!(
                 "clean: no violation in {seeds_run} seeds ({first_seed}..{})",
                 first_seed + seeds_run
@@ -94,19 +117,39 @@ pub fn run(args: &HuntArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     };
-    let path = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("hunt-{}.json", finding.seed)));
-    if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&finding.minimal).unwrap_or_default()) {
+    let path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("hunt-{}.json", finding.seed)));
+    if let Err(e) = std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&finding.minimal).unwrap_or_default(),
+    ) {
         eprintln!("error: cannot write {}: {e}", path.display());
         return ExitCode::from(2);
     }
     let replay = args.replay_command(&path);
     match args.format {
         Format::Json => {
-            let report = HuntReport { first_seed, seeds_run, scenario_file: Some(path), replay: Some(replay), finding: Some(finding) };
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            let report = HuntReport {
+                first_seed,
+                seeds_run,
+                scenario_file: Some(path),
+                replay: Some(replay),
+                finding: Some(finding),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
         }
         Format::Text => {
-            println!("found: {} — {} (seed {}, after {seeds_run} seeds)", finding.clause, finding.clause.statement(), finding.seed);
+            println!(
+                "found: {} — {} (seed {}, after {seeds_run} seeds)",
+                finding.clause,
+                finding.clause.statement(),
+                finding.seed
+            );
             println!("  {}", finding.violation.message);
             let m = &finding.minimal;
             println!(
@@ -117,13 +160,27 @@ pub fn run(args: &HuntArgs) -> ExitCode {
                 m.faults.faults.len()
             );
             for user in &m.users {
-                println!("  user {:<12} {:?} {:?} header={:?}", user.name, user.profile, user.open, user.header);
+                println!(
+                    "  user {:<12} {:?} {:?} header={:?}",
+                    user.name, user.profile, user.open, user.header
+                );
             }
             for step in &m.steps {
-                println!("  {:>9.3}s  {:<12} {}", step.at_ms as f64 / 1000.0, m.users[step.user].name, describe(&step.action));
+                println!(
+                    "  {:>9.3}s  {:<12} {}",
+                    step.at_ms as f64 / 1000.0,
+                    m.users[step.user].name,
+                    describe(&step.action)
+                );
             }
             for fault in &m.faults.faults {
-                println!("  {:>9.3}s  {:<12} {:?} for {} ms", fault.at_ms as f64 / 1000.0, fault.host, fault.kind, fault.duration_ms);
+                println!(
+                    "  {:>9.3}s  {:<12} {:?} for {} ms",
+                    fault.at_ms as f64 / 1000.0,
+                    fault.host,
+                    fault.kind,
+                    fault.duration_ms
+                );
             }
             println!("saved: {}", path.display());
             println!("replay: {replay}");

@@ -14,12 +14,20 @@ use crate::world::{simulate, WorldOptions};
 /// Whether `scenario` breaks `clause` under `options`.
 pub fn breaks(scenario: &Scenario, options: &WorldOptions, clause: Clause) -> bool {
     let outcome = simulate(scenario, options);
-    outcome.error.is_none() && check_all(&outcome.trace, scenario).iter().any(|v| v.clause == clause)
+    outcome.error.is_none()
+        && check_all(&outcome.trace, scenario)
+            .iter()
+            .any(|v| v.clause == clause)
 }
 
 /// The smallest scenario the greedy passes find that still breaks `clause`, and
 /// how many simulations it took. `budget` caps the simulations.
-pub fn shrink(scenario: &Scenario, options: &WorldOptions, clause: Clause, budget: usize) -> (Scenario, usize) {
+pub fn shrink(
+    scenario: &Scenario,
+    options: &WorldOptions,
+    clause: Clause,
+    budget: usize,
+) -> (Scenario, usize) {
     let mut best = scenario.clone();
     let mut runs = 0;
     let try_candidate = |candidate: Scenario, best: &mut Scenario, runs: &mut usize| -> bool {
@@ -126,18 +134,40 @@ mod tests {
     fn dropping_a_user_renumbers_the_rest() {
         let s = Scenario {
             seed: 0,
-            users: vec![UserSpec::node("a"), UserSpec::node("b"), UserSpec::node("c")],
+            users: vec![
+                UserSpec::node("a"),
+                UserSpec::node("b"),
+                UserSpec::node("c"),
+            ],
             steps: vec![
-                Step { at_ms: 0, user: 0, action: Action::Open },
-                Step { at_ms: 1, user: 1, action: Action::Open },
-                Step { at_ms: 2, user: 2, action: Action::Open },
+                Step {
+                    at_ms: 0,
+                    user: 0,
+                    action: Action::Open,
+                },
+                Step {
+                    at_ms: 1,
+                    user: 1,
+                    action: Action::Open,
+                },
+                Step {
+                    at_ms: 2,
+                    user: 2,
+                    action: Action::Open,
+                },
             ],
             faults: FaultPlan::calm(),
             active_ms: 1_000,
             heal_ms: 1_000,
         };
         let t = without_user(&s, 1);
-        assert_eq!(t.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), vec!["a", "c"]);
-        assert_eq!(t.steps.iter().map(|s| s.user).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            t.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+            vec!["a", "c"]
+        );
+        assert_eq!(
+            t.steps.iter().map(|s| s.user).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
     }
 }

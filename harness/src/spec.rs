@@ -123,7 +123,9 @@ impl Clause {
         catalogue()
             .iter()
             .find(|entry| entry.id == self.id())
-            .map_or("(missing from specs/clauses.json)", |entry| entry.statement.as_str())
+            .map_or("(missing from specs/clauses.json)", |entry| {
+                entry.statement.as_str()
+            })
     }
 }
 
@@ -146,7 +148,8 @@ pub struct ClauseEntry {
 pub fn catalogue() -> &'static [ClauseEntry] {
     static CATALOGUE: std::sync::OnceLock<Vec<ClauseEntry>> = std::sync::OnceLock::new();
     CATALOGUE.get_or_init(|| {
-        serde_json::from_str(include_str!("../../specs/clauses.json")).expect("specs/clauses.json is valid (tested)")
+        serde_json::from_str(include_str!("../../specs/clauses.json"))
+            .expect("specs/clauses.json is valid (tested)")
     })
 }
 

@@ -22,7 +22,11 @@ fn the_catalogue_lists_exactly_the_contract_clauses_in_order() {
 #[test]
 fn every_clause_is_covered_by_a_checker_or_a_test() {
     for entry in catalogue() {
-        assert!(!entry.checkers.is_empty() || !entry.tests.is_empty(), "{} has neither checker nor test", entry.id);
+        assert!(
+            !entry.checkers.is_empty() || !entry.tests.is_empty(),
+            "{} has neither checker nor test",
+            entry.id
+        );
     }
 }
 
@@ -31,14 +35,25 @@ fn checkers_and_catalogue_agree_on_who_judges_what() {
     for entry in catalogue() {
         let clause = Clause::from_id(&entry.id).unwrap();
         for name in &entry.checkers {
-            let checker = CHECKERS.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{}: unknown checker {name}", entry.id));
-            assert!(checker.clauses.contains(&clause), "{name} does not declare {}", entry.id);
+            let checker = CHECKERS
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("{}: unknown checker {name}", entry.id));
+            assert!(
+                checker.clauses.contains(&clause),
+                "{name} does not declare {}",
+                entry.id
+            );
         }
     }
     for checker in CHECKERS {
         for clause in checker.clauses {
             let entry = catalogue().iter().find(|e| e.id == clause.id()).unwrap();
-            assert!(entry.checkers.iter().any(|n| n == checker.name), "{} cites {clause} but specs/clauses.json does not list it", checker.name);
+            assert!(
+                entry.checkers.iter().any(|n| n == checker.name),
+                "{} cites {clause} but specs/clauses.json does not list it",
+                checker.name
+            );
         }
     }
 }
@@ -48,10 +63,17 @@ fn every_cited_test_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     for entry in catalogue() {
         for test in &entry.tests {
-            let (path, name) = test.split_once("::").unwrap_or_else(|| panic!("{test}: expected path::name"));
-            let text = std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{}: {path}: {e}", entry.id));
+            let (path, name) = test
+                .split_once("::")
+                .unwrap_or_else(|| panic!("{test}: expected path::name"));
+            let text = std::fs::read_to_string(root.join(path))
+                .unwrap_or_else(|e| panic!("{}: {path}: {e}", entry.id));
             let name = name.rsplit("::").next().unwrap();
-            assert!(text.contains(&format!("fn {name}")), "{}: {path} has no fn {name}", entry.id);
+            assert!(
+                text.contains(&format!("fn {name}")),
+                "{}: {path} has no fn {name}",
+                entry.id
+            );
         }
     }
 }
