@@ -90,20 +90,13 @@ impl Chat {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// P1: registers a connection whose CONNECT was answered, and tells the other
-    /// users if this user just came online.
+    /// P1: registers a connection about to be answered with CONNECT, and tells
+    /// the other users if this user just came online.
     fn register(&self, socket: &SocketRef, username: &str) {
         let mut state = self.state();
         let registered = state.presence.register(username, socket.clone());
         socket.extensions.insert(Registration(registered.conn_no));
         info!("🟢 User '{username}' connected (sid: {})", socket.id);
-        if !socket.connected() {
-            // It closed while this handler was queued and its disconnect handler
-            // found nothing to remove: undo, or the user would stay online (P3).
-            drop(state);
-            self.unregister(socket);
-            return;
-        }
         if registered.came_online {
             let others = state.presence.connections_except(username);
             emit_all(&others, wire::USER_ONLINE, &PresenceEvent { username });
@@ -287,18 +280,31 @@ async fn identify(socket: SocketRef, State(chat): State<Arc<Chat>>) -> Result<()
             return Err(ConnectRefused);
         }
     };
-    socket.extensions.insert(Identity { username });
     socket.on(wire::SEND_MESSAGE, send_message);
     socket.on_fallback(unknown_event);
     socket.on_disconnect(on_disconnect);
+    // Registered before CONNECT goes out, so a client that acts the moment it is
+    // connected (or a message sent to it then) never meets a half-registered
+    // user. Should answering CONNECT fail, socketioxide never calls the
+    // disconnect handler: the settle check below undoes the registration.
+    chat.register(&socket, &username);
+    socket.extensions.insert(Identity { username });
+    let (settling, chat) = (socket.clone(), Arc::clone(&chat));
+    tokio::spawn(async move {
+        tokio::time::sleep(CONNECT_SETTLE).await;
+        if !settling.connected() {
+            chat.unregister(&settling);
+        }
+    });
     Ok(())
 }
 
-/// Runs after CONNECT was answered: the connection enters presence (P1).
-async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>) {
-    if let Some(identity) = socket.extensions.get::<Identity>() {
-        chat.register(&socket, &identity.username);
-    }
+/// Long enough for socketioxide to have answered CONNECT after the middleware.
+const CONNECT_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs after CONNECT was answered; registration already happened in [`identify`].
+async fn on_connect(socket: SocketRef) {
+    debug!("namespace connected: {}", socket.id);
 }
 
 async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(chat): State<Arc<Chat>>) {

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::support::*;
@@ -78,8 +76,12 @@ async fn a_retry_with_the_same_client_id_returns_the_original_ack_m1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unacknowledged_push_also_lands_in_the_mailbox_m5() {
     // rust_socketio never answers the server's ack request on new_message: the
-    // ack timeout (400 ms here) must move a copy to the mailbox.
-    let server = start(quick_config()).await;
+    // ack timeout (1.5 s here) must move a copy to the mailbox, and not before.
+    let server = start(server_under_test::Config {
+        ack_timeout_ms: 1_500,
+        ..quick_config()
+    })
+    .await;
     let alice = Peer::connect(&server.url, "alice").await;
     let mut bob = Peer::connect(&server.url, "bob").await;
     let ack = alice.send("bob", "did you get it?", "c1").await;
@@ -87,9 +89,8 @@ async fn an_unacknowledged_push_also_lands_in_the_mailbox_m5() {
     bob.next_event("new_message").await;
     let (_, now) = poll(&server.url, Some("bob"), "").await;
     assert_eq!(now["messages"], json!([]), "not before the ack timeout");
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let (_, later) = poll(&server.url, Some("bob"), "").await;
-    assert_eq!(later["messages"][0]["id"], ack["id"]);
+    let later = mail_eventually(&server.url, "bob").await;
+    assert_eq!(later[0]["id"], ack["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,9 +106,8 @@ async fn push_to_a_connection_that_closes_unacked_is_stored_m5() {
     let ack = alice.send("bob", "m", "c1").await;
     bob.next_event("new_message").await;
     bob.close().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, body) = poll(&server.url, Some("bob"), "").await;
-    assert_eq!(body["messages"][0]["id"], ack["id"]);
+    let mail = mail_eventually(&server.url, "bob").await;
+    assert_eq!(mail[0]["id"], ack["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -276,3 +276,20 @@ pub async fn online_eventually(url: &str, wanted: &[&str]) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Polls `user`'s mailbox until it is not empty, within [`PATIENCE`].
+pub async fn mail_eventually(url: &str, user: &str) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (_, body) = poll(url, Some(user), "").await;
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        if !messages.is_empty() {
+            return messages;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{user}'s mailbox stayed empty"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,113 @@
+//! proptest strategies for scenarios. Small worlds (1–4 users, ≤ 15 steps,
+//! ≤ 3 faults in 20 s) on fast server timers, so a case takes milliseconds and
+//! shrinking reaches a handful of steps.
+
+use harness::client::ClientConfig;
+use harness::faults::{Fault, FaultKind, FaultPlan};
+use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
+use harness::world::{client_hosts, WorldOptions};
+use proptest::prelude::*;
+
+const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
+const ACTIVE_MS: u64 = 20_000;
+
+/// Fast timers: ping 5 s + 5 s, ack 2 s, poll every 10 s.
+pub fn world() -> WorldOptions {
+    let mut options = WorldOptions::default();
+    options.server.ping_interval_ms = 5_000;
+    options.server.ping_timeout_ms = 5_000;
+    options.server.ack_timeout_ms = 2_000;
+    options.client = ClientConfig {
+        poll_interval_ms: 10_000,
+        ..ClientConfig::default()
+    };
+    options.probe_interval_ms = 10_000;
+    options
+}
+
+fn user(index: usize) -> impl Strategy<Value = UserSpec> {
+    let header = prop_oneof![
+        8 => Just(HeaderPolicy::Valid),
+        1 => Just(HeaderPolicy::Absent),
+        1 => prop_oneof![Just(HeaderPolicy::Empty), Just(HeaderPolicy::Invalid), Just(HeaderPolicy::TooLong)],
+    ];
+    let profile = prop_oneof![4 => Just(Profile::Node), 1 => Just(Profile::Browser)];
+    let open = prop_oneof![Just(OpenMode::WebsocketFirst), Just(OpenMode::PollingFirst)];
+    (header, profile, open).prop_map(move |(header, profile, open)| UserSpec {
+        name: NAMES[index].to_owned(),
+        profile,
+        open,
+        header,
+    })
+}
+
+fn action(users: usize) -> impl Strategy<Value = Action> {
+    let to = prop_oneof![
+        6 => (0..users).prop_map(|i| NAMES[i].to_owned()),
+        1 => Just("nobody".to_owned()),
+    ];
+    prop_oneof![
+        5 => Just(Action::Open),
+        3 => Just(Action::Close),
+        5 => to.prop_map(|to| Action::Send { content: format!("hi {to}"), to }),
+        1 => Just(Action::Poll),
+        1 => (500u64..5_000).prop_map(|down_ms| Action::Crash { down_ms }),
+    ]
+}
+
+fn fault(hosts: Vec<String>) -> impl Strategy<Value = Fault> {
+    let kind = prop_oneof![
+        Just(FaultKind::Partition),
+        Just(FaultKind::PartitionToServer),
+        Just(FaultKind::PartitionFromServer),
+        Just(FaultKind::Hold),
+    ];
+    (
+        0..ACTIVE_MS / 100,
+        1u64..60,
+        proptest::sample::select(hosts),
+        kind,
+    )
+        .prop_map(|(at, duration, host, kind)| Fault {
+            at_ms: at * 100,
+            duration_ms: (duration * 100).min(ACTIVE_MS - at * 100),
+            host,
+            kind,
+        })
+}
+
+/// A whole scenario.
+pub fn scenario() -> impl Strategy<Value = Scenario> {
+    (1usize..=4)
+        .prop_flat_map(|n| {
+            let users: Vec<_> = (0..n).map(user).collect();
+            let steps = proptest::collection::vec(
+                (0..ACTIVE_MS / 100, 0..n, action(n)).prop_map(|(at, user, action)| Step {
+                    at_ms: at * 100,
+                    user,
+                    action,
+                }),
+                0..16,
+            );
+            let faults = proptest::collection::vec(fault(client_hosts(n)), 0..4);
+            let latency = prop_oneof![3 => Just(10u64), 1 => Just(30), 1 => Just(100)];
+            (users, steps, faults, latency, any::<u64>())
+        })
+        .prop_map(|(users, mut steps, mut faults, latency_ms_max, seed)| {
+            steps.sort_by_key(|s| (s.at_ms, s.user));
+            faults.sort_by(|a, b| (a.at_ms, &a.host).cmp(&(b.at_ms, &b.host)));
+            let options = world();
+            Scenario {
+                seed,
+                users,
+                steps,
+                faults: FaultPlan {
+                    latency_ms_min: 1,
+                    latency_ms_max,
+                    faults,
+                },
+                active_ms: ACTIVE_MS,
+                heal_ms: Scenario::heal_ms_for(&options.server, options.client.poll_interval_ms),
+            }
+        })
+}
