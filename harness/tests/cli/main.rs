@@ -81,3 +81,69 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn hunt_finds_a_bug_shrinks_it_and_the_saved_scenario_replays_it() {
+    let dir = std::env::temp_dir().join(format!("harness-hunt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("found.json");
+    let file = file.to_str().unwrap();
+    let (code, out, err) = harness(&[
+        "hunt",
+        "--seeds",
+        "5..8",
+        "--clients",
+        "3",
+        "--duration",
+        "20s",
+        "--faults",
+        "none",
+        "--bug",
+        "register_anonymous",
+        "--out",
+        file,
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("found: I3"), "{out}");
+    let replay = format!("replay: harness replay --scenario {file} --bug register_anonymous");
+    assert!(out.contains(&replay), "{out}");
+    let (code, out, _) = harness(&["sim", "--scenario", file, "--bug", "register_anonymous"]);
+    assert_eq!(code, 1, "the saved scenario still fails: {out}");
+    assert!(out.contains("[I3]"), "{out}");
+    let (code, out, _) = harness(&["sim", "--scenario", file]);
+    assert_eq!(code, 0, "the reference server passes it: {out}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn hunt_over_a_clean_range_exits_0() {
+    let (code, out, _) = harness(&[
+        "hunt",
+        "--seeds",
+        "1..3",
+        "--clients",
+        "2",
+        "--duration",
+        "10s",
+        "--faults",
+        "none",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("clean: no violation in 2 seeds (1..3)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_missing_or_bad_scenario_file_exits_2() {
+    let (code, _, err) = harness(&["sim", "--scenario", "/nonexistent/scenario.json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read scenario"), "{err}");
+    let bad = std::env::temp_dir().join(format!("harness-bad-{}.json", std::process::id()));
+    std::fs::write(&bad, "{\"users\": 3}").unwrap();
+    let (code, _, err) = harness(&["sim", "--scenario", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a scenario"), "{err}");
+    std::fs::remove_file(bad).ok();
+}
