@@ -488,18 +488,7 @@ impl<C: Connector> Session<'_, C> {
                     ws_headers,
                 )
                 .await?;
-                let handshake = match next_eio(&mut ws).await? {
-                    EioPacket::Open(h) => h,
-                    other => {
-                        return Err(TransportError::Protocol(format!(
-                            "expected open, got {other:?}"
-                        )))
-                    }
-                };
-                self.record(What::Opened {
-                    ping_interval_ms: handshake.ping_interval,
-                    ping_timeout_ms: handshake.ping_timeout,
-                });
+                let handshake = self.opened(Some(next_eio(&mut ws).await?))?;
                 send_sio(&mut ws, &SioPacket::Connect(None)).await?;
                 let refused = loop {
                     match next_eio(&mut ws).await? {
@@ -542,22 +531,11 @@ impl<C: Connector> Session<'_, C> {
                 first.status, first.body
             )));
         }
-        let handshake = match EioPacket::decode_payload(&first.body)
+        let first_packet = EioPacket::decode_payload(&first.body)
             .map_err(|e| TransportError::Protocol(e.to_string()))?
             .into_iter()
-            .next()
-        {
-            Some(EioPacket::Open(h)) => h,
-            other => {
-                return Err(TransportError::Protocol(format!(
-                    "expected open, got {other:?}"
-                )))
-            }
-        };
-        self.record(What::Opened {
-            ping_interval_ms: handshake.ping_interval,
-            ping_timeout_ms: handshake.ping_timeout,
-        });
+            .next();
+        let handshake = self.opened(first_packet)?;
         let session = format!("{base}&sid={}", handshake.sid);
         let post = |body: String| {
             transport::request(
@@ -636,6 +614,23 @@ impl<C: Connector> Session<'_, C> {
             self.record(What::Upgraded);
         }
         Ok((ws, handshake, refused))
+    }
+
+    /// Takes the Engine.IO open packet and records the opened session.
+    fn opened(&self, packet: Option<EioPacket>) -> Result<Handshake, TransportError> {
+        let handshake = match packet {
+            Some(EioPacket::Open(h)) => h,
+            other => {
+                return Err(TransportError::Protocol(format!(
+                    "expected open, got {other:?}"
+                )))
+            }
+        };
+        self.record(What::Opened {
+            ping_interval_ms: handshake.ping_interval,
+            ping_timeout_ms: handshake.ping_timeout,
+        });
+        Ok(handshake)
     }
 
     /// Reads the namespace's answer to CONNECT: `Some(refused)` once it came.
