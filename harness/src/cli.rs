@@ -11,7 +11,7 @@ use server_under_test::Bug;
 use crate::checkers::{check_all, summarize, Summary, Violation};
 use crate::faults::FaultMenu;
 use crate::scenario::{GenerateOptions, Scenario};
-use crate::trace::{render_event, Trace};
+use crate::trace::render_event;
 use crate::world::{simulate, WorldOptions};
 
 /// Deterministic simulation and conformance harness for the chat presence protocol.
@@ -413,9 +413,4 @@ fn print_report(report: &Report<'_>) {
         println!("replay: {}", report.replay);
     }
     println!("trace-hash: {}", report.trace_hash);
-}
-
-/// The trace as one string (used by tests).
-pub fn render(trace: &Trace) -> String {
-    trace.render()
 }

@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use server_under_test::store::{Accepted, MailboxEntry, Message};
 use tokio::sync::mpsc;
-use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
@@ -899,9 +899,4 @@ pub async fn probe_online<C: Connector>(
         },
     };
     recorder.record("observer", what);
-}
-
-/// Sleeps `ms` (a helper for actors' scripts).
-pub async fn pause_ms(ms: u64) {
-    sleep(Duration::from_millis(ms)).await;
 }

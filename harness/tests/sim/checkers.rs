@@ -1,16 +1,10 @@
 use harness::checkers::Violation;
-use harness::faults::FaultKind;
-use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, UserSpec};
+use harness::faults::{Fault, FaultKind};
+use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, UserSpec};
 use harness::spec::Clause;
 use server_under_test::Bug;
 
 use crate::support::*;
-
-fn clauses(violations: &[Violation]) -> Vec<Clause> {
-    let mut c: Vec<Clause> = violations.iter().map(|v| v.clause).collect();
-    c.dedup();
-    c
-}
 
 fn assert_clean(violations: &[Violation]) {
     assert!(
@@ -19,28 +13,38 @@ fn assert_clean(violations: &[Violation]) {
     );
 }
 
-fn assert_catches(violations: &[Violation], clause: Clause) {
+/// The reference server passes `s`, and with `bug` on the checkers report
+/// `clause`. Returns the reference run's rendered trace for further assertions.
+fn reference_passes_bug_breaks(s: &Scenario, bug: Bug, clause: Clause) -> String {
+    let (trace, violations) = run(s, &[]);
+    assert_clean(&violations);
+    let broken = run(s, &[bug]).1;
     assert!(
-        violations.iter().any(|v| v.clause == clause),
-        "expected a {clause} violation, got {:?}",
-        clauses(violations)
+        broken.iter().any(|v| v.clause == clause),
+        "expected a {clause} violation with --bug {bug}, got {:?}",
+        broken.iter().map(|v| v.clause).collect::<Vec<_>>()
     );
+    trace.render()
 }
 
-fn headerless(name: &str) -> UserSpec {
-    UserSpec {
-        header: HeaderPolicy::Absent,
-        ..UserSpec::node(name)
-    }
+/// alice and bob open a tab each at 0 s, then `more` happens.
+fn alice_and_bob(more: Vec<(u64, usize, Action)>, faults: Vec<Fault>) -> Scenario {
+    let users = [UserSpec::node("alice"), UserSpec::node("bob")];
+    let mut steps = vec![(0, 0, Action::Open), (0, 1, Action::Open)];
+    steps.extend(more);
+    scenario(&users, steps, faults)
 }
 
 #[test]
 fn unregistered_connections_stay_unregistered_i3() {
     // ghost connects without a username header (the seed's bug): the reference
     // refuses it; register_anonymous lets it in, and the checker must say I3.
-    let users = [UserSpec::node("alice"), headerless("ghost")];
+    let ghost = UserSpec {
+        header: HeaderPolicy::Absent,
+        ..UserSpec::node("ghost")
+    };
     let s = scenario(
-        &users,
+        &[UserSpec::node("alice"), ghost],
         vec![
             (0, 0, Action::Open),
             (500, 1, Action::Open),
@@ -49,8 +53,7 @@ fn unregistered_connections_stay_unregistered_i3() {
         ],
         vec![],
     );
-    assert_clean(&run(&s, &[]).1);
-    assert_catches(&run(&s, &[Bug::RegisterAnonymous]).1, Clause::I3);
+    reference_passes_bug_breaks(&s, Bug::RegisterAnonymous, Clause::I3);
 }
 
 #[test]
@@ -62,9 +65,8 @@ fn browser_websocket_first_is_unregistered_i1_i3() {
         open: OpenMode::WebsocketFirst,
         ..UserSpec::node("rama")
     };
-    let users = [UserSpec::node("shyam_patel"), browser];
     let s = scenario(
-        &users,
+        &[UserSpec::node("shyam_patel"), browser],
         vec![
             (0, 0, Action::Open),
             (0, 1, Action::Open),
@@ -82,78 +84,40 @@ fn browser_websocket_first_is_unregistered_i1_i3() {
 
 #[test]
 fn online_recipient_gets_a_push_within_100ms_m3() {
-    let users = [UserSpec::node("alice"), UserSpec::node("bob")];
-    let s = scenario(
-        &users,
-        vec![
-            (0, 0, Action::Open),
-            (0, 1, Action::Open),
-            (2_000, 0, send("bob")),
-            (3_000, 1, send("alice")),
-        ],
+    let s = alice_and_bob(
+        vec![(2_000, 0, send("bob")), (3_000, 1, send("alice"))],
         vec![],
     );
-    assert_clean(&run(&s, &[]).1);
-    assert_catches(&run(&s, &[Bug::NeverPush]).1, Clause::M3);
+    reference_passes_bug_breaks(&s, Bug::NeverPush, Clause::M3);
 }
 
 #[test]
 fn second_tab_keeps_user_online_p2() {
     // bob opens a second tab, then closes the first: the seed's last_sid_wins
     // drops bob from presence although a tab is still open.
-    let users = [UserSpec::node("alice"), UserSpec::node("bob")];
-    let s = scenario(
-        &users,
-        vec![
-            (0, 0, Action::Open),
-            (0, 1, Action::Open),
-            (2_000, 1, Action::Open),
-            (4_000, 1, Action::Close),
-        ],
+    let s = alice_and_bob(
+        vec![(2_000, 1, Action::Open), (4_000, 1, Action::Close)],
         vec![],
     );
-    assert_clean(&run(&s, &[]).1);
-    assert_catches(&run(&s, &[Bug::LastSidWins]).1, Clause::P2);
+    reference_passes_bug_breaks(&s, Bug::LastSidWins, Clause::P2);
 }
 
 #[test]
 fn last_tab_closing_takes_user_offline_p3() {
-    let users = [UserSpec::node("alice"), UserSpec::node("bob")];
-    let s = scenario(
-        &users,
-        vec![
-            (0, 0, Action::Open),
-            (0, 1, Action::Open),
-            (3_000, 1, Action::Close),
-        ],
-        vec![],
-    );
-    assert_clean(&run(&s, &[]).1);
-    assert_catches(&run(&s, &[Bug::StalePresence]).1, Clause::P3);
+    let s = alice_and_bob(vec![(3_000, 1, Action::Close)], vec![]);
+    reference_passes_bug_breaks(&s, Bug::StalePresence, Clause::P3);
 }
 
 #[test]
 fn crashed_client_behind_a_partition_goes_offline_after_ping_timeout_p3() {
     // bob's client dies while its link is cut: the FIN is lost, the server's side
     // is half-open, and only the Engine.IO ping timeout can take bob offline.
-    let users = [UserSpec::node("alice"), UserSpec::node("bob")];
-    let s = scenario(
-        &users,
-        vec![
-            (0, 0, Action::Open),
-            (0, 1, Action::Open),
-            (3_000, 1, Action::Crash { down_ms: 600_000 }),
-        ],
+    let s = alice_and_bob(
+        vec![(3_000, 1, Action::Crash { down_ms: 600_000 })],
         vec![fault(2_500, 2_000, "c1", FaultKind::Partition)],
     );
-    let (trace, violations) = run(&s, &[]);
-    assert_clean(&violations);
-    assert!(
-        trace.render().contains("user-offline       bob"),
-        "{}",
-        trace.render()
-    );
-    assert_catches(&run(&s, &[Bug::StalePresence]).1, Clause::P3);
+    let trace = reference_passes_bug_breaks(&s, Bug::StalePresence, Clause::P3);
+    assert!(trace.contains("user-offline       bob"), "{trace}");
 }
 
 #[test]
@@ -161,18 +125,10 @@ fn push_into_a_dead_connection_falls_back_to_the_mailbox_m5() {
     // Server → bob is cut while alice sends: the push is lost on the wire and the
     // stream is dead for good. The reference stores it after the ack timeout and
     // bob's poll gets it; without the fallback it is lost.
-    let users = [UserSpec::node("alice"), UserSpec::node("bob")];
-    let s = scenario(
-        &users,
-        vec![
-            (0, 0, Action::Open),
-            (0, 1, Action::Open),
-            (5_000, 0, send("bob")),
-        ],
+    let s = alice_and_bob(
+        vec![(5_000, 0, send("bob"))],
         vec![fault(4_000, 3_000, "c1", FaultKind::PartitionFromServer)],
     );
-    let (trace, violations) = run(&s, &[]);
-    assert_clean(&violations);
-    assert!(trace.render().contains("via=Mailbox"), "{}", trace.render());
-    assert_catches(&run(&s, &[Bug::NoAckFallback]).1, Clause::M5);
+    let trace = reference_passes_bug_breaks(&s, Bug::NoAckFallback, Clause::M5);
+    assert!(trace.contains("via=Mailbox"), "{trace}");
 }
