@@ -228,6 +228,18 @@ pub fn load_scenario(path: &std::path::Path) -> Result<Scenario, String> {
             scenario.users.len()
         ));
     }
+    if let Some(fault) = scenario
+        .faults
+        .faults
+        .iter()
+        .find(|f| !f.kind.is_simulated())
+    {
+        return Err(format!(
+            "{}: fault {:?} exists on real TCP only (harness check --level robust), not in the simulation",
+            path.display(),
+            fault.kind
+        ));
+    }
     Ok(scenario)
 }
 

@@ -87,6 +87,19 @@ pub enum FaultKind {
     PartitionFromServer,
     /// Nothing is delivered until the end, then everything, in order.
     Hold,
+    /// Every open connection is aborted with an RST at the start (real TCP only:
+    /// the fault proxy; turmoil has no resets).
+    Reset,
+    /// Mailbox poll responses are lost and their connections reset (real TCP
+    /// only: the fault proxy looks at request lines, turmoil does not).
+    LosePollResponse,
+}
+
+impl FaultKind {
+    /// Whether the simulated network can inject it.
+    pub fn is_simulated(self) -> bool {
+        !matches!(self, FaultKind::Reset | FaultKind::LosePollResponse)
+    }
 }
 
 /// One timed fault on the link between `host` and the server.

@@ -19,6 +19,7 @@ pub mod client;
 pub mod faults;
 pub mod hunt;
 pub mod packet;
+pub mod proxy;
 pub mod scenario;
 pub mod shrink;
 pub mod spec;

@@ -78,6 +78,21 @@ pub struct Outcome {
 
 /// Runs `scenario` in turmoil and returns its trace.
 pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
+    if let Some(fault) = scenario
+        .faults
+        .faults
+        .iter()
+        .find(|f| !f.kind.is_simulated())
+    {
+        return Outcome {
+            trace: Trace::default(),
+            error: Some(format!(
+                "fault {:?} is not available in the simulation",
+                fault.kind
+            )),
+            simulated_ms: 0,
+        };
+    }
     let end_ms = scenario.end_ms();
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_millis(end_ms + 60_000))

@@ -1,0 +1,384 @@
+//! A seeded TCP fault proxy for real networks: the toxiproxy idea, driven by the
+//! scenario's fault plan instead of an HTTP API. Clients connect to the proxy,
+//! the proxy connects to the server, and each direction of each connection is
+//! pumped through the proxy's current [`Mode`]:
+//! - latency and jitter: every chunk waits a seeded random delay (order kept);
+//! - a black hole ([`Flow::Drop`]): bytes are read and thrown away, and closes
+//!   are not passed on, so both ends keep a half-open connection until their own
+//!   timers (the Engine.IO ping timeout) notice;
+//! - a hold ([`Flow::Hold`]): nothing moves until the hold ends, then all of it;
+//! - a reset: every open connection is aborted with an RST on both sides;
+//! - a lost poll response: a `GET /api/messages` goes through, but its response
+//!   is swallowed and the client's connection reset.
+//!
+//! Nothing here knows about Socket.IO beyond the one request-line check.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::faults::FaultKind;
+
+/// What happens to the bytes of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flow {
+    /// Delivered after the mode's latency.
+    #[default]
+    Pass,
+    /// Read and discarded; closes are held back.
+    Drop,
+    /// Kept until the flow changes.
+    Hold,
+}
+
+/// The proxy's behaviour right now, for every connection through it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mode {
+    /// Client → server.
+    pub to_server: Flow,
+    /// Server → client.
+    pub from_server: Flow,
+    /// Added one-way delay per chunk, drawn uniformly from this range.
+    pub latency_ms: (u64, u64),
+    /// Swallow the responses of mailbox polls and reset their connections.
+    pub lose_poll_responses: bool,
+    /// Bumped to abort every connection open at that moment.
+    pub resets: u64,
+}
+
+impl Mode {
+    /// The healthy mode with `latency_ms` and the given faults in force.
+    pub fn with_faults(latency_ms: (u64, u64), faults: &[FaultKind], resets: u64) -> Self {
+        let mut mode = Mode {
+            latency_ms,
+            resets,
+            ..Mode::default()
+        };
+        for kind in faults {
+            match kind {
+                FaultKind::Partition => {
+                    mode.to_server = Flow::Drop;
+                    mode.from_server = Flow::Drop;
+                }
+                FaultKind::PartitionToServer => mode.to_server = Flow::Drop,
+                FaultKind::PartitionFromServer => mode.from_server = Flow::Drop,
+                FaultKind::Hold => {
+                    for flow in [&mut mode.to_server, &mut mode.from_server] {
+                        if *flow == Flow::Pass {
+                            *flow = Flow::Hold;
+                        }
+                    }
+                }
+                FaultKind::LosePollResponse => mode.lose_poll_responses = true,
+                FaultKind::Reset => {} // an instant, counted in `resets`
+            }
+        }
+        mode
+    }
+}
+
+/// A running proxy. Dropping it stops accepting; open connections end with it.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    mode: watch::Sender<Mode>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Listens on `127.0.0.1:0` and forwards to `target`; `seed` drives jitter.
+    pub async fn start(target: SocketAddr, seed: u64) -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (mode, watcher) = watch::channel(Mode::default());
+        let rng = Arc::new(Mutex::new(SmallRng::seed_from_u64(seed)));
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                tokio::spawn(relay(client, target, watcher.clone(), Arc::clone(&rng)));
+            }
+        });
+        Ok(Self { addr, mode, accept })
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The mode in force.
+    pub fn mode(&self) -> Mode {
+        self.mode.borrow().clone()
+    }
+
+    /// Switches every connection, open or future, to `mode`.
+    pub fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// How a pump ended.
+enum End {
+    /// Its source closed and the close was passed on.
+    Eof,
+    /// The connection must be aborted (a reset, a swallowed poll response, an error).
+    Abort,
+}
+
+async fn relay(
+    client: TcpStream,
+    target: SocketAddr,
+    mode: watch::Receiver<Mode>,
+    rng: Arc<Mutex<SmallRng>>,
+) {
+    let generation = mode.borrow().resets;
+    let Ok(server) = TcpStream::connect(target).await else {
+        abort(&client);
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let is_poll = AtomicBool::new(false);
+    let (mut client, mut server) = (client, server);
+    let aborted = {
+        let (mut client_read, mut client_write) = client.split();
+        let (mut server_read, mut server_write) = server.split();
+        let up = pump(
+            &mut client_read,
+            &mut server_write,
+            Direction::ToServer,
+            mode.clone(),
+            &rng,
+            generation,
+            &is_poll,
+        );
+        let down = pump(
+            &mut server_read,
+            &mut client_write,
+            Direction::FromServer,
+            mode.clone(),
+            &rng,
+            generation,
+            &is_poll,
+        );
+        tokio::pin!(up, down);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                end = &mut up, if !up_done => match end {
+                    End::Eof => up_done = true,
+                    End::Abort => break true,
+                },
+                end = &mut down, if !down_done => match end {
+                    End::Eof => down_done = true,
+                    End::Abort => break true,
+                },
+                else => break false,
+            }
+        }
+    };
+    if aborted {
+        abort(&client);
+        abort(&server);
+    }
+}
+
+/// Closes with an RST instead of a FIN.
+fn abort(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    ToServer,
+    FromServer,
+}
+
+impl Direction {
+    fn flow(self, mode: &Mode) -> Flow {
+        match self {
+            Direction::ToServer => mode.to_server,
+            Direction::FromServer => mode.from_server,
+        }
+    }
+}
+
+async fn pump<R, W>(
+    src: &mut R,
+    dst: &mut W,
+    direction: Direction,
+    mut mode: watch::Receiver<Mode>,
+    rng: &Mutex<SmallRng>,
+    generation: u64,
+    is_poll: &AtomicBool,
+) -> End
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut first = true;
+    loop {
+        let read = tokio::select! {
+            read = src.read(&mut buf) => read,
+            () = reset(&mut mode, generation) => return End::Abort,
+        };
+        let n = match read {
+            Ok(n) => n,
+            Err(_) => return End::Abort,
+        };
+        if first && direction == Direction::ToServer {
+            is_poll.store(buf[..n].starts_with(b"GET /api/messages"), Ordering::SeqCst);
+        }
+        first = false;
+        // Wait out holds; learn whether these bytes fall into a black hole.
+        let current = loop {
+            let current = mode.borrow_and_update().clone();
+            if current.resets != generation {
+                return End::Abort;
+            }
+            if direction.flow(&current) != Flow::Hold {
+                break current;
+            }
+            if mode.changed().await.is_err() {
+                return End::Abort;
+            }
+        };
+        if n == 0 {
+            // Hold a close back while this direction is a black hole.
+            loop {
+                let current = mode.borrow_and_update().clone();
+                if current.resets != generation {
+                    return End::Abort;
+                }
+                if direction.flow(&current) != Flow::Drop {
+                    break;
+                }
+                if mode.changed().await.is_err() {
+                    return End::Abort;
+                }
+            }
+            let _ = dst.shutdown().await;
+            return End::Eof;
+        }
+        if direction == Direction::FromServer
+            && current.lose_poll_responses
+            && is_poll.load(Ordering::SeqCst)
+        {
+            return End::Abort;
+        }
+        if direction.flow(&current) == Flow::Drop {
+            continue;
+        }
+        let (low, high) = current.latency_ms;
+        if high > 0 {
+            let delay = rng.lock().unwrap().random_range(low..=high.max(low));
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if dst.write_all(&buf[..n]).await.is_err() {
+            return End::Abort;
+        }
+    }
+}
+
+/// Resolves when the proxy's reset counter moves past `generation`.
+async fn reset(mode: &mut watch::Receiver<Mode>, generation: u64) {
+    loop {
+        if mode.borrow_and_update().resets != generation {
+            return;
+        }
+        if mode.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn echo_server() -> SocketAddr {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn round_trip(stream: &mut TcpStream, text: &[u8]) -> io::Result<Vec<u8>> {
+        stream.write_all(text).await?;
+        let mut got = vec![0u8; text.len()];
+        tokio::time::timeout(Duration::from_millis(500), stream.read_exact(&mut got))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no echo"))??;
+        Ok(got)
+    }
+
+    #[tokio::test]
+    async fn passes_drops_holds_and_resets() {
+        let proxy = FaultProxy::start(echo_server().await, 1).await.unwrap();
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(round_trip(&mut stream, b"one").await.unwrap(), b"one");
+
+        // A black hole: the echo is lost, the connection stays open.
+        proxy.set(Mode::with_faults((0, 0), &[FaultKind::Partition], 0));
+        assert!(round_trip(&mut stream, b"two").await.is_err());
+        proxy.set(Mode::default());
+        assert_eq!(round_trip(&mut stream, b"six").await.unwrap(), b"six");
+
+        // A hold delivers late, in order.
+        proxy.set(Mode::with_faults((0, 0), &[FaultKind::Hold], 0));
+        assert!(round_trip(&mut stream, b"ten").await.is_err());
+        proxy.set(Mode::default());
+        let mut late = [0u8; 3];
+        stream.read_exact(&mut late).await.unwrap();
+        assert_eq!(&late, b"ten");
+
+        // A reset aborts what is open, not what comes after.
+        proxy.set(Mode::with_faults((0, 0), &[], 1));
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut rest))
+            .await
+            .expect("the reset ends the connection");
+        assert!(read.is_err() || rest.is_empty(), "{read:?}");
+        let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(round_trip(&mut fresh, b"new").await.unwrap(), b"new");
+    }
+
+    #[tokio::test]
+    async fn a_lost_poll_response_resets_only_polls() {
+        let proxy = FaultProxy::start(echo_server().await, 1).await.unwrap();
+        proxy.set(Mode::with_faults((0, 0), &[FaultKind::LosePollResponse], 0));
+        let mut poll = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert!(round_trip(&mut poll, b"GET /api/messages?after=0")
+            .await
+            .is_err());
+        let mut other = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(
+            round_trip(&mut other, b"GET /health").await.unwrap(),
+            b"GET /health"
+        );
+    }
+}
