@@ -65,6 +65,11 @@ pub const CHECKERS: &[Checker] = &[
         check: from_is_the_sender,
     },
     Checker {
+        name: "bad_sends_are_refused",
+        clauses: &[Clause::M2, Clause::B1],
+        check: bad_sends_are_refused,
+    },
+    Checker {
         name: "nothing_accepted_is_lost",
         clauses: &[Clause::M5, Clause::L2],
         check: nothing_accepted_is_lost,
@@ -303,15 +308,14 @@ pub fn unregistered_stay_unregistered(facts: &Facts<'_>) -> Vec<Violation> {
                 ));
             }
         }
+        // In an open world other clients may be online under other names.
+        let judged = |name: &str| {
+            !facts.can_register(name)
+                && (!facts.scenario.open_world || facts.user_index(name).is_some())
+        };
         let named = match &event.what {
-            What::OnlineProbe { users } => users
-                .iter()
-                .filter(|u| !facts.can_register(u))
-                .cloned()
-                .collect(),
-            What::Presence { username, .. } if !facts.can_register(username) => {
-                vec![username.clone()]
-            }
+            What::OnlineProbe { users } => users.iter().filter(|u| judged(u)).cloned().collect(),
+            What::Presence { username, .. } if judged(username) => vec![username.clone()],
             _ => Vec::new(),
         };
         for name in named {
@@ -338,7 +342,8 @@ pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
             continue;
         };
         let t = sent.event.at_ms;
-        let deadline = t + PUSH_BOUND_MS;
+        let bound = facts.plan().push_bound_ms.unwrap_or(PUSH_BOUND_MS);
+        let deadline = t + bound;
         let sender = user_of(&sent.conn);
         let Some(sender_conn) = facts.conns.get(&sent.conn) else {
             continue;
@@ -379,7 +384,7 @@ pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
                     Clause::M3,
                     deadline,
                     format!(
-                        "message {id} to {} was not pushed within {PUSH_BOUND_MS} ms of the send",
+                        "message {id} to {} was not pushed within {bound} ms of the send",
                         sent.to
                     ),
                     evidence,
@@ -476,6 +481,57 @@ pub fn from_is_the_sender(facts: &Facts<'_>) -> Vec<Violation> {
                 ));
             }
         }
+    }
+    found
+}
+
+/// M2, B1: a send to an invalid recipient name, or a malformed `send_message`,
+/// is answered with `{"error"}` and accepts nothing; a malformed one is answered
+/// at all (a connection that ends first is not judged: maxPayload MAY close it).
+pub fn bad_sends_are_refused(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for sent in facts.sent.values() {
+        if let Some((ack, id, _)) = &sent.accepted {
+            if server_under_test::Username::parse(&sent.to).is_err() {
+                found.push(violation(
+                    Clause::M2,
+                    ack.at_ms,
+                    format!(
+                        "a message to {:?}, not a valid username, was accepted as {id}",
+                        sent.to
+                    ),
+                    vec![sent.event.clone(), ack.clone()],
+                ));
+            }
+        }
+    }
+    for event in &facts.trace.events {
+        let What::SentRaw { client_id } = &event.what else {
+            continue;
+        };
+        let answer = facts.trace.events.iter().find(|e| {
+            matches!(&e.what,
+                What::Accepted { client_id: c, .. } | What::AckLost { client_id: c, .. }
+                if c == client_id)
+        });
+        let message = match answer.map(|a| &a.what) {
+            Some(What::Accepted { id, .. }) => {
+                format!("a malformed send_message ({client_id}) was accepted as message {id}")
+            }
+            Some(What::AckLost { reason, .. }) if reason == "ack timeout" => {
+                format!(
+                    "a malformed send_message ({client_id}) got no answer: no ack {{\"error\"}}"
+                )
+            }
+            _ => continue,
+        };
+        let answer = answer.expect("matched above");
+        found.push(violation(
+            Clause::B1,
+            answer.at_ms,
+            message,
+            vec![event.clone(), answer.clone()],
+        ));
     }
     found
 }
@@ -608,7 +664,8 @@ fn presence_events_agree(facts: &Facts<'_>, at_ms: u64) -> Vec<Violation> {
                 continue;
             }
             let last_seen = facts.trace.events.iter().rev().find(|e| {
-                e.actor == watcher.label
+                e.at_ms <= at_ms
+                    && e.actor == watcher.label
                     && matches!(&e.what, What::Presence { username, .. } if username == name)
             });
             let Some(last_seen) = last_seen else { continue };
@@ -733,6 +790,7 @@ mod tests {
             faults: FaultPlan::calm(),
             active_ms: 10_000,
             heal_ms: 10_000,
+            open_world: false,
         }
     }
 

@@ -37,6 +37,61 @@ enum Command {
     /// Explore seeds and fault mixes until a violation, then shrink it to a
     /// minimal scenario and print the command that replays it.
     Hunt(HuntArgs),
+    /// Check a running server, black-box over real TCP, clause by clause.
+    Check(CheckArgs),
+}
+
+/// Options of `harness check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The server's root URL, e.g. http://127.0.0.1:8000.
+    pub url: String,
+    /// core: every MUST on a calm network; robust: also the SHOULDs under real
+    /// faults through the built-in fault proxy (waits out the server's ping timeout).
+    #[arg(long, value_enum, default_value_t = CheckLevel::Core)]
+    pub level: CheckLevel,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+    /// Write the report here instead of stdout (a one-line verdict still goes to stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Seed for user names, jitter and fault timing (default: a fresh one, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Multiply every wait by this (slow servers or machines), 0.1 to 100.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub timeout_scale: f64,
+}
+
+/// `--level` of `harness check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckLevel {
+    /// The MUSTs.
+    Core,
+    /// The MUSTs and the SHOULDs under faults.
+    Robust,
+}
+
+/// `--format` of `harness check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// For people.
+    Text,
+    /// Every field, traces included.
+    Json,
+    /// JUnit XML, one test case per clause.
+    Junit,
+}
+
+fn parse_scale(text: &str) -> Result<f64, String> {
+    let scale: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    if !(0.1..=100.0).contains(&scale) {
+        return Err(format!("{scale} is outside 0.1..=100"));
+    }
+    Ok(scale)
 }
 
 /// Options of `harness hunt`.
@@ -282,6 +337,7 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => run_sim(&args, false, false),
         Command::Replay { sim, mermaid } => run_sim(&sim, true, mermaid),
         Command::Hunt(args) => crate::hunt::run(&args),
+        Command::Check(args) => run_check(&args),
     }
 }
 
@@ -425,4 +481,72 @@ fn print_report(report: &Report<'_>) {
         println!("replay: {}", report.replay);
     }
     println!("trace-hash: {}", report.trace_hash);
+}
+
+fn run_check(args: &CheckArgs) -> ExitCode {
+    use crate::check::{check, report, CheckOptions, Target};
+    let seed = args.seed.unwrap_or_else(fresh_seed);
+    let options = CheckOptions {
+        level: match args.level {
+            CheckLevel::Core => crate::spec::Level::Core,
+            CheckLevel::Robust => crate::spec::Level::Robust,
+        },
+        seed,
+        timeout_scale: args.timeout_scale,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let target = Target::resolve(&args.url).await?;
+        if args.format == CheckFormat::Text && args.out.is_none() {
+            eprintln!(
+                "checking {} at level {:?} with seed {seed} …",
+                target.url, args.level
+            );
+        }
+        check(&target, &options).await
+    });
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rendered = match args.format {
+        CheckFormat::Text => report::text(&report),
+        CheckFormat::Json => report::json(&report),
+        CheckFormat::Junit => report::junit(&report),
+    };
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &rendered) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            print!("{}", report::text(&report));
+            println!("report: {}", path.display());
+        }
+        None => print!("{rendered}"),
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// A seed for a check run (outside any simulation, so the clock may be read).
+fn fresh_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64 % 1_000_000_000)
 }

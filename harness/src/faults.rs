@@ -131,6 +131,10 @@ pub struct FaultPlan {
     pub latency_ms_max: u64,
     /// Timed faults, sorted by start.
     pub faults: Vec<Fault>,
+    /// M3's push bound on this network when it must be looser than the
+    /// contract's 100 ms (`harness check --timeout-scale` on a slow machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_bound_ms: Option<u64>,
 }
 
 /// Links up to this max latency count as healthy for the 100 ms push bound (M3):
@@ -150,6 +154,7 @@ impl FaultPlan {
             latency_ms_min: 1,
             latency_ms_max: 10,
             faults: Vec::new(),
+            push_bound_ms: None,
         }
     }
 

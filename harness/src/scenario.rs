@@ -157,6 +157,11 @@ pub struct Scenario {
     /// After the active phase: long enough for ping timeouts, reconnects, ack
     /// timeouts and one poll interval, so liveness is judged on a healed network.
     pub heal_ms: u64,
+    /// Other clients may share the server (`harness check` against a live one):
+    /// names outside the scenario are then not judged. A simulation is a closed
+    /// world, where any other name online is a registration out of nowhere (I3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_world: bool,
 }
 
 /// Knobs for [`Scenario::generate`].
@@ -297,6 +302,7 @@ impl Scenario {
             faults,
             active_ms,
             heal_ms,
+            open_world: false,
         }
     }
 }

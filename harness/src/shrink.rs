@@ -159,6 +159,7 @@ mod tests {
             faults: FaultPlan::calm(),
             active_ms: 1_000,
             heal_ms: 1_000,
+            open_world: false,
         };
         let t = without_user(&s, 1);
         assert_eq!(

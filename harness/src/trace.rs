@@ -173,6 +173,13 @@ pub enum What {
     },
     /// The active phase ended; the network is healed from here on.
     HealPhase,
+    /// A black-box probe (`harness check`): what was sent, what came back.
+    Exchange {
+        /// The request or packet, abbreviated.
+        request: String,
+        /// The answer (status, content type, body) or the error, abbreviated.
+        answer: String,
+    },
 }
 
 /// One event: when, who, what.
@@ -370,6 +377,7 @@ fn describe(what: &What) -> (&'static str, String) {
             "heal-phase",
             "faults over; liveness judged from here".into(),
         ),
+        What::Exchange { request, answer } => ("exchange", format!("{request} ⇒ {answer}")),
     }
 }
 

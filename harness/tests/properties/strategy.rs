@@ -105,9 +105,11 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
                     latency_ms_min: 1,
                     latency_ms_max,
                     faults,
+                    push_bound_ms: None,
                 },
                 active_ms: ACTIVE_MS,
                 heal_ms: Scenario::heal_ms_for(&options.server, options.client.poll_interval_ms),
+                open_world: false,
             }
         })
 }

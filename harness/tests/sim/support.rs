@@ -32,6 +32,7 @@ pub fn scenario(
         },
         active_ms: 20_000,
         heal_ms: Scenario::heal_ms_for(&server_under_test::Config::default(), 30_000),
+        open_world: false,
     }
 }
 

@@ -1,0 +1,1919 @@
+//! `harness check`: black-box conformance of anyone's server, over real TCP.
+//!
+//! The same reference client, scenario format, trace and checkers as the
+//! simulation, pointed at a URL. A check is a handful of runs, each recorded as
+//! a trace and judged by pure functions:
+//! - `http`: the plain endpoints' shapes and refusals (H1, T2, L1, B1);
+//! - `handshake`: an Engine.IO polling handshake, for the server's timers (T1);
+//! - `core`: one calm scenario covering identity (every bad header, a browser's
+//!   stripped websocket header, both username bounds), two tabs, pushes, the
+//!   mailbox, refusals, malformed sends, and a raw-packet abuser (B1);
+//! - `cursor`: the mailbox cursor over HTTP, before and after re-polls (L1, L2);
+//! - `rust_socketio`: the core flow with a second, independent client;
+//! - `robust` (`--level robust`): the scenario again through the seeded fault
+//!   proxy: black hole until the ping timeout, reset, hold, lost poll response.
+//!
+//! Nothing here assumes more than the contract: a server may refuse or keep an
+//! unregistered connection, may name its errors as it likes, may discard polled
+//! entries or not.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+use crate::checkers::{check_all, user_of, Facts, Violation, PUSH_BOUND_MS};
+use crate::client::{probe_online, ClientConfig};
+use crate::faults::{Fault, FaultKind, FaultPlan};
+use crate::packet::{EioPacket, Handshake};
+use crate::proxy::{FaultProxy, Mode};
+use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
+use crate::spec::{Clause, Level};
+use crate::trace::{Event, Recorder, Trace, TraceClock, Via, What};
+use crate::transport::{self, Connector, TcpConnector};
+use crate::world::{host_of, sleep_until_ms, HostScript, DRAIN_MS};
+
+/// How a check runs.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Core, or core plus the fault runs.
+    pub level: Level,
+    /// Names, jitter and fault timing derive from it.
+    pub seed: u64,
+    /// Multiplies every wait (slow servers, slow machines); never shrinks M3's
+    /// 100 ms below the contract's.
+    pub timeout_scale: f64,
+}
+
+impl CheckOptions {
+    fn scaled(&self, ms: u64) -> u64 {
+        (ms as f64 * self.timeout_scale).round().max(1.0) as u64
+    }
+}
+
+/// Why a check could not run at all (exit 2), as opposed to a server that fails it.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The URL is not one this check can use.
+    #[error(
+        "'{url}' is not a server URL this check can use: {reason} (expected http://HOST:PORT)"
+    )]
+    BadUrl {
+        /// As given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing answered HTTP at the address.
+    #[error("server unreachable at {url}: {reason}")]
+    Unreachable {
+        /// As given.
+        url: String,
+        /// The last error.
+        reason: String,
+    },
+}
+
+/// A server to check: its URL as given and the address it resolved to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// As given on the command line.
+    pub url: String,
+    /// Where to connect.
+    pub addr: SocketAddr,
+}
+
+impl Target {
+    /// Parses `http://HOST[:PORT][/]` and resolves the host.
+    pub async fn resolve(url: &str) -> Result<Self, CheckError> {
+        let bad = |reason: &str| CheckError::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => return Err(bad(&format!("scheme '{other}' is not supported"))),
+            None => return Err(bad("no scheme")),
+        }
+        let host = uri.host().ok_or_else(|| bad("no host"))?;
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(bad("the server's root URL has no path or query"));
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| CheckError::Unreachable {
+                url: url.to_owned(),
+                reason: format!("cannot resolve {host}: {e}"),
+            })?
+            .next()
+            .ok_or_else(|| CheckError::Unreachable {
+                url: url.to_owned(),
+                reason: format!("{host} resolves to no address"),
+            })?;
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            addr,
+        })
+    }
+}
+
+/// The server's Engine.IO timers, read from its handshake.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ServerTimers {
+    /// pingInterval, ms.
+    pub ping_interval_ms: u64,
+    /// pingTimeout, ms.
+    pub ping_timeout_ms: u64,
+    /// maxPayload, bytes (0: not announced).
+    pub max_payload: u64,
+}
+
+/// One recorded run of a check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    /// `http`, `handshake`, `core`, `cursor`, `rust_socketio`, `robust`.
+    pub name: &'static str,
+    /// The scenario, for the runs that play one.
+    pub scenario: Option<Scenario>,
+    /// Everything observed.
+    pub trace: Trace,
+    /// What it found.
+    pub violations: Vec<Violation>,
+    /// Wall time, ms.
+    pub wall_ms: u64,
+}
+
+/// PASS, FAIL or SKIP, per clause.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", content = "reason", rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Exercised, nothing broken.
+    Pass,
+    /// Broken: see the findings.
+    Fail,
+    /// Not judged, and why.
+    Skip(String),
+}
+
+/// A violation and the run that shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// The run.
+    pub run: &'static str,
+    /// The violation and its evidence.
+    #[serde(flatten)]
+    pub violation: Violation,
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClauseReport {
+    /// The clause.
+    pub clause: Clause,
+    /// MUST (core) or SHOULD (robust).
+    pub level: Level,
+    /// What the contract says.
+    pub statement: &'static str,
+    /// The verdict.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// For a FAIL, what proves it.
+    pub findings: Vec<Finding>,
+}
+
+/// The whole outcome of `harness check`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckReport {
+    /// The server.
+    pub url: String,
+    /// The level asked for.
+    pub level: Level,
+    /// The seed (jitter, fault timing).
+    pub seed: u64,
+    /// The suffix of this check's user names (`alice.<tag>`), fresh per check.
+    pub tag: String,
+    /// The timeout scale.
+    pub timeout_scale: f64,
+    /// Its timers, when the handshake worked.
+    pub server: Option<ServerTimers>,
+    /// Per clause, in contract order.
+    pub clauses: Vec<ClauseReport>,
+    /// The runs, with their scenarios and traces.
+    pub runs: Vec<Run>,
+    /// The command that runs this check again.
+    pub rerun: String,
+    /// Wall time of the whole check, ms.
+    pub wall_ms: u64,
+}
+
+impl CheckReport {
+    /// Whether every clause of the level passed or was skipped.
+    pub fn passed(&self) -> bool {
+        self.clauses.iter().all(|c| c.verdict != Verdict::Fail)
+    }
+}
+
+/// Runs the check.
+pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckReport, CheckError> {
+    let started = Instant::now();
+    let connector = TcpConnector { addr: target.addr };
+    wait_until_up(
+        target,
+        &connector,
+        Duration::from_millis(options.scaled(10_000)),
+    )
+    .await?;
+    // Names are fresh per check, not per seed: a server remembers mailboxes and
+    // (sender, client_id) retries across checks, so a repeated name would meet
+    // the previous check's state.
+    let names = Names::new(options.seed, fresh_tag_source());
+
+    let mut runs = vec![http_run(&connector, &names, options).await];
+    let (handshake, timers) = handshake_run(&connector, &names, options).await;
+    runs.push(handshake);
+    let core = core_run(&connector, &names, options, timers).await;
+    let core_sessions = core.trace.events.iter().any(|e| {
+        e.what == What::Connected
+            && core.scenario.as_ref().is_some_and(|s| {
+                s.users
+                    .iter()
+                    .any(|u| u.name == user_of(&e.actor) && u.can_register())
+            })
+    });
+    runs.push(core);
+    runs.push(cursor_run(&connector, &names, options).await);
+    runs.push(rust_socketio_run(target, &names, options).await);
+    if options.level == Level::Robust {
+        runs.push(robust_run(&connector, &names, options, timers).await);
+    }
+
+    let clauses = Clause::ALL
+        .into_iter()
+        .filter(|c| c.level() <= options.level || *c == Clause::M5)
+        .map(|clause| judge(clause, options.level, &runs, core_sessions))
+        .collect();
+    Ok(CheckReport {
+        url: target.url.clone(),
+        level: options.level,
+        seed: options.seed,
+        tag: names.tag.clone(),
+        timeout_scale: options.timeout_scale,
+        server: timers,
+        clauses,
+        runs,
+        rerun: rerun_command(target, options),
+        wall_ms: elapsed_ms(started),
+    })
+}
+
+/// The command line that repeats a check.
+pub fn rerun_command(target: &Target, options: &CheckOptions) -> String {
+    let mut line = format!(
+        "harness check {} --level {} --seed {}",
+        target.url,
+        match options.level {
+            Level::Core => "core",
+            Level::Robust => "robust",
+        },
+        options.seed
+    );
+    if options.timeout_scale != 1.0 {
+        line.push_str(&format!(" --timeout-scale {}", options.timeout_scale));
+    }
+    line
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The runs that exercise each clause (a clause no run reached is skipped).
+fn runs_for(clause: Clause) -> &'static [&'static str] {
+    match clause {
+        Clause::T1 => &["handshake", "core", "rust_socketio"],
+        Clause::T2 | Clause::H1 => &["http"],
+        Clause::I1 | Clause::I2 | Clause::I3 | Clause::M1 | Clause::M4 => &["core"],
+        Clause::P1 | Clause::P2 | Clause::P3 | Clause::P4 => &["core", "rust_socketio", "robust"],
+        Clause::M2 | Clause::M3 => &["core", "rust_socketio"],
+        Clause::M5 => &["robust"],
+        Clause::L1 => &["http", "core", "cursor"],
+        Clause::L2 => &["cursor", "robust"],
+        Clause::L3 => &[],
+        Clause::B1 => &["http", "core"],
+    }
+}
+
+fn judge(clause: Clause, level: Level, runs: &[Run], core_sessions: bool) -> ClauseReport {
+    let findings: Vec<Finding> = runs
+        .iter()
+        .flat_map(|run| {
+            run.violations
+                .iter()
+                .filter(|v| v.clause == clause)
+                .map(|v| Finding {
+                    run: run.name,
+                    violation: v.clone(),
+                })
+        })
+        .collect();
+    let reached = runs_for(clause)
+        .iter()
+        .any(|name| runs.iter().any(|r| r.name == *name) && (*name != "core" || core_sessions));
+    let verdict = if !findings.is_empty() {
+        Verdict::Fail
+    } else if clause == Clause::L3 {
+        Verdict::Skip("describes the reference client's poll period, not the server".into())
+    } else if clause.level() > level {
+        Verdict::Skip("judged under faults: run with --level robust".into())
+    } else if !reached {
+        Verdict::Skip("not reached: no registered session could be opened (see T1)".into())
+    } else {
+        Verdict::Pass
+    };
+    ClauseReport {
+        clause,
+        level: clause.level(),
+        statement: clause.statement(),
+        verdict,
+        findings,
+    }
+}
+
+/// Waits for any HTTP answer to `/health`; only silence is "unreachable".
+async fn wait_until_up(
+    target: &Target,
+    connector: &TcpConnector,
+    patience: Duration,
+) -> Result<(), CheckError> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(2),
+            transport::request(connector, http::Method::GET, "/health", &[], None),
+        )
+        .await
+        .unwrap_or(Err(transport::TransportError::Timeout));
+        match attempt {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(CheckError::Unreachable {
+                    url: target.url.clone(),
+                    reason: format!("{e} (waited {} s for /health)", patience.as_secs()),
+                })
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Where a check's name tag comes from: the clock and the process id, outside
+/// any simulation.
+fn fresh_tag_source() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// The run's user names, with a tag unique to this check, so checks against a
+/// long-lived server (its mailboxes, its retry memory) do not see each other.
+struct Names {
+    tag: String,
+    seed: u64,
+}
+
+impl Names {
+    fn new(seed: u64, tag_source: u64) -> Self {
+        const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut n = tag_source;
+        let mut tag: Vec<u8> = (0..5)
+            .map(|_| {
+                let d = DIGITS[(n % 36) as usize];
+                n /= 36;
+                d
+            })
+            .collect();
+        tag.reverse();
+        let tag = String::from_utf8(tag).expect("ASCII digits");
+        Self { tag, seed }
+    }
+
+    fn user(&self, base: &str) -> String {
+        format!("{base}.{}", self.tag)
+    }
+
+    /// A valid name of exactly 32 characters, using every allowed punctuation mark (I2).
+    fn longest(&self) -> String {
+        let mut name = format!("i2_{}.-", self.tag);
+        while name.len() < 32 {
+            name.push('z');
+        }
+        name
+    }
+
+    /// A valid one-character name (I2).
+    fn shortest(&self) -> String {
+        let letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        (letters[(self.seed % 26) as usize] as char).to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// http: the plain endpoints
+
+fn abbreviate(text: &str) -> String {
+    const MAX: usize = 160;
+    let text = text.trim();
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// A GET recorded as an exchange; its answer, if any.
+async fn get(
+    connector: &TcpConnector,
+    recorder: &Recorder,
+    path: &str,
+    username: Option<&str>,
+    patience: Duration,
+) -> (Event, Option<transport::Response>) {
+    let headers: Vec<(&str, &str)> = username.map(|u| ("username", u)).into_iter().collect();
+    let outcome = tokio::time::timeout(
+        patience,
+        transport::request(connector, http::Method::GET, path, &headers, None),
+    )
+    .await
+    .unwrap_or(Err(transport::TransportError::Timeout));
+    let request = match username {
+        Some(u) => format!("GET {path} username={u:?}"),
+        None => format!("GET {path}"),
+    };
+    let answer = match &outcome {
+        Ok(r) => format!(
+            "{} {} {}",
+            r.status,
+            r.content_type.as_deref().unwrap_or("(no content-type)"),
+            abbreviate(&r.body)
+        ),
+        Err(e) => format!("error: {e}"),
+    };
+    recorder.record("probe", What::Exchange { request, answer });
+    let event = recorder.trace().events.pop().expect("just recorded");
+    (event, outcome.ok())
+}
+
+fn finding(clause: Clause, event: &Event, message: String) -> Violation {
+    Violation {
+        clause,
+        at_ms: event.at_ms,
+        message,
+        evidence: vec![event.clone()],
+    }
+}
+
+/// Judges one JSON answer: status, content type (T2), body shape.
+fn expect_json(
+    found: &mut Vec<Violation>,
+    event: &Event,
+    response: Option<&transport::Response>,
+    (clause, status): (Clause, u16),
+    shape: impl Fn(&Value) -> bool,
+    what: &str,
+) {
+    let Some(response) = response else {
+        found.push(finding(clause, event, format!("{what}: no answer")));
+        return;
+    };
+    if response.status != status {
+        found.push(finding(
+            clause,
+            event,
+            format!("{what}: status {} instead of {status}", response.status),
+        ));
+        return;
+    }
+    if !response
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.trim().starts_with("application/json"))
+    {
+        found.push(finding(
+            Clause::T2,
+            event,
+            format!(
+                "{what}: Content-Type {:?} instead of application/json",
+                response.content_type
+            ),
+        ));
+    }
+    match serde_json::from_str::<Value>(&response.body) {
+        Ok(body) if shape(&body) => {}
+        _ => found.push(finding(
+            clause,
+            event,
+            format!("{what}: body is not the contract's shape"),
+        )),
+    }
+}
+
+fn is_error_body(body: &Value) -> bool {
+    body.get("error").is_some_and(Value::is_string)
+}
+
+async fn http_run(connector: &TcpConnector, names: &Names, options: &CheckOptions) -> Run {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let patience = Duration::from_millis(options.scaled(5_000));
+    let mut found = Vec::new();
+    let (e, r) = get(connector, &recorder, "/health", None, patience).await;
+    expect_json(
+        &mut found,
+        &e,
+        r.as_ref(),
+        (Clause::H1, 200),
+        |b| b == &json!({"status": "ok"}),
+        "GET /health",
+    );
+    let (e, r) = get(connector, &recorder, "/api/online", None, patience).await;
+    expect_json(
+        &mut found,
+        &e,
+        r.as_ref(),
+        (Clause::P4, 200),
+        |b| {
+            b["users"]
+                .as_array()
+                .is_some_and(|u| u.iter().all(Value::is_string))
+        },
+        "GET /api/online",
+    );
+    let nobody = names.user("nobody");
+    for (path, username, what) in [
+        (
+            "/api/messages?after=0",
+            None,
+            "a poll without a username header",
+        ),
+        (
+            "/api/messages?after=0",
+            Some(""),
+            "a poll with an empty username",
+        ),
+        (
+            "/api/messages?after=0",
+            Some("no such/user"),
+            "a poll with an invalid username",
+        ),
+    ] {
+        let (e, r) = get(connector, &recorder, path, username, patience).await;
+        expect_json(
+            &mut found,
+            &e,
+            r.as_ref(),
+            (Clause::L1, 401),
+            is_error_body,
+            what,
+        );
+    }
+    for after in [
+        "",
+        "-1",
+        "+1",
+        "abc",
+        "1.5",
+        "0x10",
+        "18446744073709551616",
+        "1&after=2",
+    ] {
+        let path = format!("/api/messages?after={after}");
+        let (e, r) = get(connector, &recorder, &path, Some(&nobody), patience).await;
+        let what = format!("a poll with after={after:?}");
+        expect_json(
+            &mut found,
+            &e,
+            r.as_ref(),
+            (Clause::L1, 400),
+            is_error_body,
+            &what,
+        );
+    }
+    let messages = |b: &Value| b["messages"].is_array();
+    for path in [
+        "/api/messages",
+        "/api/messages?after=0",
+        "/api/messages?after=18446744073709551615",
+    ] {
+        let (e, r) = get(connector, &recorder, path, Some(&nobody), patience).await;
+        expect_json(
+            &mut found,
+            &e,
+            r.as_ref(),
+            (Clause::L1, 200),
+            messages,
+            &format!("GET {path}"),
+        );
+    }
+    Run {
+        name: "http",
+        scenario: None,
+        trace: recorder.trace(),
+        violations: found,
+        wall_ms: elapsed_ms(started),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// handshake: the server's timers
+
+async fn handshake_run(
+    connector: &TcpConnector,
+    names: &Names,
+    options: &CheckOptions,
+) -> (Run, Option<ServerTimers>) {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let patience = Duration::from_millis(options.scaled(5_000));
+    let name = names.user("probe");
+    let (event, response) = get(
+        connector,
+        &recorder,
+        "/socket.io/?EIO=4&transport=polling",
+        Some(&name),
+        patience,
+    )
+    .await;
+    let open = response.as_ref().filter(|r| r.status == 200).and_then(|r| {
+        EioPacket::decode_payload(&r.body)
+            .ok()?
+            .into_iter()
+            .find_map(|p| match p {
+                EioPacket::Open(h) => Some(h),
+                _ => None,
+            })
+    });
+    let (violations, timers) = match open {
+        Some(Handshake {
+            ping_interval,
+            ping_timeout,
+            max_payload,
+            upgrades,
+            ..
+        }) => {
+            let mut found = Vec::new();
+            if !upgrades.iter().any(|u| u == "websocket") {
+                found.push(finding(
+                    Clause::T1,
+                    &event,
+                    "the polling handshake does not offer the websocket upgrade".into(),
+                ));
+            }
+            let timers = ServerTimers {
+                ping_interval_ms: ping_interval,
+                ping_timeout_ms: ping_timeout,
+                max_payload,
+            };
+            (found, Some(timers))
+        }
+        None => (
+            vec![finding(
+                Clause::T1,
+                &event,
+                "GET /socket.io/?EIO=4&transport=polling did not answer an Engine.IO v4 open packet".into(),
+            )],
+            None,
+        ),
+    };
+    let run = Run {
+        name: "handshake",
+        scenario: None,
+        trace: recorder.trace(),
+        violations,
+        wall_ms: elapsed_ms(started),
+    };
+    (run, timers)
+}
+
+// ---------------------------------------------------------------------------
+// core: the calm scenario
+
+fn user(name: String, open: OpenMode, header: HeaderPolicy, profile: Profile) -> UserSpec {
+    UserSpec {
+        name,
+        profile,
+        open,
+        header,
+    }
+}
+
+fn step(at_ms: u64, user: usize, action: Action) -> Step {
+    Step {
+        at_ms,
+        user,
+        action,
+    }
+}
+
+fn send(to: &str, content: &str) -> Action {
+    Action::Send {
+        to: to.to_owned(),
+        content: content.to_owned(),
+    }
+}
+
+/// Contents of the messages to `dave`, which the cursor run reads back unaltered.
+const DAVE_CONTENTS: [&str; 3] = [
+    "first: plain",
+    "second: héllo ✓ 漢字",
+    "third: \"quoted\" \\ <b>",
+];
+
+/// Malformed `send_message` arguments (B1, M1).
+fn malformed_payloads(to: &str) -> Vec<String> {
+    vec![
+        json!("just a string").to_string(),
+        json!({}).to_string(),
+        json!([1, 2, 3]).to_string(),
+        json!({"to": to, "content": "", "client_id": "empty-content"}).to_string(),
+        json!({"to": to, "content": "é".repeat(4097), "client_id": "4097-chars"}).to_string(),
+        json!({"to": to, "content": "ok", "client_id": "c".repeat(65)}).to_string(),
+        json!({"to": to, "content": "ok", "client_id": ""}).to_string(),
+        json!({"to": to, "content": 42, "client_id": "number-content"}).to_string(),
+        json!({"content": "no recipient", "client_id": "no-to"}).to_string(),
+    ]
+}
+
+/// When the raw-packet abuser starts, in the core run.
+const ABUSE_AT_MS: u64 = 3_300;
+
+fn core_scenario(names: &Names, options: &CheckOptions) -> Scenario {
+    use HeaderPolicy::*;
+    use OpenMode::*;
+    use Profile::*;
+    let users = vec![
+        user(names.user("alice"), WebsocketFirst, Valid, Node), // 0
+        user(names.user("bob"), PollingFirst, Valid, Node),     // 1
+        user(names.user("carol"), WebsocketFirst, Valid, Node), // 2: never connects
+        user(names.user("ghost"), WebsocketFirst, Absent, Node),
+        user(names.user("empty"), PollingFirst, Empty, Node),
+        user(names.user("bad"), WebsocketFirst, Invalid, Node),
+        user(names.user("long"), PollingFirst, TooLong, Node),
+        user(names.user("web"), WebsocketFirst, Valid, Browser), // 7: header stripped
+        user(names.longest(), WebsocketFirst, Valid, Node),      // 8
+        user(names.shortest(), PollingFirst, Valid, Node),       // 9
+        user(names.user("mallory"), WebsocketFirst, Valid, Node), // 10: the raw abuser
+    ];
+    let n = |i: usize| users[i].name.clone();
+    let dave = names.user("dave");
+    let mut steps = vec![step(0, 0, Action::Open)];
+    steps.extend((3..=7).map(|u| step(0, u, Action::Open)));
+    steps.extend([
+        step(400, 1, Action::Open),
+        step(800, 8, Action::Open),
+        step(800, 9, Action::Open),
+        step(1_500, 0, Action::Open), // a second tab
+        step(2_500, 0, send(&n(1), "hello bob")),
+        step(2_550, 1, send(&n(0), &"é".repeat(4096))), // the longest valid content
+        step(2_600, 8, send(&n(9), "bounds")),
+        step(2_650, 0, send(&n(2), "to carol, offline")),
+        step(2_700, 0, send(&dave, DAVE_CONTENTS[0])),
+        step(2_710, 0, send(&dave, DAVE_CONTENTS[1])),
+        step(2_720, 0, send(&dave, DAVE_CONTENTS[2])),
+        step(2_750, 0, send(&n(3), "to ghost, unregistered")),
+        step(2_850, 0, send("not a user!", "invalid recipient")),
+    ]);
+    steps.extend((3..=7).map(|u| step(2_800, u, send(&n(0), "from an unregistered connection"))));
+    steps.extend(
+        malformed_payloads(&n(1))
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| step(2_900 + i as u64, 0, Action::SendRaw { payload })),
+    );
+    steps.extend([
+        step(3_200, 0, Action::Close), // the first tab; the second keeps alice online
+        step(4_500, 9, Action::Close),
+        step(5_000, 2, Action::Poll),
+        step(5_500, 1, send(&n(9), "to a user who left")),
+    ]);
+    steps.sort_by_key(|s| s.at_ms);
+    let ack_ms = check_client(options).ack_timeout_ms;
+    Scenario {
+        seed: options.seed,
+        users,
+        steps,
+        faults: FaultPlan {
+            latency_ms_min: 0,
+            latency_ms_max: 0,
+            faults: Vec::new(),
+            push_bound_ms: (options.timeout_scale > 1.0).then(|| options.scaled(PUSH_BOUND_MS)),
+        },
+        active_ms: 6_000,
+        heal_ms: (2_900 + ack_ms + 1_000).saturating_sub(6_000).max(2_000) + DRAIN_MS + 1_000,
+        open_world: true,
+    }
+}
+
+/// The reference client's timers for a check: fast polls, scaled patience.
+fn check_client(options: &CheckOptions) -> ClientConfig {
+    ClientConfig {
+        poll_interval_ms: options.scaled(2_000),
+        connect_timeout_ms: options.scaled(5_000),
+        request_timeout_ms: options.scaled(5_000),
+        ack_timeout_ms: options.scaled(4_000),
+        ..ClientConfig::default()
+    }
+}
+
+/// Plays `scenario` over real TCP: each user through its own connector (a proxy
+/// for the robust run), an observer probing `/api/online` every second.
+async fn play<C: Connector>(
+    scenario: &Scenario,
+    connectors: Vec<C>,
+    observer: TcpConnector,
+    recorder: &Recorder,
+    client: ClientConfig,
+) {
+    let end_ms = scenario.end_ms();
+    let scripts = connectors.into_iter().enumerate().map(|(i, connector)| {
+        HostScript {
+            scenario: scenario.clone(),
+            users: vec![i],
+            connector,
+            recorder: recorder.clone(),
+            client: client.clone(),
+        }
+        .run()
+    });
+    let request_timeout = Duration::from_millis(client.request_timeout_ms);
+    let probes = async {
+        let mut at_ms = 1_000;
+        while at_ms < end_ms - DRAIN_MS {
+            sleep_until_ms(recorder, at_ms).await;
+            probe_online(&observer, recorder, request_timeout).await;
+            at_ms += 1_000;
+        }
+        sleep_until_ms(recorder, end_ms - DRAIN_MS / 3).await;
+        probe_online(&observer, recorder, request_timeout).await;
+    };
+    tokio::join!(futures_util::future::join_all(scripts), probes);
+    recorder.record_at(scenario.active_ms, "world", What::HealPhase);
+}
+
+async fn core_run(
+    connector: &TcpConnector,
+    names: &Names,
+    options: &CheckOptions,
+    timers: Option<ServerTimers>,
+) -> Run {
+    let started = Instant::now();
+    let scenario = core_scenario(names, options);
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let abuser = abuse(connector, names, &recorder, timers, options);
+    let connectors = vec![connector.clone(); scenario.users.len()];
+    tokio::join!(
+        play(
+            &scenario,
+            connectors,
+            connector.clone(),
+            &recorder,
+            check_client(options)
+        ),
+        abuser
+    );
+    let trace = recorder.trace();
+    let mut violations = check_all(&trace, &scenario);
+    let facts = Facts::new(&trace, &scenario);
+    let slack = options.scaled(1_000);
+    violations.extend(sessions_open(&facts));
+    violations.extend(registered_are_listed(
+        &facts,
+        &[names.longest(), names.shortest()],
+    ));
+    violations.extend(presence_is_announced(&facts, slack));
+    violations.extend(calm_deliveries(&facts, slack));
+    violations.extend(abuse_harms_nobody(&facts, ABUSE_AT_MS));
+    violations.sort_by_key(|v| (v.at_ms, v.clause));
+    Run {
+        name: "core",
+        scenario: Some(scenario),
+        trace,
+        violations,
+        wall_ms: elapsed_ms(started),
+    }
+}
+
+/// T1, I1: every user whose handshake carries a valid name gets a session, and a
+/// polling-first one upgrades to websocket.
+pub fn sessions_open(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for spec in facts.scenario.users.iter().filter(|u| u.can_register()) {
+        let label = format!("{}#1", spec.name);
+        let Some(conn) = facts.conns.get(&label) else {
+            continue; // never opened a socket
+        };
+        let mine: Vec<Event> = facts
+            .trace
+            .events
+            .iter()
+            .filter(|e| e.actor == label)
+            .cloned()
+            .collect();
+        let problem = if conn.connected_at.is_none() {
+            Some(format!(
+                "{label} ({:?}, a valid username header) never completed the namespace CONNECT",
+                spec.open
+            ))
+        } else if spec.open == OpenMode::PollingFirst
+            && !mine.iter().any(|e| e.what == What::Upgraded)
+        {
+            Some(format!(
+                "{label} opened over polling but the upgrade to websocket never completed"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            let at_ms = mine.last().map_or(0, |e| e.at_ms);
+            let evidence = mine.into_iter().take(6).collect();
+            found.push(Violation {
+                clause: Clause::T1,
+                at_ms,
+                message,
+                evidence,
+            });
+        }
+    }
+    found
+}
+
+/// I1, I2: a user connected with a valid header shows in `/api/online` a second
+/// after connecting (I2 for the names at the length bounds).
+pub fn registered_are_listed(facts: &Facts<'_>, bounds: &[String]) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for spec in facts.scenario.users.iter().filter(|u| u.can_register()) {
+        let Some(conn) = facts.conns.get(&format!("{}#1", spec.name)) else {
+            continue;
+        };
+        let (Some(from), until) = (conn.connected_at, conn.disconnected_at.unwrap_or(u64::MAX))
+        else {
+            continue;
+        };
+        let probe = facts.trace.events.iter().find(|e| {
+            e.at_ms > from + 1_000 && e.at_ms < until && matches!(e.what, What::OnlineProbe { .. })
+        });
+        if let Some(
+            probe @ Event {
+                what: What::OnlineProbe { users },
+                ..
+            },
+        ) = probe
+        {
+            if !users.contains(&spec.name) {
+                let clause = if bounds.contains(&spec.name) {
+                    Clause::I2
+                } else {
+                    Clause::I1
+                };
+                found.push(Violation {
+                    clause,
+                    at_ms: probe.at_ms,
+                    message: format!(
+                        "{} is connected with the valid username header {:?}, but /api/online leaves them out",
+                        conn.label, spec.name
+                    ),
+                    evidence: facts
+                        .trace
+                        .events
+                        .iter()
+                        .filter(|e| e.actor == conn.label && e.what == What::Connected)
+                        .chain(std::iter::once(probe))
+                        .cloned()
+                        .collect(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// P1, P3 on a calm network: when a user comes online (its first connection) or
+/// goes offline (a client close of its last one), every connection of another
+/// registered user that stays open hears `user_online` / `user_offline` within
+/// `slack`.
+pub fn presence_is_announced(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let registered: Vec<&str> = facts
+        .scenario
+        .users
+        .iter()
+        .filter(|u| u.can_register())
+        .map(|u| u.name.as_str())
+        .collect();
+    for &name in &registered {
+        let conns: Vec<_> = facts.conns.values().filter(|c| c.user == name).collect();
+        let mut changes = Vec::new();
+        if let Some(first) = conns.iter().filter_map(|c| c.connected_at).min() {
+            changes.push((first, true));
+        }
+        let all_closed = conns
+            .iter()
+            .all(|c| c.disconnected_at.is_some() || c.connected_at.is_none());
+        let last_close = conns.iter().filter_map(|c| c.disconnected_at).max();
+        if let (true, Some(at)) = (all_closed, last_close) {
+            changes.push((at, false));
+        }
+        for (at_ms, online) in changes {
+            for watcher in facts.conns.values() {
+                let watching = watcher.user != name
+                    && registered.contains(&watcher.user.as_str())
+                    && watcher.connected_at.is_some_and(|c| c + slack < at_ms)
+                    && watcher.disconnected_at.is_none_or(|d| d > at_ms + slack);
+                if !watching {
+                    continue;
+                }
+                let heard = facts.trace.events.iter().any(|e| {
+                    e.actor == watcher.label
+                        && e.at_ms + slack >= at_ms
+                        && e.at_ms <= at_ms + slack
+                        && matches!(&e.what, What::Presence { username, online: o } if username == name && *o == online)
+                });
+                if !heard {
+                    let cause = facts.trace.events.iter().find(|e| {
+                        user_of(&e.actor) == name
+                            && e.at_ms == at_ms
+                            && matches!(e.what, What::Connected | What::Disconnected { .. })
+                    });
+                    found.push(Violation {
+                        clause: if online { Clause::P1 } else { Clause::P3 },
+                        at_ms: at_ms + slack,
+                        message: format!(
+                            "{} did not hear {} for {name} within {slack} ms",
+                            watcher.label,
+                            if online {
+                                "user_online"
+                            } else {
+                                "user_offline"
+                            }
+                        ),
+                        evidence: cause.into_iter().cloned().collect(),
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// M1, M4 on a calm network: a well-formed send from a registered connection to
+/// a valid name is accepted; one to a user whose connections all closed is
+/// acked `polling`.
+pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for sent in facts.sent.values() {
+        let sender = user_of(&sent.conn);
+        if !facts.can_register(sender) || server_under_test::Username::parse(&sent.to).is_err() {
+            continue;
+        }
+        let answer = facts.trace.events.iter().find(|e| {
+            matches!(&e.what, What::Refused { client_id, .. } if Some(client_id.as_str()) == sent_client_id(sent))
+        });
+        if let Some(refusal) = answer {
+            found.push(Violation {
+                clause: Clause::M1,
+                at_ms: refusal.at_ms,
+                message: format!(
+                    "a well-formed send_message from registered {sender} to {} was refused",
+                    sent.to
+                ),
+                evidence: vec![sent.event.clone(), refusal.clone()],
+            });
+        }
+        let Some((ack, id, delivery)) = &sent.accepted else {
+            continue;
+        };
+        let t = sent.event.at_ms;
+        let conns: Vec<_> = facts.conns.values().filter(|c| c.user == sent.to).collect();
+        let left = !conns.is_empty()
+            && conns
+                .iter()
+                .all(|c| c.disconnected_at.is_some_and(|d| d + slack < t));
+        if left && *delivery != server_under_test::store::Delivery::Polling {
+            found.push(Violation {
+                clause: Clause::M4,
+                at_ms: ack.at_ms,
+                message: format!(
+                    "message {id} to {}, whose connections had all closed, was acked {delivery:?}",
+                    sent.to
+                ),
+                evidence: vec![sent.event.clone(), ack.clone()],
+            });
+        }
+    }
+    found
+}
+
+fn sent_client_id(sent: &crate::checkers::Sent) -> Option<&str> {
+    match &sent.event.what {
+        What::Sent { client_id, .. } => Some(client_id),
+        _ => None,
+    }
+}
+
+/// B1: after the abuser's malformed packets, no other user's connection was
+/// dropped by the server, and the server still answered `/health`.
+pub fn abuse_harms_nobody(facts: &Facts<'_>, abuse_at_ms: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for event in &facts.trace.events {
+        let dropped = matches!(&event.what, What::Disconnected { reason }
+            if reason != "client close" && reason != "client crashed");
+        if dropped
+            && event.at_ms >= abuse_at_ms
+            && facts.user_index(user_of(&event.actor)).is_some()
+        {
+            found.push(Violation {
+                clause: Clause::B1,
+                at_ms: event.at_ms,
+                message: format!(
+                    "{} lost its connection after another client's malformed packets",
+                    event.actor
+                ),
+                evidence: vec![event.clone()],
+            });
+        }
+        if event.actor == "abuser" {
+            if let What::Exchange { request, answer } = &event.what {
+                if request.starts_with("GET /health") && !answer.starts_with("200") {
+                    found.push(Violation {
+                        clause: Clause::B1,
+                        at_ms: event.at_ms,
+                        message: "the server stopped answering /health after malformed packets"
+                            .into(),
+                        evidence: vec![event.clone()],
+                    });
+                }
+                if answer.contains("\"id\"") && answer.starts_with("43") {
+                    found.push(Violation {
+                        clause: Clause::B1,
+                        at_ms: event.at_ms,
+                        message: "a malformed packet was acknowledged as an accepted message"
+                            .into(),
+                        evidence: vec![event.clone()],
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A registered client that sends broken packets on a raw websocket: bad JSON,
+/// an unknown event with an ack request, a send above `maxPayload`; then checks
+/// `/health`. Everything it sends and gets back is recorded as `abuser`.
+async fn abuse(
+    connector: &TcpConnector,
+    names: &Names,
+    recorder: &Recorder,
+    timers: Option<ServerTimers>,
+    options: &CheckOptions,
+) {
+    sleep_until_ms(recorder, ABUSE_AT_MS).await;
+    let name = names.user("mallory");
+    let answer_window = Duration::from_millis(options.scaled(1_000));
+    let exchange = |request: String, answer: String| {
+        recorder.record(
+            "abuser",
+            What::Exchange {
+                request: abbreviate(&request),
+                answer: abbreviate(&answer),
+            },
+        )
+    };
+    let path = "/socket.io/?EIO=4&transport=websocket";
+    match transport::websocket(connector, path, &[("username", &name)]).await {
+        Err(e) => exchange(format!("websocket {path}"), format!("error: {e}")),
+        Ok(mut ws) => {
+            let mut packets = vec![
+                "40".to_owned(),
+                r#"42["send_message",{"to":"#.to_owned(),
+                "42not json at all".to_owned(),
+                r#"421["no_such_event",{"x":1}]"#.to_owned(),
+                r#"422["send_message"]"#.to_owned(),
+            ];
+            let max = timers.map_or(0, |t| t.max_payload);
+            if max > 0 && max <= 8 << 20 {
+                let content = "x".repeat(usize::try_from(max).unwrap_or(0) + 1);
+                let big = json!(["send_message", {"to": names.user("dave"), "content": content, "client_id": "oversized"}]);
+                packets.push(format!("423{big}"));
+            }
+            for packet in packets {
+                if ws.send(Frame::text(packet.clone())).await.is_err() {
+                    exchange(packet, "connection closed before sending".into());
+                    break;
+                }
+                let mut answers = Vec::new();
+                let deadline = Instant::now() + answer_window;
+                let mut closed = false;
+                while let Ok(frame) = tokio::time::timeout_at(deadline, ws.next()).await {
+                    match frame {
+                        Some(Ok(Frame::Text(t))) if t.as_str() == "2" => {
+                            let _ = ws.send(Frame::text("3")).await;
+                        }
+                        Some(Ok(Frame::Text(t))) => answers.push(t.as_str().to_owned()),
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+                let mut answer = if answers.is_empty() {
+                    "(nothing)".to_owned()
+                } else {
+                    answers.join(" | ")
+                };
+                if closed {
+                    answer.push_str(" [connection closed]");
+                }
+                exchange(packet, answer);
+                if closed {
+                    break;
+                }
+            }
+            let _ = ws.close(None).await;
+        }
+    }
+    let outcome = transport::request(connector, http::Method::GET, "/health", &[], None).await;
+    let answer = match outcome {
+        Ok(r) => format!("{} {}", r.status, abbreviate(&r.body)),
+        Err(e) => format!("error: {e}"),
+    };
+    exchange("GET /health".into(), answer);
+}
+
+// ---------------------------------------------------------------------------
+// cursor: the mailbox over HTTP
+
+async fn cursor_run(connector: &TcpConnector, names: &Names, options: &CheckOptions) -> Run {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let patience = Duration::from_millis(options.scaled(5_000));
+    let dave = names.user("dave");
+    let alice = names.user("alice");
+    let mut found = Vec::new();
+    let poll = |after: u64| {
+        let path = format!("/api/messages?after={after}");
+        let (connector, recorder, dave) = (connector.clone(), recorder.clone(), dave.clone());
+        async move {
+            let (event, response) = get(&connector, &recorder, &path, Some(&dave), patience).await;
+            let entries = response
+                .filter(|r| r.status == 200)
+                .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+                .and_then(|b| b["messages"].as_array().cloned());
+            (event, entries)
+        }
+    };
+    let (first, entries) = poll(0).await;
+    let Some(entries) = entries else {
+        found.push(finding(
+            Clause::L1,
+            &first,
+            "the mailbox poll did not answer 200 {\"messages\": [...]}".into(),
+        ));
+        return cursor_done(recorder, found, started);
+    };
+    // Shape (L1), order (L1), and ours unaltered (B1: after the abuser's packets).
+    let mut last_seq = 0;
+    for entry in &entries {
+        let well_formed = entry["seq"].is_u64()
+            && entry["id"].is_u64()
+            && entry["from"].is_string()
+            && entry["to"] == json!(dave)
+            && entry["content"].is_string()
+            && entry["ts"].is_u64();
+        if !well_formed {
+            found.push(finding(
+                Clause::L1,
+                &first,
+                format!(
+                    "a mailbox entry is not {{seq, id, from, to, content, ts}}: {}",
+                    abbreviate(&entry.to_string())
+                ),
+            ));
+            break;
+        }
+        let seq = entry["seq"].as_u64().unwrap_or(0);
+        if seq <= last_seq {
+            found.push(finding(
+                Clause::L1,
+                &first,
+                format!("mailbox seqs are not strictly increasing: {seq} after {last_seq}"),
+            ));
+        }
+        last_seq = seq;
+    }
+    let ours: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["from"] == json!(alice))
+        .collect();
+    let contents: Vec<&str> = ours.iter().filter_map(|e| e["content"].as_str()).collect();
+    if contents != DAVE_CONTENTS {
+        let clause = if ours.len() == DAVE_CONTENTS.len() {
+            Clause::B1
+        } else {
+            Clause::L1
+        };
+        found.push(finding(
+            clause,
+            &first,
+            format!("{dave}'s mailbox should hold alice's three messages in order, unaltered: found {contents:?}"),
+        ));
+        return cursor_done(recorder, found, started);
+    }
+    let seqs: Vec<u64> = ours.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    // after=0 again: nothing was acknowledged, nothing may be gone (L2).
+    let (again, entries) = poll(0).await;
+    let kept = entries.unwrap_or_default();
+    if !seqs
+        .iter()
+        .all(|s| kept.iter().any(|e| e["seq"].as_u64() == Some(*s)))
+    {
+        found.push(finding(
+            Clause::L2,
+            &again,
+            "a second poll with after=0 lost entries the first returned".into(),
+        ));
+    }
+    // after=first seq: only the later ones (L1); twice, still there (L2).
+    for attempt in 0..2 {
+        let (event, entries) = poll(seqs[0]).await;
+        let got: Vec<u64> = entries
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .collect();
+        if got.iter().any(|s| *s <= seqs[0]) {
+            found.push(finding(
+                Clause::L1,
+                &event,
+                format!(
+                    "after={} returned entries at or below the cursor: {got:?}",
+                    seqs[0]
+                ),
+            ));
+        }
+        if !seqs[1..].iter().all(|s| got.contains(s)) {
+            let clause = if attempt == 0 { Clause::L1 } else { Clause::L2 };
+            found.push(finding(
+                clause,
+                &event,
+                format!(
+                    "after={} should return seqs {:?}, got {got:?}",
+                    seqs[0],
+                    &seqs[1..]
+                ),
+            ));
+        }
+    }
+    cursor_done(recorder, found, started)
+}
+
+fn cursor_done(recorder: Recorder, violations: Vec<Violation>, started: Instant) -> Run {
+    Run {
+        name: "cursor",
+        scenario: None,
+        trace: recorder.trace(),
+        violations,
+        wall_ms: elapsed_ms(started),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// rust_socketio: a second, independent client
+
+async fn rust_socketio_run(target: &Target, names: &Names, options: &CheckOptions) -> Run {
+    use rust_socketio::asynchronous::{Client, ClientBuilder};
+    use rust_socketio::{Event as SioEvent, Payload, TransportType};
+
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let patience = Duration::from_millis(options.scaled(5_000));
+    let (a, b) = (names.user("rsa"), names.user("rsb"));
+    let scenario = Scenario {
+        seed: options.seed,
+        users: vec![UserSpec::node(&a), UserSpec::node(&b)],
+        steps: Vec::new(),
+        faults: FaultPlan {
+            latency_ms_min: 0,
+            latency_ms_max: 0,
+            faults: Vec::new(),
+            push_bound_ms: (options.timeout_scale > 1.0).then(|| options.scaled(PUSH_BOUND_MS)),
+        },
+        active_ms: 0,
+        heal_ms: 0,
+        open_world: true,
+    };
+    fn first(payload: Payload) -> Value {
+        match payload {
+            Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+            #[allow(deprecated)]
+            Payload::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+            _ => Value::Null,
+        }
+    }
+    let connect = |name: String| {
+        let recorder = recorder.clone();
+        let url = target.url.clone();
+        async move {
+            let label = format!("{name}#1");
+            let rec = |what: fn(Value) -> Option<What>| {
+                let (recorder, label) = (recorder.clone(), label.clone());
+                move |payload: Payload, _: Client| {
+                    if let Some(what) = what(first(payload)) {
+                        recorder.record(&label, what);
+                    }
+                    async {}.boxed()
+                }
+            };
+            recorder.record(
+                &label,
+                What::ConnectAttempt {
+                    open: OpenMode::PollingFirst,
+                    header: HeaderPolicy::Valid,
+                    header_sent: true,
+                },
+            );
+            let any = {
+                let (recorder, label) = (recorder.clone(), label.clone());
+                move |event: SioEvent, payload: Payload, _: Client| {
+                    let data = first(payload);
+                    let what = match &event {
+                        SioEvent::Custom(e) if e == "user_online" || e == "user_offline" => {
+                            Some(What::Presence {
+                                username: data["username"].as_str().unwrap_or_default().to_owned(),
+                                online: e == "user_online",
+                            })
+                        }
+                        SioEvent::Custom(e) if e == "new_message" => {
+                            serde_json::from_value::<server_under_test::store::Message>(data)
+                                .ok()
+                                .map(|m| What::Received {
+                                    id: m.id,
+                                    from: m.from,
+                                    to: m.to,
+                                    via: Via::Websocket,
+                                    duplicate: false,
+                                })
+                        }
+                        _ => None,
+                    };
+                    if let Some(what) = what {
+                        recorder.record(&label, what);
+                    }
+                    async {}.boxed()
+                }
+            };
+            let client = ClientBuilder::new(url)
+                .transport_type(TransportType::Any)
+                .reconnect(false)
+                .opening_header("username", name.as_str())
+                .on(SioEvent::Connect, rec(|_| Some(What::Connected)))
+                .on(
+                    SioEvent::Close,
+                    rec(|_| {
+                        Some(What::Disconnected {
+                            reason: "transport close".into(),
+                        })
+                    }),
+                )
+                .on(
+                    SioEvent::Error,
+                    rec(|v| {
+                        Some(What::ConnectRefused {
+                            message: v.to_string(),
+                        })
+                    }),
+                )
+                .on_any(any)
+                .connect()
+                .await;
+            match client {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    recorder.record(
+                        &label,
+                        What::OpenFailed {
+                            reason: e.to_string(),
+                        },
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let wait_for = |label: String, wanted: What| {
+        let recorder = recorder.clone();
+        async move {
+            let deadline = Instant::now() + patience;
+            while Instant::now() < deadline {
+                if recorder
+                    .trace()
+                    .events
+                    .iter()
+                    .any(|e| e.actor == label && e.what == wanted)
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    let mut found = Vec::new();
+    let mut expect = |ok: bool, clause: Clause, message: String, recorder: &Recorder| {
+        if !ok {
+            let trace = recorder.trace();
+            found.push(Violation {
+                clause,
+                at_ms: trace.events.last().map_or(0, |e| e.at_ms),
+                message: format!("with rust_socketio 0.6: {message}"),
+                evidence: trace.events.iter().rev().take(5).rev().cloned().collect(),
+            });
+        }
+        ok
+    };
+    let (la, lb) = (format!("{a}#1"), format!("{b}#1"));
+    let client_a = connect(a.clone()).await;
+    let a_up = wait_for(la.clone(), What::Connected).await;
+    if expect(
+        client_a.is_some() && a_up,
+        Clause::T1,
+        format!("{a} could not connect with a username header"),
+        &recorder,
+    ) {
+        let client_b = connect(b.clone()).await;
+        let b_up = wait_for(lb.clone(), What::Connected).await;
+        if expect(
+            client_b.is_some() && b_up,
+            Clause::T1,
+            format!("{b} could not connect"),
+            &recorder,
+        ) {
+            let online = What::Presence {
+                username: b.clone(),
+                online: true,
+            };
+            let heard = wait_for(la.clone(), online).await;
+            expect(
+                heard,
+                Clause::P1,
+                format!("{a} did not hear user_online for {b}"),
+                &recorder,
+            );
+            // A send in the same millisecond as the recipient's CONNECT would not be judged (M3).
+            tokio::time::sleep(Duration::from_millis(options.scaled(100))).await;
+            let client_id = "rs-1".to_owned();
+            recorder.record(
+                &la,
+                What::Sent {
+                    client_id: client_id.clone(),
+                    to: b.clone(),
+                },
+            );
+            let (ack_recorder, ack_label, ack_id) =
+                (recorder.clone(), la.clone(), client_id.clone());
+            let emitted = client_a
+                .as_ref()
+                .expect("connected")
+                .emit_with_ack(
+                    "send_message",
+                    Payload::Text(vec![json!({"to": b, "content": "from rust_socketio", "client_id": client_id})]),
+                    patience,
+                    move |payload: Payload, _: Client| {
+                        // rust_socketio hands an ack's argument list over as one array.
+                        let ack = match first(payload) {
+                            Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
+                            other => other,
+                        };
+                        let what = match serde_json::from_value::<server_under_test::store::Accepted>(ack.clone()) {
+                            Ok(accepted) => What::Accepted { client_id: ack_id.clone(), id: accepted.id, delivery: accepted.delivery },
+                            Err(_) => What::Refused { client_id: ack_id.clone(), error: ack.to_string() },
+                        };
+                        ack_recorder.record(&ack_label, what);
+                        async {}.boxed()
+                    },
+                )
+                .await;
+            if let Err(e) = emitted {
+                recorder.record(
+                    &la,
+                    What::AckLost {
+                        client_id: "rs-1".into(),
+                        reason: format!("emit failed: {e}"),
+                    },
+                );
+            }
+            let mut answered = false;
+            let deadline = Instant::now() + patience;
+            while Instant::now() < deadline && !answered {
+                answered = recorder.trace().events.iter().any(|e| {
+                    matches!(&e.what, What::Accepted { client_id: c, .. } | What::Refused { client_id: c, .. } if c == "rs-1")
+                });
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            expect(
+                answered,
+                Clause::M2,
+                "send_message with an ack callback got no ack".into(),
+                &recorder,
+            );
+            tokio::time::sleep(Duration::from_millis(options.scaled(300))).await;
+            if let Some(client_b) = client_b {
+                let _ = client_b.disconnect().await;
+                let offline = What::Presence {
+                    username: b.clone(),
+                    online: false,
+                };
+                let heard = wait_for(la.clone(), offline).await;
+                expect(
+                    heard,
+                    Clause::P3,
+                    format!("{a} did not hear user_offline for {b} after its disconnect"),
+                    &recorder,
+                );
+                recorder.record(
+                    &lb,
+                    What::Disconnected {
+                        reason: "client close".into(),
+                    },
+                );
+            }
+        }
+        if let Some(client_a) = client_a {
+            let _ = client_a.disconnect().await;
+        }
+    }
+    let trace = recorder.trace();
+    found.extend(check_all(&trace, &scenario));
+    found.sort_by_key(|v| (v.at_ms, v.clause));
+    Run {
+        name: "rust_socketio",
+        scenario: Some(scenario),
+        trace,
+        violations: found,
+        wall_ms: elapsed_ms(started),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// robust: the scenario through the fault proxy
+
+/// The robust scenario: `ra` sends; `rb` is black-holed until the server's ping
+/// timeout must have fired; `rc` is reset; `rd` only polls and loses a poll
+/// response; `re` is held and released.
+fn robust_scenario(names: &Names, options: &CheckOptions, timers: ServerTimers) -> Scenario {
+    let users: Vec<UserSpec> = ["ra", "rb", "rc", "rd", "re"]
+        .iter()
+        .map(|b| UserSpec::node(&names.user(b)))
+        .collect();
+    let mut users = users;
+    users[2].open = OpenMode::PollingFirst;
+    let n = |i: usize| users[i].name.clone();
+    let silence = options.scaled(timers.ping_interval_ms + timers.ping_timeout_ms);
+    let black_hole_ms = silence + options.scaled(3_000);
+    let heal_at = 2_000 + black_hole_ms;
+    let fault = |host: usize, at_ms: u64, duration_ms: u64, kind: FaultKind| Fault {
+        at_ms,
+        duration_ms,
+        host: host_of(host, users.len()),
+        kind,
+    };
+    let faults = vec![
+        fault(3, 1_500, options.scaled(3_000), FaultKind::LosePollResponse),
+        fault(1, 2_000, black_hole_ms, FaultKind::Partition),
+        fault(2, 2_000, 1, FaultKind::Reset),
+        fault(4, 2_000, options.scaled(2_000), FaultKind::Hold),
+    ];
+    let mut steps = vec![
+        step(0, 0, Action::Open),
+        step(0, 1, Action::Open),
+        step(0, 2, Action::Open),
+        step(0, 4, Action::Open),
+        step(1_000, 0, send(&n(3), "to rd, who only polls")),
+        step(2_000 + options.scaled(500), 3, Action::Poll),
+        step(2_500, 0, send(&n(2), "to rc, around its reset")),
+        step(2_500, 0, send(&n(4), "to re, held")),
+        step(3_000, 0, send(&n(1), "to rb, into the black hole")),
+        step(heal_at + 500, 0, send(&n(1), "to rb, after the heal")),
+    ];
+    steps.sort_by_key(|s| s.at_ms);
+    Scenario {
+        seed: options.seed,
+        users,
+        steps,
+        faults: FaultPlan {
+            latency_ms_min: 1,
+            latency_ms_max: 40,
+            faults,
+            push_bound_ms: None,
+        },
+        active_ms: heal_at + 1_000,
+        heal_ms: options.scaled(20_000) + DRAIN_MS,
+        open_world: true,
+    }
+}
+
+async fn robust_run(
+    connector: &TcpConnector,
+    names: &Names,
+    options: &CheckOptions,
+    timers: Option<ServerTimers>,
+) -> Run {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let Some(timers) = timers else {
+        recorder.record(
+            "world",
+            What::Exchange {
+                request: "robust run".into(),
+                answer: "skipped: no Engine.IO handshake, so no ping timers to wait for".into(),
+            },
+        );
+        return Run {
+            name: "robust",
+            scenario: None,
+            trace: recorder.trace(),
+            violations: Vec::new(),
+            wall_ms: 0,
+        };
+    };
+    let scenario = robust_scenario(names, options, timers);
+    let mut proxies = Vec::new();
+    for i in 0..scenario.users.len() {
+        match FaultProxy::start(connector.addr, options.seed ^ i as u64).await {
+            Ok(proxy) => proxies.push(proxy),
+            Err(e) => {
+                recorder.record(
+                    "world",
+                    What::Exchange {
+                        request: "start fault proxy".into(),
+                        answer: e.to_string(),
+                    },
+                );
+                return Run {
+                    name: "robust",
+                    scenario: Some(scenario),
+                    trace: recorder.trace(),
+                    violations: Vec::new(),
+                    wall_ms: 0,
+                };
+            }
+        }
+    }
+    let latency = (
+        scenario.faults.latency_ms_min,
+        scenario.faults.latency_ms_max,
+    );
+    for proxy in &proxies {
+        proxy.set(Mode::with_faults(latency, &[], 0));
+    }
+    let connectors: Vec<TcpConnector> = proxies
+        .iter()
+        .map(|p| TcpConnector { addr: p.addr() })
+        .collect();
+    let driver = drive_faults(&scenario, &proxies, &recorder);
+    tokio::join!(
+        play(
+            &scenario,
+            connectors,
+            connector.clone(),
+            &recorder,
+            check_client(options)
+        ),
+        driver
+    );
+    drop(proxies);
+    let trace = recorder.trace();
+    let mut violations = check_all(&trace, &scenario);
+    let facts = Facts::new(&trace, &scenario);
+    violations.extend(half_open_is_noticed(
+        &facts,
+        1,
+        options.scaled(timers.ping_interval_ms + timers.ping_timeout_ms),
+    ));
+    violations.sort_by_key(|v| (v.at_ms, v.clause));
+    Run {
+        name: "robust",
+        scenario: Some(scenario),
+        trace,
+        violations,
+        wall_ms: elapsed_ms(started),
+    }
+}
+
+/// Applies the plan's faults to the per-host proxies at their times, recording them.
+async fn drive_faults(scenario: &Scenario, proxies: &[FaultProxy], recorder: &Recorder) {
+    let mut transitions: Vec<(u64, bool, &Fault)> = scenario
+        .faults
+        .faults
+        .iter()
+        .flat_map(|f| [(f.at_ms, true, f), (f.end_ms(), false, f)])
+        .collect();
+    transitions.sort_by_key(|(at, starts, _)| (*at, *starts));
+    let mut active: BTreeMap<String, Vec<FaultKind>> = BTreeMap::new();
+    let latency = (
+        scenario.faults.latency_ms_min,
+        scenario.faults.latency_ms_max,
+    );
+    for (at_ms, starts, fault) in transitions {
+        sleep_until_ms(recorder, at_ms).await;
+        let kinds = active.entry(fault.host.clone()).or_default();
+        let Some(index) =
+            (0..scenario.users.len()).find(|&i| host_of(i, scenario.users.len()) == fault.host)
+        else {
+            continue;
+        };
+        let proxy = &proxies[index];
+        let mut resets = proxy.mode().resets;
+        if starts {
+            kinds.push(fault.kind);
+            resets += u64::from(fault.kind == FaultKind::Reset);
+            recorder.record_at(
+                at_ms,
+                "world",
+                What::FaultStart {
+                    host: fault.host.clone(),
+                    fault: fault.kind,
+                },
+            );
+        } else {
+            if let Some(i) = kinds.iter().position(|k| *k == fault.kind) {
+                kinds.remove(i);
+            }
+            recorder.record_at(
+                at_ms,
+                "world",
+                What::FaultEnd {
+                    host: fault.host.clone(),
+                    fault: fault.kind,
+                },
+            );
+        }
+        proxy.set(Mode::with_faults(latency, kinds, resets));
+    }
+}
+
+/// P3 under a black hole: once the server's ping timeout must have fired, the
+/// silent user is no longer listed and the other users heard `user_offline`.
+pub fn half_open_is_noticed(facts: &Facts<'_>, victim: usize, silence_ms: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let name = &facts.scenario.users[victim].name;
+    let host = host_of(victim, facts.scenario.users.len());
+    let Some(hole) = facts
+        .scenario
+        .faults
+        .faults
+        .iter()
+        .find(|f| f.host == host && f.kind == FaultKind::Partition)
+    else {
+        return found;
+    };
+    let noticed_by = hole.at_ms + silence_ms + 1_000;
+    let probe = facts.trace.events.iter().rev().find(|e| {
+        e.at_ms >= noticed_by
+            && e.at_ms < hole.end_ms()
+            && matches!(e.what, What::OnlineProbe { .. })
+    });
+    if let Some(
+        probe @ Event {
+            what: What::OnlineProbe { users },
+            ..
+        },
+    ) = probe
+    {
+        if users.contains(name) {
+            found.push(Violation {
+                clause: Clause::P3,
+                at_ms: probe.at_ms,
+                message: format!(
+                    "{name}'s link has been a black hole for {} ms, past pingInterval + pingTimeout, yet /api/online still lists them",
+                    probe.at_ms - hole.at_ms
+                ),
+                evidence: vec![probe.clone()],
+            });
+        }
+    }
+    found
+}

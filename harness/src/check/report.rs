@@ -1,0 +1,171 @@
+//! The check's report in three forms with the same content: text for people,
+//! JSON for machines, JUnit XML for CI dashboards (via `quick-junit`).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::{CheckReport, ClauseReport, Finding, Verdict};
+use crate::spec::Level;
+use crate::trace::render_event;
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Core => "core",
+        Level::Robust => "robust",
+    }
+}
+
+fn verdict_name(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Skip(_) => "SKIP",
+    }
+}
+
+/// Evidence of one finding, indented: message, events, run.
+fn describe(finding: &Finding, out: &mut String) {
+    let v = &finding.violation;
+    let _ = writeln!(out, "      {:.3}s  {}", v.at_ms as f64 / 1000.0, v.message);
+    for event in &v.evidence {
+        let _ = writeln!(out, "        {}", render_event(event));
+    }
+    let _ = writeln!(
+        out,
+        "        (run {}; its scenario and trace are in --format json)",
+        finding.run
+    );
+}
+
+/// The report for people.
+pub fn text(report: &CheckReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "harness check {} — level {}, seed {}, users *.{}",
+        report.url,
+        level_name(report.level),
+        report.seed,
+        report.tag
+    );
+    match &report.server {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "server: pingInterval {} ms, pingTimeout {} ms, maxPayload {} bytes",
+                t.ping_interval_ms, t.ping_timeout_ms, t.max_payload
+            );
+        }
+        None => {
+            let _ = writeln!(out, "server: no Engine.IO handshake");
+        }
+    }
+    for run in &report.runs {
+        let _ = writeln!(
+            out,
+            "run {:<14} {:>6.1}s  {:>4} events  {} violations",
+            run.name,
+            run.wall_ms as f64 / 1000.0,
+            run.trace.events.len(),
+            run.violations.len()
+        );
+    }
+    let _ = writeln!(out);
+    for clause in &report.clauses {
+        line(clause, &mut out);
+    }
+    let failed = report
+        .clauses
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .count();
+    let skipped = report
+        .clauses
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Skip(_)))
+        .count();
+    let _ = writeln!(
+        out,
+        "\nresult: {} — {} of {} clauses failed, {} skipped ({:.1} s)",
+        if failed == 0 { "PASS" } else { "FAIL" },
+        failed,
+        report.clauses.len(),
+        skipped,
+        report.wall_ms as f64 / 1000.0
+    );
+    if failed > 0 {
+        let _ = writeln!(out, "again: {}", report.rerun);
+    }
+    out
+}
+
+fn line(clause: &ClauseReport, out: &mut String) {
+    let _ = write!(
+        out,
+        "{:<3} {}  {:<6}  {}",
+        clause.clause.id(),
+        verdict_name(&clause.verdict),
+        level_name(clause.level),
+        clause.statement
+    );
+    if let Verdict::Skip(reason) = &clause.verdict {
+        let _ = write!(out, " — {reason}");
+    }
+    let _ = writeln!(out);
+    for finding in clause.findings.iter().take(5) {
+        describe(finding, out);
+    }
+    if clause.findings.len() > 5 {
+        let _ = writeln!(
+            out,
+            "      … and {} more (see --format json)",
+            clause.findings.len() - 5
+        );
+    }
+}
+
+/// The report for machines: every field, traces included.
+pub fn json(report: &CheckReport) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_default()
+}
+
+/// The report for CI: one test case per clause, failures with their evidence.
+pub fn junit(report: &CheckReport) -> String {
+    let mut suite = TestSuite::new(format!("chat-protocol v1 — {}", report.url));
+    suite.set_time(Duration::from_millis(report.wall_ms));
+    suite.add_property(("seed", report.seed.to_string().as_str()));
+    suite.add_property(("level", level_name(report.level)));
+    for clause in &report.clauses {
+        let status = match &clause.verdict {
+            Verdict::Pass => TestCaseStatus::success(),
+            Verdict::Skip(reason) => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(reason.as_str());
+                status
+            }
+            Verdict::Fail => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let first = &clause.findings[0].violation.message;
+                status.set_message(first.as_str());
+                let mut evidence = String::new();
+                for finding in &clause.findings {
+                    describe(finding, &mut evidence);
+                }
+                evidence.push_str(&format!("again: {}\n", report.rerun));
+                status.set_description(evidence);
+                status
+            }
+        };
+        let mut case = TestCase::new(
+            format!("{} {}", clause.clause.id(), clause.statement),
+            status,
+        );
+        case.set_classname(format!("contract.{}", level_name(clause.level)));
+        suite.add_test_case(case);
+    }
+    let mut junit = Report::new("harness check");
+    junit.add_test_suite(suite);
+    junit.to_string().unwrap_or_default()
+}
