@@ -892,4 +892,84 @@ mod tests {
         assert!(clauses.contains(&Clause::L1), "{v:#?}");
         assert!(clauses.contains(&Clause::L2), "{v:#?}");
     }
+
+    fn raw_trace(answer: What) -> Trace {
+        Trace {
+            events: vec![
+                at(100, "a#1", What::Connected),
+                at(
+                    200,
+                    "a#1",
+                    What::SentRaw {
+                        client_id: "a-1".into(),
+                    },
+                ),
+                at(300, "a#1", answer),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_refused_malformed_send_passes_b1() {
+        let refused = What::Refused {
+            client_id: "a-1".into(),
+            error: "bad payload".into(),
+        };
+        assert_eq!(
+            bad_sends_are_refused(&Facts::new(&raw_trace(refused), &scenario())),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn an_accepted_or_unanswered_malformed_send_is_b1() {
+        for answer in [
+            What::Accepted {
+                client_id: "a-1".into(),
+                id: 7,
+                delivery: Delivery::Polling,
+            },
+            What::AckLost {
+                client_id: "a-1".into(),
+                reason: "ack timeout".into(),
+            },
+        ] {
+            let v = bad_sends_are_refused(&Facts::new(&raw_trace(answer), &scenario()));
+            assert_eq!(
+                v.iter().map(|v| v.clause).collect::<Vec<_>>(),
+                vec![Clause::B1]
+            );
+        }
+    }
+
+    #[test]
+    fn a_send_to_an_invalid_name_accepted_is_m2() {
+        let trace = Trace {
+            events: vec![
+                at(100, "a#1", What::Connected),
+                at(
+                    200,
+                    "a#1",
+                    What::Sent {
+                        client_id: "a-1".into(),
+                        to: "no such/user".into(),
+                    },
+                ),
+                at(
+                    210,
+                    "a#1",
+                    What::Accepted {
+                        client_id: "a-1".into(),
+                        id: 1,
+                        delivery: Delivery::Polling,
+                    },
+                ),
+            ],
+        };
+        let v = bad_sends_are_refused(&Facts::new(&trace, &scenario()));
+        assert_eq!(
+            v.iter().map(|v| v.clause).collect::<Vec<_>>(),
+            vec![Clause::M2]
+        );
+    }
 }

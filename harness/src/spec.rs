@@ -140,6 +140,9 @@ pub struct ClauseEntry {
     pub statement: String,
     /// Checkers (names in `checkers::CHECKERS`) that judge it on a trace.
     pub checkers: Vec<String>,
+    /// Black-box rules and probes of `harness check` (names in `check::rules::RULES`).
+    #[serde(default)]
+    pub checks: Vec<String>,
     /// Tests that exercise it, as `path::test_name`.
     pub tests: Vec<String>,
 }

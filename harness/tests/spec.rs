@@ -59,6 +59,46 @@ fn checkers_and_catalogue_agree_on_who_judges_what() {
 }
 
 #[test]
+fn check_rules_and_catalogue_agree_on_who_judges_what() {
+    use harness::check::rules::RULES;
+    for entry in catalogue() {
+        let clause = Clause::from_id(&entry.id).unwrap();
+        for name in &entry.checks {
+            let rule = RULES
+                .iter()
+                .find(|r| r.name == name)
+                .unwrap_or_else(|| panic!("{}: unknown check rule {name}", entry.id));
+            assert!(
+                rule.clauses.contains(&clause),
+                "{name} does not declare {}",
+                entry.id
+            );
+        }
+    }
+    for rule in RULES {
+        for clause in rule.clauses {
+            let entry = catalogue().iter().find(|e| e.id == clause.id()).unwrap();
+            assert!(
+                entry.checks.iter().any(|n| n == rule.name),
+                "{} cites {clause} but specs/clauses.json does not list it",
+                rule.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_clause_of_a_level_is_judged_by_harness_check() {
+    for entry in catalogue().iter().filter(|e| e.id != "L3") {
+        assert!(
+            !entry.checks.is_empty() || !entry.checkers.is_empty(),
+            "{}: harness check has nothing that judges it",
+            entry.id
+        );
+    }
+}
+
+#[test]
 fn every_cited_test_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     for entry in catalogue() {

@@ -1,0 +1,438 @@
+//! The check's HTTP probes: the plain endpoints (H1, T2, L1, P4), the Engine.IO
+//! handshake that tells the server's timers (T1), and the mailbox cursor read
+//! back after the core run (L1, L2, B1). Every request and answer is recorded
+//! as an `exchange` event, so a FAIL shows what was asked and what came back.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::{elapsed_ms, CheckOptions, Names, Run, ServerTimers, DAVE_CONTENTS};
+use crate::checkers::Violation;
+use crate::packet::{EioPacket, Handshake};
+use crate::spec::Clause;
+use crate::trace::{Event, Recorder, TraceClock, What};
+use crate::transport::{self, TcpConnector};
+
+// ---------------------------------------------------------------------------
+// http: the plain endpoints
+
+pub(super) fn abbreviate(text: &str) -> String {
+    const MAX: usize = 160;
+    let text = text.trim();
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// A GET recorded as an exchange; its answer, if any.
+async fn get(
+    connector: &TcpConnector,
+    recorder: &Recorder,
+    path: &str,
+    username: Option<&str>,
+    patience: Duration,
+) -> (Event, Option<transport::Response>) {
+    let headers: Vec<(&str, &str)> = username.map(|u| ("username", u)).into_iter().collect();
+    let outcome = tokio::time::timeout(
+        patience,
+        transport::request(connector, http::Method::GET, path, &headers, None),
+    )
+    .await
+    .unwrap_or(Err(transport::TransportError::Timeout));
+    let request = match username {
+        Some(u) => format!("GET {path} username={u:?}"),
+        None => format!("GET {path}"),
+    };
+    let answer = match &outcome {
+        Ok(r) => format!(
+            "{} {} {}",
+            r.status,
+            r.content_type.as_deref().unwrap_or("(no content-type)"),
+            abbreviate(&r.body)
+        ),
+        Err(e) => format!("error: {e}"),
+    };
+    recorder.record("probe", What::Exchange { request, answer });
+    let event = recorder.trace().events.pop().expect("just recorded");
+    (event, outcome.ok())
+}
+
+fn finding(clause: Clause, event: &Event, message: String) -> Violation {
+    Violation {
+        clause,
+        at_ms: event.at_ms,
+        message,
+        evidence: vec![event.clone()],
+    }
+}
+
+/// Judges one JSON answer: status, content type (T2), body shape.
+fn expect_json(
+    found: &mut Vec<Violation>,
+    event: &Event,
+    response: Option<&transport::Response>,
+    (clause, status): (Clause, u16),
+    shape: impl Fn(&Value) -> bool,
+    what: &str,
+) {
+    let Some(response) = response else {
+        found.push(finding(clause, event, format!("{what}: no answer")));
+        return;
+    };
+    if response.status != status {
+        found.push(finding(
+            clause,
+            event,
+            format!("{what}: status {} instead of {status}", response.status),
+        ));
+        return;
+    }
+    if !response
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.trim().starts_with("application/json"))
+    {
+        found.push(finding(
+            Clause::T2,
+            event,
+            format!(
+                "{what}: Content-Type {:?} instead of application/json",
+                response.content_type
+            ),
+        ));
+    }
+    match serde_json::from_str::<Value>(&response.body) {
+        Ok(body) if shape(&body) => {}
+        _ => found.push(finding(
+            clause,
+            event,
+            format!("{what}: body is not the contract's shape"),
+        )),
+    }
+}
+
+fn is_error_body(body: &Value) -> bool {
+    body.get("error").is_some_and(Value::is_string)
+}
+
+pub(super) async fn http_run(
+    connector: &TcpConnector,
+    names: &Names,
+    options: &CheckOptions,
+) -> Run {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let patience = Duration::from_millis(options.scaled(5_000));
+    let mut found = Vec::new();
+    let (e, r) = get(connector, &recorder, "/health", None, patience).await;
+    expect_json(
+        &mut found,
+        &e,
+        r.as_ref(),
+        (Clause::H1, 200),
+        |b| b == &json!({"status": "ok"}),
+        "GET /health",
+    );
+    let (e, r) = get(connector, &recorder, "/api/online", None, patience).await;
+    expect_json(
+        &mut found,
+        &e,
+        r.as_ref(),
+        (Clause::P4, 200),
+        |b| {
+            b["users"]
+                .as_array()
+                .is_some_and(|u| u.iter().all(Value::is_string))
+        },
+        "GET /api/online",
+    );
+    let nobody = names.user("nobody");
+    for (path, username, what) in [
+        (
+            "/api/messages?after=0",
+            None,
+            "a poll without a username header",
+        ),
+        (
+            "/api/messages?after=0",
+            Some(""),
+            "a poll with an empty username",
+        ),
+        (
+            "/api/messages?after=0",
+            Some("no such/user"),
+            "a poll with an invalid username",
+        ),
+    ] {
+        let (e, r) = get(connector, &recorder, path, username, patience).await;
+        expect_json(
+            &mut found,
+            &e,
+            r.as_ref(),
+            (Clause::L1, 401),
+            is_error_body,
+            what,
+        );
+    }
+    for after in [
+        "",
+        "-1",
+        "+1",
+        "abc",
+        "1.5",
+        "0x10",
+        "18446744073709551616",
+        "1&after=2",
+    ] {
+        let path = format!("/api/messages?after={after}");
+        let (e, r) = get(connector, &recorder, &path, Some(&nobody), patience).await;
+        let what = format!("a poll with after={after:?}");
+        expect_json(
+            &mut found,
+            &e,
+            r.as_ref(),
+            (Clause::L1, 400),
+            is_error_body,
+            &what,
+        );
+    }
+    let messages = |b: &Value| b["messages"].is_array();
+    for path in [
+        "/api/messages",
+        "/api/messages?after=0",
+        "/api/messages?after=18446744073709551615",
+    ] {
+        let (e, r) = get(connector, &recorder, path, Some(&nobody), patience).await;
+        expect_json(
+            &mut found,
+            &e,
+            r.as_ref(),
+            (Clause::L1, 200),
+            messages,
+            &format!("GET {path}"),
+        );
+    }
+    Run {
+        name: "http",
+        scenario: None,
+        trace: recorder.trace(),
+        violations: found,
+        wall_ms: elapsed_ms(started),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// handshake: the server's timers
+
+pub(super) async fn handshake_run(
+    connector: &TcpConnector,
+    names: &Names,
+    options: &CheckOptions,
+) -> (Run, Option<ServerTimers>) {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let patience = Duration::from_millis(options.scaled(5_000));
+    let name = names.user("probe");
+    let (event, response) = get(
+        connector,
+        &recorder,
+        "/socket.io/?EIO=4&transport=polling",
+        Some(&name),
+        patience,
+    )
+    .await;
+    let open = response.as_ref().filter(|r| r.status == 200).and_then(|r| {
+        EioPacket::decode_payload(&r.body)
+            .ok()?
+            .into_iter()
+            .find_map(|p| match p {
+                EioPacket::Open(h) => Some(h),
+                _ => None,
+            })
+    });
+    let (violations, timers) = match open {
+        Some(Handshake {
+            ping_interval,
+            ping_timeout,
+            max_payload,
+            upgrades,
+            ..
+        }) => {
+            let mut found = Vec::new();
+            if !upgrades.iter().any(|u| u == "websocket") {
+                found.push(finding(
+                    Clause::T1,
+                    &event,
+                    "the polling handshake does not offer the websocket upgrade".into(),
+                ));
+            }
+            let timers = ServerTimers {
+                ping_interval_ms: ping_interval,
+                ping_timeout_ms: ping_timeout,
+                max_payload,
+            };
+            (found, Some(timers))
+        }
+        None => (
+            vec![finding(
+                Clause::T1,
+                &event,
+                "GET /socket.io/?EIO=4&transport=polling did not answer an Engine.IO v4 open packet".into(),
+            )],
+            None,
+        ),
+    };
+    let run = Run {
+        name: "handshake",
+        scenario: None,
+        trace: recorder.trace(),
+        violations,
+        wall_ms: elapsed_ms(started),
+    };
+    (run, timers)
+}
+
+// ---------------------------------------------------------------------------
+// cursor: the mailbox over HTTP
+
+pub(super) async fn cursor_run(
+    connector: &TcpConnector,
+    names: &Names,
+    options: &CheckOptions,
+) -> Run {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let patience = Duration::from_millis(options.scaled(5_000));
+    let dave = names.user("dave");
+    let alice = names.user("alice");
+    let mut found = Vec::new();
+    let poll = |after: u64| {
+        let path = format!("/api/messages?after={after}");
+        let (connector, recorder, dave) = (connector.clone(), recorder.clone(), dave.clone());
+        async move {
+            let (event, response) = get(&connector, &recorder, &path, Some(&dave), patience).await;
+            let entries = response
+                .filter(|r| r.status == 200)
+                .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+                .and_then(|b| b["messages"].as_array().cloned());
+            (event, entries)
+        }
+    };
+    let (first, entries) = poll(0).await;
+    let Some(entries) = entries else {
+        found.push(finding(
+            Clause::L1,
+            &first,
+            "the mailbox poll did not answer 200 {\"messages\": [...]}".into(),
+        ));
+        return cursor_done(recorder, found, started);
+    };
+    // Shape (L1), order (L1), and ours unaltered (B1: after the abuser's packets).
+    let mut last_seq = 0;
+    for entry in &entries {
+        let well_formed = entry["seq"].is_u64()
+            && entry["id"].is_u64()
+            && entry["from"].is_string()
+            && entry["to"] == json!(dave)
+            && entry["content"].is_string()
+            && entry["ts"].is_u64();
+        if !well_formed {
+            found.push(finding(
+                Clause::L1,
+                &first,
+                format!(
+                    "a mailbox entry is not {{seq, id, from, to, content, ts}}: {}",
+                    abbreviate(&entry.to_string())
+                ),
+            ));
+            break;
+        }
+        let seq = entry["seq"].as_u64().unwrap_or(0);
+        if seq <= last_seq {
+            found.push(finding(
+                Clause::L1,
+                &first,
+                format!("mailbox seqs are not strictly increasing: {seq} after {last_seq}"),
+            ));
+        }
+        last_seq = seq;
+    }
+    let ours: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["from"] == json!(alice))
+        .collect();
+    let contents: Vec<&str> = ours.iter().filter_map(|e| e["content"].as_str()).collect();
+    if contents != DAVE_CONTENTS {
+        let clause = if ours.len() == DAVE_CONTENTS.len() {
+            Clause::B1
+        } else {
+            Clause::L1
+        };
+        found.push(finding(
+            clause,
+            &first,
+            format!("{dave}'s mailbox should hold alice's three messages in order, unaltered: found {contents:?}"),
+        ));
+        return cursor_done(recorder, found, started);
+    }
+    let seqs: Vec<u64> = ours.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    // after=0 again: nothing was acknowledged, nothing may be gone (L2).
+    let (again, entries) = poll(0).await;
+    let kept = entries.unwrap_or_default();
+    if !seqs
+        .iter()
+        .all(|s| kept.iter().any(|e| e["seq"].as_u64() == Some(*s)))
+    {
+        found.push(finding(
+            Clause::L2,
+            &again,
+            "a second poll with after=0 lost entries the first returned".into(),
+        ));
+    }
+    // after=first seq: only the later ones (L1); twice, still there (L2).
+    for attempt in 0..2 {
+        let (event, entries) = poll(seqs[0]).await;
+        let got: Vec<u64> = entries
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .collect();
+        if got.iter().any(|s| *s <= seqs[0]) {
+            found.push(finding(
+                Clause::L1,
+                &event,
+                format!(
+                    "after={} returned entries at or below the cursor: {got:?}",
+                    seqs[0]
+                ),
+            ));
+        }
+        if !seqs[1..].iter().all(|s| got.contains(s)) {
+            let clause = if attempt == 0 { Clause::L1 } else { Clause::L2 };
+            found.push(finding(
+                clause,
+                &event,
+                format!(
+                    "after={} should return seqs {:?}, got {got:?}",
+                    seqs[0],
+                    &seqs[1..]
+                ),
+            ));
+        }
+    }
+    cursor_done(recorder, found, started)
+}
+
+fn cursor_done(recorder: Recorder, violations: Vec<Violation>, started: Instant) -> Run {
+    Run {
+        name: "cursor",
+        scenario: None,
+        trace: recorder.trace(),
+        violations,
+        wall_ms: elapsed_ms(started),
+    }
+}

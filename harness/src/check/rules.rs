@@ -1,0 +1,672 @@
+//! The black-box rules `harness check` adds to the trace checkers. Unlike the
+//! checkers they assume the check's own scenarios — a calm loopback network, a
+//! script that knows who connects when — so they can ask for more: that a
+//! session opens at all, that presence is announced, that a black hole is
+//! noticed. Pure functions over a trace, like the checkers.
+
+use crate::checkers::{user_of, Facts, Violation};
+use crate::faults::FaultKind;
+use crate::scenario::OpenMode;
+use crate::spec::Clause;
+use crate::trace::{Event, What};
+use crate::world::host_of;
+
+/// A named rule and the clauses it judges (listed in `specs/clauses.json` as "checks").
+pub struct Rule {
+    /// Its name, as `specs/clauses.json` cites it.
+    pub name: &'static str,
+    /// The clauses its violations cite.
+    pub clauses: &'static [Clause],
+}
+
+/// Every black-box rule and probe of `harness check`.
+pub const RULES: &[Rule] = &[
+    Rule {
+        name: "http_probes",
+        clauses: &[Clause::H1, Clause::T2, Clause::L1, Clause::P4],
+    },
+    Rule {
+        name: "handshake_probe",
+        clauses: &[Clause::T1],
+    },
+    Rule {
+        name: "sessions_open",
+        clauses: &[Clause::T1],
+    },
+    Rule {
+        name: "registered_are_listed",
+        clauses: &[Clause::I1, Clause::I2],
+    },
+    Rule {
+        name: "presence_is_announced",
+        clauses: &[Clause::P1, Clause::P3],
+    },
+    Rule {
+        name: "calm_deliveries",
+        clauses: &[Clause::M1, Clause::M4],
+    },
+    Rule {
+        name: "abuse_harms_nobody",
+        clauses: &[Clause::B1],
+    },
+    Rule {
+        name: "cursor_probe",
+        clauses: &[Clause::L1, Clause::L2, Clause::B1],
+    },
+    Rule {
+        name: "rust_socketio_flow",
+        clauses: &[Clause::T1, Clause::P1, Clause::M2, Clause::P3],
+    },
+    Rule {
+        name: "half_open_is_noticed",
+        clauses: &[Clause::P3],
+    },
+];
+
+/// T1, I1: every user whose handshake carries a valid name gets a session, and a
+/// polling-first one upgrades to websocket.
+pub fn sessions_open(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for spec in facts.scenario.users.iter().filter(|u| u.can_register()) {
+        let label = format!("{}#1", spec.name);
+        let Some(conn) = facts.conns.get(&label) else {
+            continue; // never opened a socket
+        };
+        let mine: Vec<Event> = facts
+            .trace
+            .events
+            .iter()
+            .filter(|e| e.actor == label)
+            .cloned()
+            .collect();
+        let problem = if conn.connected_at.is_none() {
+            Some(format!(
+                "{label} ({:?}, a valid username header) never completed the namespace CONNECT",
+                spec.open
+            ))
+        } else if spec.open == OpenMode::PollingFirst
+            && !mine.iter().any(|e| e.what == What::Upgraded)
+        {
+            Some(format!(
+                "{label} opened over polling but the upgrade to websocket never completed"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            let at_ms = mine.last().map_or(0, |e| e.at_ms);
+            let evidence = mine.into_iter().take(6).collect();
+            found.push(Violation {
+                clause: Clause::T1,
+                at_ms,
+                message,
+                evidence,
+            });
+        }
+    }
+    found
+}
+
+/// I1, I2: a user connected with a valid header shows in `/api/online` a second
+/// after connecting (I2 for the names at the length bounds).
+pub fn registered_are_listed(facts: &Facts<'_>, bounds: &[String]) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for spec in facts.scenario.users.iter().filter(|u| u.can_register()) {
+        let Some(conn) = facts.conns.get(&format!("{}#1", spec.name)) else {
+            continue;
+        };
+        let (Some(from), until) = (conn.connected_at, conn.disconnected_at.unwrap_or(u64::MAX))
+        else {
+            continue;
+        };
+        let probe = facts.trace.events.iter().find(|e| {
+            e.at_ms > from + 1_000 && e.at_ms < until && matches!(e.what, What::OnlineProbe { .. })
+        });
+        if let Some(
+            probe @ Event {
+                what: What::OnlineProbe { users },
+                ..
+            },
+        ) = probe
+        {
+            if !users.contains(&spec.name) {
+                let clause = if bounds.contains(&spec.name) {
+                    Clause::I2
+                } else {
+                    Clause::I1
+                };
+                found.push(Violation {
+                    clause,
+                    at_ms: probe.at_ms,
+                    message: format!(
+                        "{} is connected with the valid username header {:?}, but /api/online leaves them out",
+                        conn.label, spec.name
+                    ),
+                    evidence: facts
+                        .trace
+                        .events
+                        .iter()
+                        .filter(|e| e.actor == conn.label && e.what == What::Connected)
+                        .chain(std::iter::once(probe))
+                        .cloned()
+                        .collect(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// P1, P3 on a calm network: when a user comes online (its first connection) or
+/// goes offline (a client close of its last one), every connection of another
+/// registered user that stays open hears `user_online` / `user_offline` within
+/// `slack`.
+pub fn presence_is_announced(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let registered: Vec<&str> = facts
+        .scenario
+        .users
+        .iter()
+        .filter(|u| u.can_register())
+        .map(|u| u.name.as_str())
+        .collect();
+    for &name in &registered {
+        let conns: Vec<_> = facts.conns.values().filter(|c| c.user == name).collect();
+        let mut changes = Vec::new();
+        if let Some(first) = conns.iter().filter_map(|c| c.connected_at).min() {
+            changes.push((first, true));
+        }
+        let all_closed = conns
+            .iter()
+            .all(|c| c.disconnected_at.is_some() || c.connected_at.is_none());
+        let last_close = conns.iter().filter_map(|c| c.disconnected_at).max();
+        if let (true, Some(at)) = (all_closed, last_close) {
+            changes.push((at, false));
+        }
+        for (at_ms, online) in changes {
+            for watcher in facts.conns.values() {
+                let watching = watcher.user != name
+                    && registered.contains(&watcher.user.as_str())
+                    && watcher.connected_at.is_some_and(|c| c + slack < at_ms)
+                    && watcher.disconnected_at.is_none_or(|d| d > at_ms + slack);
+                if !watching {
+                    continue;
+                }
+                let heard = facts.trace.events.iter().any(|e| {
+                    e.actor == watcher.label
+                        && e.at_ms + slack >= at_ms
+                        && e.at_ms <= at_ms + slack
+                        && matches!(&e.what, What::Presence { username, online: o } if username == name && *o == online)
+                });
+                if !heard {
+                    let cause = facts.trace.events.iter().find(|e| {
+                        user_of(&e.actor) == name
+                            && e.at_ms == at_ms
+                            && matches!(e.what, What::Connected | What::Disconnected { .. })
+                    });
+                    found.push(Violation {
+                        clause: if online { Clause::P1 } else { Clause::P3 },
+                        at_ms: at_ms + slack,
+                        message: format!(
+                            "{} did not hear {} for {name} within {slack} ms",
+                            watcher.label,
+                            if online {
+                                "user_online"
+                            } else {
+                                "user_offline"
+                            }
+                        ),
+                        evidence: cause.into_iter().cloned().collect(),
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// M1, M4 on a calm network: a well-formed send from a registered connection to
+/// a valid name is accepted; one to a user whose connections all closed is
+/// acked `polling`.
+pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for sent in facts.sent.values() {
+        let sender = user_of(&sent.conn);
+        if !facts.can_register(sender) || server_under_test::Username::parse(&sent.to).is_err() {
+            continue;
+        }
+        let answer = facts.trace.events.iter().find(|e| {
+            matches!(&e.what, What::Refused { client_id, .. } if Some(client_id.as_str()) == sent_client_id(sent))
+        });
+        if let Some(refusal) = answer {
+            found.push(Violation {
+                clause: Clause::M1,
+                at_ms: refusal.at_ms,
+                message: format!(
+                    "a well-formed send_message from registered {sender} to {} was refused",
+                    sent.to
+                ),
+                evidence: vec![sent.event.clone(), refusal.clone()],
+            });
+        }
+        let Some((ack, id, delivery)) = &sent.accepted else {
+            continue;
+        };
+        let t = sent.event.at_ms;
+        let conns: Vec<_> = facts.conns.values().filter(|c| c.user == sent.to).collect();
+        let left = !conns.is_empty()
+            && conns
+                .iter()
+                .all(|c| c.disconnected_at.is_some_and(|d| d + slack < t));
+        if left && *delivery != server_under_test::store::Delivery::Polling {
+            found.push(Violation {
+                clause: Clause::M4,
+                at_ms: ack.at_ms,
+                message: format!(
+                    "message {id} to {}, whose connections had all closed, was acked {delivery:?}",
+                    sent.to
+                ),
+                evidence: vec![sent.event.clone(), ack.clone()],
+            });
+        }
+    }
+    found
+}
+
+fn sent_client_id(sent: &crate::checkers::Sent) -> Option<&str> {
+    match &sent.event.what {
+        What::Sent { client_id, .. } => Some(client_id),
+        _ => None,
+    }
+}
+
+/// B1: after the abuser's malformed packets, no other user's connection was
+/// dropped by the server, and the server still answered `/health`.
+pub fn abuse_harms_nobody(facts: &Facts<'_>, abuse_at_ms: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for event in &facts.trace.events {
+        let dropped = matches!(&event.what, What::Disconnected { reason }
+            if reason != "client close" && reason != "client crashed");
+        if dropped
+            && event.at_ms >= abuse_at_ms
+            && facts.user_index(user_of(&event.actor)).is_some()
+        {
+            found.push(Violation {
+                clause: Clause::B1,
+                at_ms: event.at_ms,
+                message: format!(
+                    "{} lost its connection after another client's malformed packets",
+                    event.actor
+                ),
+                evidence: vec![event.clone()],
+            });
+        }
+        if event.actor == "abuser" {
+            if let What::Exchange { request, answer } = &event.what {
+                if request.starts_with("GET /health") && !answer.starts_with("200") {
+                    found.push(Violation {
+                        clause: Clause::B1,
+                        at_ms: event.at_ms,
+                        message: "the server stopped answering /health after malformed packets"
+                            .into(),
+                        evidence: vec![event.clone()],
+                    });
+                }
+                if answer.contains("\"id\"") && answer.starts_with("43") {
+                    found.push(Violation {
+                        clause: Clause::B1,
+                        at_ms: event.at_ms,
+                        message: "a malformed packet was acknowledged as an accepted message"
+                            .into(),
+                        evidence: vec![event.clone()],
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// P3 under a black hole: once the server's ping timeout must have fired, the
+/// silent user is no longer listed and the other users heard `user_offline`.
+pub fn half_open_is_noticed(facts: &Facts<'_>, victim: usize, silence_ms: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let name = &facts.scenario.users[victim].name;
+    let host = host_of(victim, facts.scenario.users.len());
+    let Some(hole) = facts
+        .scenario
+        .faults
+        .faults
+        .iter()
+        .find(|f| f.host == host && f.kind == FaultKind::Partition)
+    else {
+        return found;
+    };
+    let noticed_by = hole.at_ms + silence_ms + 1_000;
+    let probe = facts.trace.events.iter().rev().find(|e| {
+        e.at_ms >= noticed_by
+            && e.at_ms < hole.end_ms()
+            && matches!(e.what, What::OnlineProbe { .. })
+    });
+    if let Some(
+        probe @ Event {
+            what: What::OnlineProbe { users },
+            ..
+        },
+    ) = probe
+    {
+        if users.contains(name) {
+            found.push(Violation {
+                clause: Clause::P3,
+                at_ms: probe.at_ms,
+                message: format!(
+                    "{name}'s link has been a black hole for {} ms, past pingInterval + pingTimeout, yet /api/online still lists them",
+                    probe.at_ms - hole.at_ms
+                ),
+                evidence: vec![probe.clone()],
+            });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each rule passes a trace that keeps it and fails one that breaks it.
+    use super::*;
+    use crate::faults::{Fault, FaultPlan};
+    use crate::scenario::{Scenario, UserSpec};
+    use crate::trace::Trace;
+    use server_under_test::store::Delivery;
+
+    fn scenario(users: &[&str]) -> Scenario {
+        Scenario {
+            seed: 0,
+            users: users.iter().map(|u| UserSpec::node(u)).collect(),
+            steps: Vec::new(),
+            faults: FaultPlan::calm(),
+            active_ms: 10_000,
+            heal_ms: 5_000,
+            open_world: true,
+        }
+    }
+
+    fn at(at_ms: u64, actor: &str, what: What) -> Event {
+        Event {
+            at_ms,
+            actor: actor.into(),
+            what,
+        }
+    }
+
+    fn attempt(at_ms: u64, actor: &str, open: OpenMode) -> Event {
+        at(
+            at_ms,
+            actor,
+            What::ConnectAttempt {
+                open,
+                header: crate::scenario::HeaderPolicy::Valid,
+                header_sent: true,
+            },
+        )
+    }
+
+    fn clauses(v: &[Violation]) -> Vec<Clause> {
+        v.iter().map(|v| v.clause).collect()
+    }
+
+    #[test]
+    fn sessions_open_wants_connect_and_upgrade() {
+        let mut s = scenario(&["a", "b"]);
+        s.users[1].open = OpenMode::PollingFirst;
+        let ok = Trace {
+            events: vec![
+                attempt(0, "a#1", OpenMode::WebsocketFirst),
+                at(10, "a#1", What::Connected),
+                attempt(0, "b#1", OpenMode::PollingFirst),
+                at(10, "b#1", What::Connected),
+                at(20, "b#1", What::Upgraded),
+            ],
+        };
+        assert_eq!(sessions_open(&Facts::new(&ok, &s)), vec![]);
+        let broken = Trace {
+            events: vec![
+                attempt(0, "a#1", OpenMode::WebsocketFirst),
+                at(
+                    5_000,
+                    "a#1",
+                    What::OpenFailed {
+                        reason: "timed out".into(),
+                    },
+                ),
+                attempt(0, "b#1", OpenMode::PollingFirst),
+                at(10, "b#1", What::Connected),
+            ],
+        };
+        assert_eq!(
+            clauses(&sessions_open(&Facts::new(&broken, &s))),
+            vec![Clause::T1, Clause::T1]
+        );
+    }
+
+    #[test]
+    fn registered_users_must_be_listed() {
+        let s = scenario(&["a", "bb"]);
+        let probe = |users: &[&str]| Trace {
+            events: vec![
+                at(10, "a#1", What::Connected),
+                at(10, "bb#1", What::Connected),
+                at(
+                    2_000,
+                    "observer",
+                    What::OnlineProbe {
+                        users: users.iter().map(|u| u.to_string()).collect(),
+                    },
+                ),
+            ],
+        };
+        let bounds = vec!["bb".to_owned()];
+        assert_eq!(
+            registered_are_listed(&Facts::new(&probe(&["a", "bb"]), &s), &bounds),
+            vec![]
+        );
+        assert_eq!(
+            clauses(&registered_are_listed(
+                &Facts::new(&probe(&[]), &s),
+                &bounds
+            )),
+            vec![Clause::I1, Clause::I2]
+        );
+    }
+
+    #[test]
+    fn presence_changes_must_be_announced() {
+        let s = scenario(&["a", "b"]);
+        let mut events = vec![
+            at(0, "a#1", What::Connected),
+            at(3_000, "b#1", What::Connected),
+            at(
+                6_000,
+                "b#1",
+                What::Disconnected {
+                    reason: "client close".into(),
+                },
+            ),
+        ];
+        let silent = Trace {
+            events: events.clone(),
+        };
+        assert_eq!(
+            clauses(&presence_is_announced(&Facts::new(&silent, &s), 1_000)),
+            vec![Clause::P1, Clause::P3]
+        );
+        events.push(at(
+            3_001,
+            "a#1",
+            What::Presence {
+                username: "b".into(),
+                online: true,
+            },
+        ));
+        events.push(at(
+            6_001,
+            "a#1",
+            What::Presence {
+                username: "b".into(),
+                online: false,
+            },
+        ));
+        events.sort_by_key(|e| e.at_ms);
+        assert_eq!(
+            presence_is_announced(&Facts::new(&Trace { events }, &s), 1_000),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_user_who_left_gets_mail_not_pushes() {
+        let s = scenario(&["a", "b"]);
+        let trace = |delivery| Trace {
+            events: vec![
+                at(0, "a#1", What::Connected),
+                at(0, "b#1", What::Connected),
+                at(
+                    1_000,
+                    "b#1",
+                    What::Disconnected {
+                        reason: "client close".into(),
+                    },
+                ),
+                at(
+                    5_000,
+                    "a#1",
+                    What::Sent {
+                        client_id: "a-1".into(),
+                        to: "b".into(),
+                    },
+                ),
+                at(
+                    5_001,
+                    "a#1",
+                    What::Accepted {
+                        client_id: "a-1".into(),
+                        id: 1,
+                        delivery,
+                    },
+                ),
+            ],
+        };
+        assert_eq!(
+            calm_deliveries(&Facts::new(&trace(Delivery::Polling), &s), 1_000),
+            vec![]
+        );
+        assert_eq!(
+            clauses(&calm_deliveries(
+                &Facts::new(&trace(Delivery::Websocket), &s),
+                1_000
+            )),
+            vec![Clause::M4]
+        );
+    }
+
+    #[test]
+    fn a_well_formed_send_refused_is_m1() {
+        let s = scenario(&["a", "b"]);
+        let trace = Trace {
+            events: vec![
+                at(0, "a#1", What::Connected),
+                at(
+                    100,
+                    "a#1",
+                    What::Sent {
+                        client_id: "a-1".into(),
+                        to: "b".into(),
+                    },
+                ),
+                at(
+                    101,
+                    "a#1",
+                    What::Refused {
+                        client_id: "a-1".into(),
+                        error: "too long".into(),
+                    },
+                ),
+            ],
+        };
+        assert_eq!(
+            clauses(&calm_deliveries(&Facts::new(&trace, &s), 1_000)),
+            vec![Clause::M1]
+        );
+    }
+
+    #[test]
+    fn abuse_that_drops_others_or_health_is_b1() {
+        let s = scenario(&["a"]);
+        let health = |answer: &str| {
+            at(
+                4_000,
+                "abuser",
+                What::Exchange {
+                    request: "GET /health".into(),
+                    answer: answer.into(),
+                },
+            )
+        };
+        let calm = Trace {
+            events: vec![
+                at(0, "a#1", What::Connected),
+                health("200 {\"status\":\"ok\"}"),
+            ],
+        };
+        assert_eq!(abuse_harms_nobody(&Facts::new(&calm, &s), 3_000), vec![]);
+        let harmed = Trace {
+            events: vec![
+                at(0, "a#1", What::Connected),
+                at(
+                    3_500,
+                    "a#1",
+                    What::Disconnected {
+                        reason: "transport close".into(),
+                    },
+                ),
+                health("error: connect: Connection refused"),
+            ],
+        };
+        assert_eq!(
+            clauses(&abuse_harms_nobody(&Facts::new(&harmed, &s), 3_000)),
+            vec![Clause::B1, Clause::B1]
+        );
+    }
+
+    #[test]
+    fn a_black_hole_must_be_noticed_by_the_ping_timeout() {
+        let mut s = scenario(&["a", "b"]);
+        s.faults.faults = vec![Fault {
+            at_ms: 1_000,
+            duration_ms: 10_000,
+            host: host_of(1, 2),
+            kind: FaultKind::Partition,
+        }];
+        let probe = |users: &[&str]| Trace {
+            events: vec![at(
+                5_000,
+                "observer",
+                What::OnlineProbe {
+                    users: users.iter().map(|u| u.to_string()).collect(),
+                },
+            )],
+        };
+        assert_eq!(
+            half_open_is_noticed(&Facts::new(&probe(&["a"]), &s), 1, 2_000),
+            vec![]
+        );
+        assert_eq!(
+            clauses(&half_open_is_noticed(
+                &Facts::new(&probe(&["a", "b"]), &s),
+                1,
+                2_000
+            )),
+            vec![Clause::P3]
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! `harness check` against the reference server on loopback: it passes both
+//! levels, and each bug switch fails the clause it breaks. The same check runs
+//! against servers nobody here has seen, so nothing below relies on more than
+//! the contract.
+
+use std::process::Command;
+
+use harness::check::{check, CheckOptions, CheckReport, Target, Verdict};
+use harness::spec::{Clause, Level};
+use server_under_test::{Bug, Config};
+
+/// The reference server on 127.0.0.1, stopped when dropped.
+struct Server {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start(config: Config) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        server_under_test::serve(listener, config).await.unwrap();
+    });
+    Server { url, task }
+}
+
+/// Short Engine.IO timers, so the robust level's black hole is short too.
+fn quick(bugs: &[Bug]) -> Config {
+    Config {
+        ping_interval_ms: 500,
+        ping_timeout_ms: 500,
+        ack_timeout_ms: 500,
+        bugs: bugs.iter().copied().collect(),
+        ..Config::default()
+    }
+}
+
+/// Checks the reference server with `bugs` on. Tests run side by side on a
+/// shared machine: a timeout scale of 2 keeps waits (and M3's bound) roomy.
+async fn check_reference(bugs: &[Bug], level: Level) -> CheckReport {
+    let server = start(quick(bugs)).await;
+    let target = Target::resolve(&server.url).await.unwrap();
+    let options = CheckOptions {
+        level,
+        seed: 11,
+        timeout_scale: 2.0,
+    };
+    check(&target, &options).await.expect("the server is up")
+}
+
+fn failed(report: &CheckReport) -> Vec<Clause> {
+    report
+        .clauses
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| c.clause)
+        .collect()
+}
+
+fn text(report: &CheckReport) -> String {
+    harness::check::report::text(report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_passes_core() {
+    let report = check_reference(&[], Level::Core).await;
+    assert!(report.passed(), "{}", text(&report));
+    let verdict = |clause| {
+        report
+            .clauses
+            .iter()
+            .find(|c| c.clause == clause)
+            .map(|c| c.verdict.clone())
+    };
+    assert_eq!(verdict(Clause::I3), Some(Verdict::Pass));
+    assert!(matches!(verdict(Clause::M5), Some(Verdict::Skip(_))));
+    assert!(matches!(verdict(Clause::L3), Some(Verdict::Skip(_))));
+    assert_eq!(report.server.map(|t| t.ping_interval_ms), Some(500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_passes_robust_and_no_ack_fallback_fails_m5() {
+    let (good, bad) = tokio::join!(
+        check_reference(&[], Level::Robust),
+        check_reference(&[Bug::NoAckFallback], Level::Robust)
+    );
+    assert!(good.passed(), "{}", text(&good));
+    assert!(good
+        .clauses
+        .iter()
+        .any(|c| c.clause == Clause::M5 && c.verdict == Verdict::Pass));
+    assert_eq!(failed(&bad), vec![Clause::M5], "{}", text(&bad));
+}
+
+async fn bug_fails(bug: Bug, clause: Clause) {
+    let report = check_reference(&[bug], Level::Core).await;
+    assert!(
+        failed(&report).contains(&clause),
+        "{bug} must fail {clause:?}:\n{}",
+        text(&report)
+    );
+    let finding = &report
+        .clauses
+        .iter()
+        .find(|c| c.clause == clause)
+        .unwrap()
+        .findings[0];
+    assert!(
+        !finding.violation.evidence.is_empty(),
+        "a FAIL carries its evidence"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_anonymous_fails_i3() {
+    bug_fails(Bug::RegisterAnonymous, Clause::I3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_push_fails_m3() {
+    bug_fails(Bug::NeverPush, Clause::M3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_sid_wins_fails_p2() {
+    bug_fails(Bug::LastSidWins, Clause::P2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_presence_fails_p3() {
+    bug_fails(Bug::StalePresence, Clause::P3).await;
+}
+
+// The command line: exit codes, messages, report files.
+
+fn harness(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .output()
+        .expect("run harness");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_urls_and_arguments_exit_2_with_a_clear_message() {
+    let (code, _, err) = harness(&["check", "ftp://127.0.0.1:1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("scheme 'ftp' is not supported"), "{err}");
+    let (code, _, err) = harness(&["check", "not a url"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a server URL"), "{err}");
+    let (code, _, err) = harness(&["check", "http://127.0.0.1:1/chat"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no path"), "{err}");
+    let (code, _, err) = harness(&["check", "http://127.0.0.1:1", "--level", "paranoid"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("paranoid"), "{err}");
+    let (code, _, err) = harness(&["check", "http://127.0.0.1:1", "--timeout-scale", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("outside"), "{err}");
+}
+
+#[test]
+fn an_unreachable_server_exits_2() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed again: nothing listens there
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, out, err) = harness(&["check", &url, "--timeout-scale", "0.1"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("server unreachable at"), "{err}");
+}
+
+#[test]
+fn junit_and_json_reports_carry_every_clause() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(start(quick(&[Bug::NeverPush])));
+    let dir = std::env::temp_dir().join(format!("harness-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("check.xml");
+    let junit_arg = junit.to_str().unwrap();
+    let common = [
+        "check",
+        server.url.as_str(),
+        "--seed",
+        "5",
+        "--timeout-scale",
+        "2",
+    ];
+    let (code, out, err) =
+        harness(&[&common[..], &["--format", "junit", "--out", junit_arg]].concat());
+    assert_eq!(code, 1, "never_push fails the check:\n{out}{err}");
+    assert!(out.contains("M3  FAIL"), "{out}");
+    assert!(out.contains("again: harness check"), "{out}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase").count(), Clause::ALL.len(), "{xml}");
+    assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    assert!(xml.contains("M3 an online recipient"), "{xml}");
+
+    let (code, out, _) = harness(&[&common[..], &["--format", "json"]].concat());
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json report");
+    assert_eq!(json["seed"], 5);
+    assert_eq!(json["clauses"].as_array().unwrap().len(), Clause::ALL.len());
+    let m3 = &json["clauses"].as_array().unwrap()
+        [Clause::ALL.iter().position(|c| *c == Clause::M3).unwrap()];
+    assert_eq!(m3["verdict"], "FAIL");
+    assert!(m3["findings"][0]["evidence"]
+        .as_array()
+        .is_some_and(|e| !e.is_empty()));
+    assert!(json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "core" && r["scenario"].is_object()));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
