@@ -39,6 +39,16 @@ enum Command {
     Hunt(HuntArgs),
     /// Check a running server, black-box over real TCP, clause by clause.
     Check(CheckArgs),
+    /// Measure simulation speed, hunt speed, the real-network baseline and the
+    /// reference server's push latency (build with --release).
+    Bench {
+        /// Fewer sizes and repetitions: about a minute.
+        #[arg(long)]
+        quick: bool,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 /// Options of `harness check`.
@@ -338,6 +348,20 @@ pub fn main() -> ExitCode {
         Command::Replay { sim, mermaid } => run_sim(&sim, true, mermaid),
         Command::Hunt(args) => crate::hunt::run(&args),
         Command::Check(args) => run_check(&args),
+        Command::Bench { quick, format } => {
+            if cfg!(debug_assertions) {
+                eprintln!("note: a debug build; numbers mean little without --release");
+            }
+            let report = crate::bench::run(quick, |what| eprintln!("bench: {what} …"));
+            match format {
+                Format::Text => print!("{}", crate::bench::text(&report)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                ),
+            }
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`spec`]: the contract's clauses
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod check;
 pub mod checkers;
 pub mod cli;

@@ -1,0 +1,594 @@
+//! `harness bench`: what the simulation costs and what the reference server
+//! delivers, measured side by side in one process. Wall time is read here — the
+//! bench stands outside every simulation — and reported as ratios against the
+//! rows it runs next to, never asserted in tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+use crate::checkers::check_all;
+use crate::cli::{Format, HuntArgs};
+use crate::client::{probe_online, ClientConfig};
+use crate::faults::FaultMenu;
+use crate::packet::SioPacket;
+use crate::scenario::{GenerateOptions, Scenario};
+use crate::spec::Clause;
+use crate::trace::{Recorder, TraceClock};
+use crate::transport::{self, TcpConnector};
+use crate::world::{simulate, sleep_until_ms, HostScript, WorldOptions};
+
+/// One row of the simulation-speed curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimRow {
+    /// Users in the scenario.
+    pub users: usize,
+    /// Simulated time covered, s.
+    pub simulated_s: f64,
+    /// Wall time, s.
+    pub wall_s: f64,
+    /// Simulated seconds per wall second.
+    pub speedup: f64,
+    /// Trace events recorded per wall second.
+    pub events_per_s: f64,
+    /// Peak resident set during the row, bytes (Linux; 0 elsewhere).
+    pub peak_rss_bytes: u64,
+    /// Wall time per user, relative to the 10-user row (1.0: linear).
+    pub cost_per_user_vs_10: f64,
+}
+
+/// Property-test throughput.
+#[derive(Clone, Debug, Serialize)]
+pub struct PropertyRow {
+    /// Generated scenarios simulated and checked.
+    pub scenarios: usize,
+    /// Wall time, s.
+    pub wall_s: f64,
+    /// Scenarios per wall second.
+    pub per_s: f64,
+}
+
+/// Hunt speed for one bug switch.
+#[derive(Clone, Debug, Serialize)]
+pub struct HuntRow {
+    /// The switch.
+    pub bug: String,
+    /// The clause the hunts found.
+    pub clause: Option<Clause>,
+    /// Hunts run (one per first seed).
+    pub hunts: usize,
+    /// Median wall time to find and shrink, s.
+    pub median_s: f64,
+    /// Slowest, s.
+    pub max_s: f64,
+}
+
+/// The same scenario on real loopback and in the simulation.
+#[derive(Clone, Debug, Serialize)]
+pub struct RealRow {
+    /// Users.
+    pub users: usize,
+    /// Scenario length, s.
+    pub scenario_s: f64,
+    /// Wall time on real TCP, s.
+    pub real_wall_s: f64,
+    /// Wall time simulated, s.
+    pub sim_wall_s: f64,
+    /// real / simulated wall time.
+    pub ratio: f64,
+    /// Violations on the real trace.
+    pub real_violations: usize,
+    /// Violations on the simulated trace.
+    pub sim_violations: usize,
+    /// Messages accepted on each arm (real, simulated).
+    pub accepted: (usize, usize),
+}
+
+/// Push latency of the reference server on loopback.
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencyRow {
+    /// Connected users.
+    pub users: usize,
+    /// Messages pushed.
+    pub messages: usize,
+    /// Send → `new_message`, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Slowest, ms.
+    pub max_ms: f64,
+    /// Messages per second, first send to last receipt, 32 in flight.
+    pub messages_per_s: f64,
+}
+
+/// Everything `harness bench` measures.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Whether this was the `--quick` variant.
+    pub quick: bool,
+    /// Simulation speed by users.
+    pub simulation: Vec<SimRow>,
+    /// Property throughput.
+    pub properties: PropertyRow,
+    /// Hunt speed per bug switch.
+    pub hunts: Vec<HuntRow>,
+    /// Real network against simulation.
+    pub real_vs_sim: RealRow,
+    /// Push latency at several sizes.
+    pub push_latency: Vec<LatencyRow>,
+}
+
+/// Runs every measurement; `progress` hears what is running.
+pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
+    raise_fd_limit();
+    let sizes: &[usize] = if quick {
+        &[1, 10, 50]
+    } else {
+        &[1, 10, 50, 200]
+    };
+    let mut simulation = Vec::new();
+    for &users in sizes {
+        progress(&format!("simulation: {users} users"));
+        simulation.push(sim_row(users));
+    }
+    let per_user_10 = simulation
+        .iter()
+        .find(|r| r.users == 10)
+        .map_or(1.0, |r| r.wall_s / 10.0);
+    for row in &mut simulation {
+        row.cost_per_user_vs_10 = (row.wall_s / row.users as f64) / per_user_10;
+    }
+    progress("property throughput");
+    let properties = property_row(if quick { 2.0 } else { 10.0 });
+    let mut hunts = Vec::new();
+    for bug in server_under_test::Bug::ALL {
+        progress(&format!("hunt: {bug}"));
+        hunts.push(hunt_row(bug, if quick { 1 } else { 5 }));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    progress("real network vs simulation");
+    let real_vs_sim = real_row(&runtime);
+    let mut push_latency = Vec::new();
+    for (users, messages) in [(100, 1_000), (1_000, if quick { 1_000 } else { 5_000 })] {
+        progress(&format!("push latency: {users} users"));
+        push_latency.push(runtime.block_on(latency_row(users, messages)));
+    }
+    BenchReport {
+        quick,
+        simulation,
+        properties,
+        hunts,
+        real_vs_sim,
+        push_latency,
+    }
+}
+
+/// Lets 1000 loopback users (two descriptors each) open on a default limit.
+fn raise_fd_limit() {
+    let _ = rlimit::increase_nofile_limit(16_384);
+}
+
+/// Resets the kernel's peak-RSS mark, so each row measures its own peak (Linux).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The mixed scenario of the speed curve: connects, reconnects, sends to online
+/// and offline users, polls, swarm faults, 120 s active.
+pub fn mixed_scenario(users: usize) -> Scenario {
+    Scenario::generate(
+        1,
+        &GenerateOptions {
+            users,
+            active_ms: 120_000,
+            faults: FaultMenu::all(),
+        },
+    )
+}
+
+fn sim_row(users: usize) -> SimRow {
+    let scenario = mixed_scenario(users);
+    reset_peak_rss();
+    let started = Instant::now();
+    let outcome = simulate(&scenario, &WorldOptions::default());
+    let wall_s = started.elapsed().as_secs_f64();
+    let simulated_s = outcome.simulated_ms as f64 / 1000.0;
+    SimRow {
+        users,
+        simulated_s,
+        wall_s,
+        speedup: simulated_s / wall_s,
+        events_per_s: outcome.trace.events.len() as f64 / wall_s,
+        peak_rss_bytes: peak_rss_bytes(),
+        cost_per_user_vs_10: 1.0,
+    }
+}
+
+/// Like the property tests: small generated scenarios on fast timers, run and
+/// checked, for `budget_s` seconds.
+fn property_row(budget_s: f64) -> PropertyRow {
+    let mut world = WorldOptions::default();
+    world.server.ping_interval_ms = 1_000;
+    world.server.ping_timeout_ms = 1_000;
+    world.server.ack_timeout_ms = 1_000;
+    world.client.poll_interval_ms = 5_000;
+    let started = Instant::now();
+    let mut scenarios = 0;
+    while started.elapsed().as_secs_f64() < budget_s {
+        let seed = scenarios as u64;
+        let mut scenario = Scenario::generate(
+            seed,
+            &GenerateOptions {
+                users: 1 + (seed % 4) as usize,
+                active_ms: 20_000,
+                faults: FaultMenu::all(),
+            },
+        );
+        scenario.heal_ms = Scenario::heal_ms_for(&world.server, world.client.poll_interval_ms);
+        let outcome = simulate(&scenario, &world);
+        let _ = check_all(&outcome.trace, &scenario);
+        scenarios += 1;
+    }
+    let wall_s = started.elapsed().as_secs_f64();
+    PropertyRow {
+        scenarios,
+        wall_s,
+        per_s: scenarios as f64 / wall_s,
+    }
+}
+
+fn hunt_row(bug: server_under_test::Bug, hunts: usize) -> HuntRow {
+    let mut times = Vec::new();
+    let mut clause = None;
+    for i in 0..hunts {
+        let args = HuntArgs {
+            seed: 1 + 100 * i as u64,
+            seeds: None,
+            budget: Duration::from_secs(60),
+            clients: 6,
+            duration: Duration::from_secs(60),
+            faults: FaultMenu::all(),
+            bugs: vec![bug],
+            out: None,
+            format: Format::Json,
+        };
+        let started = Instant::now();
+        let (_, finding) = crate::hunt::hunt(&args, |_| {});
+        times.push(started.elapsed().as_secs_f64());
+        clause = clause.or(finding.map(|f| f.clause));
+    }
+    times.sort_by(f64::total_cmp);
+    HuntRow {
+        bug: bug.name().to_owned(),
+        clause,
+        hunts,
+        median_s: times[times.len() / 2],
+        max_s: times.last().copied().unwrap_or(0.0),
+    }
+}
+
+/// A 10-user, 10 s scenario on real loopback and in the simulation (turmoil
+/// runs its own runtimes, so the simulated arm runs outside `runtime`).
+fn real_row(runtime: &tokio::runtime::Runtime) -> RealRow {
+    let mut scenario = Scenario::generate(
+        3,
+        &GenerateOptions {
+            users: 10,
+            active_ms: 10_000,
+            faults: FaultMenu::default(),
+        },
+    );
+    scenario.faults.latency_ms_min = 0;
+    scenario.faults.latency_ms_max = 1;
+    scenario.heal_ms = 5_000;
+    let world = WorldOptions::default();
+
+    let sim_started = Instant::now();
+    let outcome = simulate(&scenario, &world);
+    let sim_wall_s = sim_started.elapsed().as_secs_f64();
+    let sim_violations = check_all(&outcome.trace, &scenario).len();
+    let sim_accepted = crate::checkers::summarize(&outcome.trace, &scenario).accepted;
+    let (real_wall_s, trace) = runtime.block_on(real_arm(&scenario, &world));
+    RealRow {
+        users: scenario.users.len(),
+        scenario_s: scenario.end_ms() as f64 / 1000.0,
+        real_wall_s,
+        sim_wall_s,
+        ratio: real_wall_s / sim_wall_s,
+        real_violations: check_all(&trace, &scenario).len(),
+        sim_violations,
+        accepted: (
+            crate::checkers::summarize(&trace, &scenario).accepted,
+            sim_accepted,
+        ),
+    }
+}
+
+/// Plays `scenario` on real loopback against an in-process reference server.
+async fn real_arm(scenario: &Scenario, world: &WorldOptions) -> (f64, crate::trace::Trace) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let connector = TcpConnector {
+        addr: listener.local_addr().expect("bound"),
+    };
+    let serving = tokio::spawn(server_under_test::serve(
+        nodelay(listener),
+        world.server.clone(),
+    ));
+    let real_started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
+    let end_ms = scenario.end_ms();
+    let script = HostScript {
+        scenario: scenario.clone(),
+        users: (0..scenario.users.len()).collect(),
+        connector: connector.clone(),
+        recorder: recorder.clone(),
+        client: world.client.clone(),
+    };
+    let observer = async {
+        let timeout = Duration::from_millis(ClientConfig::default().request_timeout_ms);
+        let mut at_ms = world.probe_interval_ms;
+        while at_ms < end_ms - crate::world::DRAIN_MS {
+            sleep_until_ms(&recorder, at_ms).await;
+            probe_online(&connector, &recorder, timeout).await;
+            at_ms += world.probe_interval_ms;
+        }
+        sleep_until_ms(&recorder, end_ms - crate::world::DRAIN_MS / 3).await;
+        probe_online(&connector, &recorder, timeout).await;
+    };
+    tokio::join!(script.run(), observer);
+    recorder.record_at(scenario.active_ms, "world", crate::trace::What::HealPhase);
+    let real_wall_s = real_started.elapsed().as_secs_f64();
+    serving.abort();
+    (real_wall_s, recorder.trace())
+}
+
+/// Small frames are the whole traffic: Nagle would add tens of ms to a push.
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A raw Socket.IO session: handshake, namespace CONNECT as `name`.
+async fn session(connector: &TcpConnector, name: &str) -> Ws {
+    let path = "/socket.io/?EIO=4&transport=websocket";
+    let mut ws = transport::websocket(connector, path, &[("username", name)])
+        .await
+        .expect("websocket");
+    let _open = ws.next().await;
+    ws.send(Frame::text("40")).await.expect("connect");
+    while let Some(Ok(frame)) = ws.next().await {
+        if let Frame::Text(t) = frame {
+            if t.as_str().starts_with("40") {
+                break;
+            }
+        }
+    }
+    ws
+}
+
+/// `users` receivers answering pings and acking pushes; one sender keeping 32
+/// messages in flight; latency from emit to receipt, one clock.
+async fn latency_row(users: usize, messages: usize) -> LatencyRow {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let connector = TcpConnector {
+        addr: listener.local_addr().expect("bound"),
+    };
+    let serving = tokio::spawn(server_under_test::serve(
+        nodelay(listener),
+        server_under_test::Config::default(),
+    ));
+    let received: Arc<Mutex<BTreeMap<u64, Instant>>> = Arc::default();
+    let mut receivers = Vec::new();
+    for chunk in (0..users).collect::<Vec<_>>().chunks(50) {
+        let opened = futures_util::future::join_all(chunk.iter().map(|i| {
+            let connector = connector.clone();
+            async move { session(&connector, &format!("u{i}")).await }
+        }))
+        .await;
+        for mut ws in opened {
+            let received = Arc::clone(&received);
+            receivers.push(tokio::spawn(async move {
+                while let Some(Ok(Frame::Text(text))) = ws.next().await {
+                    let text = text.as_str();
+                    if text == "2" {
+                        let _ = ws.send(Frame::text("3")).await;
+                        continue;
+                    }
+                    let Some(data) = text.strip_prefix('4') else {
+                        continue;
+                    };
+                    if let Ok(SioPacket::Event { name, args, ack_id }) = SioPacket::decode(data) {
+                        if name == "new_message" {
+                            let k = args
+                                .first()
+                                .and_then(|m| m["content"].as_str())
+                                .and_then(|c| c.parse::<u64>().ok());
+                            if let Some(k) = k {
+                                received
+                                    .lock()
+                                    .unwrap()
+                                    .entry(k)
+                                    .or_insert_with(Instant::now);
+                            }
+                        }
+                        if let Some(ack_id) = ack_id {
+                            let ack = SioPacket::Ack {
+                                ack_id,
+                                args: Vec::new(),
+                            };
+                            let _ = ws.send(Frame::text(format!("4{}", ack.encode()))).await;
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    let mut sender = session(&connector, "sender").await;
+    let mut sent_at: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut in_flight = 0usize;
+    let mut next = 0u64;
+    let started = Instant::now();
+    while (next as usize) < messages || in_flight > 0 {
+        while in_flight < 32 && (next as usize) < messages {
+            let packet = SioPacket::Event {
+                name: "send_message".into(),
+                args: vec![json!({
+                    "to": format!("u{}", next as usize % users),
+                    "content": next.to_string(),
+                    "client_id": format!("b{next}"),
+                })],
+                ack_id: Some(next + 1),
+            };
+            sent_at.insert(next, Instant::now());
+            if sender
+                .send(Frame::text(format!("4{}", packet.encode())))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            next += 1;
+            in_flight += 1;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), sender.next()).await {
+            Ok(Some(Ok(Frame::Text(t)))) if t.as_str() == "2" => {
+                let _ = sender.send(Frame::text("3")).await;
+            }
+            Ok(Some(Ok(Frame::Text(t)))) if t.as_str().starts_with("43") => in_flight -= 1,
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    // Let the last pushes land.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while received.lock().unwrap().len() < messages && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let received = received.lock().unwrap().clone();
+    let mut latencies: Vec<f64> = sent_at
+        .iter()
+        .filter_map(|(k, sent)| {
+            received
+                .get(k)
+                .map(|r| r.duration_since(*sent).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let last = received.values().max().copied().unwrap_or(started);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    for receiver in receivers {
+        receiver.abort();
+    }
+    serving.abort();
+    LatencyRow {
+        users,
+        messages: latencies.len(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        messages_per_s: latencies.len() as f64 / last.duration_since(started).as_secs_f64(),
+    }
+}
+
+/// The report as one table per section.
+pub fn text(report: &BenchReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "simulation speed (mixed scenario, 120 s active + heal, every fault, tick 10 ms)"
+    );
+    let _ = writeln!(
+        out,
+        "  users  simulated_s  wall_s  speedup  events/s  peak_rss_MiB  cost/user vs 10"
+    );
+    for r in &report.simulation {
+        let _ = writeln!(
+            out,
+            "  {:>5}  {:>11.0}  {:>6.2}  {:>6.0}×  {:>8.0}  {:>12.1}  {:>15.2}",
+            r.users,
+            r.simulated_s,
+            r.wall_s,
+            r.speedup,
+            r.events_per_s,
+            r.peak_rss_bytes as f64 / (1 << 20) as f64,
+            r.cost_per_user_vs_10
+        );
+    }
+    let p = &report.properties;
+    let _ = writeln!(
+        out,
+        "\nproperty throughput: {} scenarios in {:.1} s = {:.1} scenarios/s",
+        p.scenarios, p.wall_s, p.per_s
+    );
+    let _ = writeln!(
+        out,
+        "\nhunt speed (find + shrink, 6 users, 60 s, every fault)"
+    );
+    for h in &report.hunts {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<4} median {:>5.1} s  max {:>5.1} s  ({} hunts)",
+            h.bug,
+            h.clause.map_or("-".to_owned(), |c| c.to_string()),
+            h.median_s,
+            h.max_s,
+            h.hunts
+        );
+    }
+    let r = &report.real_vs_sim;
+    let _ = writeln!(
+        out,
+        "\nreal loopback vs simulation ({} users, {:.0} s scenario): real {:.1} s, simulated {:.3} s wall = {:.0}× faster; violations real {} / sim {}; accepted real {} / sim {}",
+        r.users, r.scenario_s, r.real_wall_s, r.sim_wall_s, r.ratio, r.real_violations, r.sim_violations, r.accepted.0, r.accepted.1
+    );
+    let _ = writeln!(
+        out,
+        "\nreference server push latency on loopback (send → new_message, 32 in flight)"
+    );
+    for l in &report.push_latency {
+        let _ = writeln!(
+            out,
+            "  {:>5} users  {:>5} messages  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  {:>7.0} messages/s",
+            l.users, l.messages, l.p50_ms, l.p99_ms, l.max_ms, l.messages_per_s
+        );
+    }
+    out
+}
