@@ -1,0 +1,394 @@
+//! Real clients against the reference server on loopback: socket.io-client 4 in
+//! Node and in headless Chromium (both transport orders), and python-socketio's
+//! AsyncClient, each running the seed's flows (`interop/`). A bug switch must
+//! make the matching flow fail, and the browser's registration outcome must be
+//! what the harness's `browser` client profile predicts.
+//!
+//! The clients are installed by `.ci/run` (npm ci, pip, Debian's chromium). A
+//! missing one is skipped with a note, unless `HARNESS_INTEROP=require` (CI),
+//! where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use harness::scenario::{OpenMode, Profile, UserSpec};
+use serde_json::Value;
+use server_under_test::{Bug, Config};
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop")
+}
+
+/// Whether a client is installed; `false` means skip (outside CI).
+fn available(what: &str, ok: bool) -> bool {
+    if !ok {
+        let required = std::env::var("HARNESS_INTEROP").is_ok_and(|v| v == "require");
+        assert!(
+            !required,
+            "{what} is not installed but HARNESS_INTEROP=require"
+        );
+        eprintln!("skipped: {what} is not installed (run .ci/run, or see README)");
+    }
+    ok
+}
+
+fn runs(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// What the server saw of one Engine.IO handshake request (no `sid` yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Handshake {
+    transport: String,
+    username: Option<String>,
+}
+
+#[derive(Clone, Default)]
+struct Seen {
+    handshakes: Arc<Mutex<Vec<Handshake>>>,
+    result: Arc<Mutex<Option<Value>>>,
+}
+
+/// The reference server plus the interop page on the same origin, and a
+/// recorder of handshake requests' `username` headers.
+struct Server {
+    url: String,
+    seen: Seen,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn record_handshakes(State(seen): State<Seen>, request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    if request.uri().path().starts_with("/socket.io") && !query.contains("sid=") {
+        let transport = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("transport="))
+            .unwrap_or_default()
+            .to_owned();
+        let username = request
+            .headers()
+            .get("username")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        seen.handshakes.lock().unwrap().push(Handshake {
+            transport,
+            username,
+        });
+    }
+    next.run(request).await
+}
+
+fn file(path: PathBuf, content_type: &'static str) -> Response {
+    match std::fs::read(&path) {
+        Ok(bytes) => (
+            [(http::header::CONTENT_TYPE, content_type)],
+            Body::from(bytes),
+        )
+            .into_response(),
+        Err(e) => (
+            http::StatusCode::NOT_FOUND,
+            format!("{}: {e}", path.display()),
+        )
+            .into_response(),
+    }
+}
+
+async fn start(bugs: &[Bug]) -> Server {
+    let config = Config {
+        bugs: bugs.iter().copied().collect(),
+        ..Config::default()
+    };
+    let (router, _chat) = server_under_test::app(config);
+    let seen = Seen::default();
+    let dir = interop_dir();
+    let (page, flow, bundle) = (
+        dir.join("page.html"),
+        dir.join("flow.js"),
+        dir.join("node_modules/socket.io-client/dist/socket.io.min.js"),
+    );
+    let pages = axum::Router::new()
+        .route(
+            "/interop/page.html",
+            get(move || async move { file(page, "text/html") }),
+        )
+        .route(
+            "/interop/flow.js",
+            get(move || async move { file(flow, "text/javascript") }),
+        )
+        .route(
+            "/interop/socket.io.min.js",
+            get(move || async move { file(bundle, "text/javascript") }),
+        )
+        .route(
+            "/interop/result",
+            post(|State(seen): State<Seen>, body: String| async move {
+                *seen.result.lock().unwrap() = serde_json::from_str(&body).ok();
+                "ok"
+            }),
+        )
+        .with_state(seen.clone());
+    let app = router
+        .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(
+            seen.clone(),
+            record_handshakes,
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Server { url, seen, task }
+}
+
+/// Runs a client script that prints one JSON result.
+async fn run_script(program: &str, script: &str, args: &[&str]) -> Value {
+    let output = tokio::process::Command::new(program)
+        .arg(interop_dir().join(script))
+        .args(args)
+        .current_dir(interop_dir())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("the client finishes within 60 s")
+        .expect("the client runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{program} {script}: not JSON ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The checks a flow reported as failed, as `clause: name`.
+fn failures(result: &Value) -> Vec<String> {
+    result["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["ok"] != Value::Bool(true))
+        .map(|c| {
+            format!(
+                "{}: {} ({})",
+                c["clause"].as_str().unwrap_or("?"),
+                c["name"],
+                c["detail"]
+            )
+        })
+        .collect()
+}
+
+fn assert_flows_pass(result: &Value) {
+    assert_eq!(result["registered"], true, "{result:#}");
+    assert_eq!(
+        result["checks"].as_array().map(Vec::len),
+        Some(8),
+        "{result:#}"
+    );
+    assert_eq!(failures(result), Vec::<String>::new(), "{result:#}");
+}
+
+fn node_ready() -> bool {
+    available(
+        "Node with interop/node_modules",
+        runs("node", "--version") && interop_dir().join("node_modules/socket.io-client").exists(),
+    )
+}
+
+fn python_ready() -> bool {
+    available(
+        "python3 with python-socketio and aiohttp",
+        Command::new("python3")
+            .args(["-c", "import socketio, aiohttp"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_socket_io_client_runs_the_seed_flows() {
+    if !node_ready() {
+        return;
+    }
+    let server = start(&[]).await;
+    for transports in ["websocket,polling", "polling,websocket"] {
+        let tag = if transports.starts_with('w') {
+            "nw"
+        } else {
+            "np"
+        };
+        let result = run_script("node", "node.mjs", &[&server.url, tag, transports]).await;
+        assert_flows_pass(&result);
+    }
+    // Node's socket.io-client sends extraHeaders on the websocket handshake too.
+    let handshakes = server.seen.handshakes.lock().unwrap().clone();
+    assert!(
+        handshakes.iter().all(|h| h.username.is_some()),
+        "{handshakes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_flow_fails_on_never_push() {
+    if !node_ready() {
+        return;
+    }
+    let server = start(&[Bug::NeverPush]).await;
+    let result = run_script(
+        "node",
+        "node.mjs",
+        &[&server.url, "bug", "websocket,polling"],
+    )
+    .await;
+    let failed = failures(&result);
+    assert!(failed.iter().any(|f| f.starts_with("M3")), "{result:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_socketio_runs_the_seed_flows() {
+    if !python_ready() {
+        return;
+    }
+    let server = start(&[]).await;
+    let result = run_script("python3", "python_flow.py", &[&server.url, "py"]).await;
+    assert_flows_pass(&result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_flow_fails_on_stale_presence() {
+    if !python_ready() {
+        return;
+    }
+    let server = start(&[Bug::StalePresence]).await;
+    let result = run_script("python3", "python_flow.py", &[&server.url, "pybug"]).await;
+    let failed = failures(&result);
+    assert!(failed.iter().any(|f| f.starts_with("P3")), "{result:#}");
+}
+
+/// Opens the page in headless Chromium and waits for its posted result.
+async fn browser(server: &Server, transports: &str, tag: &str) -> Value {
+    let profile = tempdir(tag);
+    let url = format!(
+        "{}/interop/page.html?transports={transports}&tag={tag}",
+        server.url
+    );
+    let mut chromium = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromium starts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let result = loop {
+        if let Some(result) = server.seen.result.lock().unwrap().take() {
+            break result;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page posted no result within 60 s ({url})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = chromium.kill().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    result
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("harness-chromium-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_registration_matches_the_browser_profile() {
+    if !node_ready() || !available("chromium", runs("chromium", "--version")) {
+        return;
+    }
+    for (transports, open) in [
+        ("websocket,polling", OpenMode::WebsocketFirst),
+        ("polling,websocket", OpenMode::PollingFirst),
+    ] {
+        let server = start(&[]).await;
+        let tag = if open == OpenMode::WebsocketFirst {
+            "bw"
+        } else {
+            "bp"
+        };
+        let result = browser(&server, transports, tag).await;
+        let handshakes = server.seen.handshakes.lock().unwrap().clone();
+        let predicted = UserSpec {
+            profile: Profile::Browser,
+            open,
+            ..UserSpec::node(&format!("alice.{tag}"))
+        }
+        .can_register();
+        // What the server saw: the first handshake's transport and header.
+        let first = handshakes.first().cloned();
+        eprintln!("browser {transports}: first handshake {first:?}; result {result}");
+        assert_eq!(
+            result["registered"], predicted,
+            "{transports}: {result:#} {handshakes:?}"
+        );
+        match open {
+            OpenMode::WebsocketFirst => {
+                assert_eq!(
+                    first,
+                    Some(Handshake {
+                        transport: "websocket".into(),
+                        username: None
+                    }),
+                    "a browser cannot put a header on a WebSocket"
+                );
+                // socket.io-client turns CONNECT_ERROR's `{"message"}` into an Error.
+                let error = &result["connect_error"];
+                let message = error.as_str().or_else(|| error["message"].as_str());
+                assert_eq!(message, Some("missing or invalid username"), "{result:#}");
+            }
+            OpenMode::PollingFirst => {
+                assert_eq!(
+                    first,
+                    Some(Handshake {
+                        transport: "polling".into(),
+                        username: Some(format!("alice.{tag}"))
+                    }),
+                    "XHR polling carries extraHeaders"
+                );
+                assert_flows_pass(&result);
+                assert_eq!(
+                    result["transport"], "websocket",
+                    "then upgrades: {result:#}"
+                );
+            }
+        }
+    }
+}
