@@ -653,6 +653,13 @@ pub fn presence_converges(facts: &Facts<'_>) -> Vec<Violation> {
 /// not judged: the watcher may have connected after the user's last change.
 fn presence_events_agree(facts: &Facts<'_>, at_ms: u64) -> Vec<Violation> {
     let mut found = Vec::new();
+    // Each watcher's latest news of each user, up to the probe: one pass.
+    let mut last_news: BTreeMap<(&str, &str), &Event> = BTreeMap::new();
+    for event in facts.trace.events.iter().take_while(|e| e.at_ms <= at_ms) {
+        if let What::Presence { username, .. } = &event.what {
+            last_news.insert((event.actor.as_str(), username.as_str()), event);
+        }
+    }
     for user in facts.scenario.users.iter().filter(|u| u.can_register()) {
         let name = user.name.as_str();
         let is_online = facts.is_online_at(name, at_ms);
@@ -663,18 +670,15 @@ fn presence_events_agree(facts: &Facts<'_>, at_ms: u64) -> Vec<Violation> {
             {
                 continue;
             }
-            let last_seen = facts.trace.events.iter().rev().find(|e| {
-                e.at_ms <= at_ms
-                    && e.actor == watcher.label
-                    && matches!(&e.what, What::Presence { username, .. } if username == name)
-            });
-            let Some(last_seen) = last_seen else { continue };
+            let Some(last_seen) = last_news.get(&(watcher.label.as_str(), name)) else {
+                continue;
+            };
             let seen_online = matches!(last_seen.what, What::Presence { online: true, .. });
             if seen_online != is_online {
                 let clause = if is_online { Clause::P2 } else { Clause::P3 };
                 let mut evidence: Vec<Event> =
                     facts.connected_event(&watcher.label).into_iter().collect();
-                evidence.push(last_seen.clone());
+                evidence.push((*last_seen).clone());
                 found.push(violation(
                     clause,
                     at_ms,

@@ -332,6 +332,16 @@ fn menu_name(menu: &FaultMenu) -> String {
 
 /// Runs the command line; the exit code is 0 clean, 1 violations, 2 usage or run errors.
 pub fn main() -> ExitCode {
+    // RUST_LOG=server_under_test=info shows the reference server's own log
+    // (its connects, disconnects and deliveries) beside a run, on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .without_time()
+            .init();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
