@@ -37,6 +37,15 @@ enum Command {
     /// Explore seeds and fault mixes until a violation, then shrink it to a
     /// minimal scenario and print the command that replays it.
     Hunt(HuntArgs),
+    /// Merge `hunt --format json` reports from several machines into one summary.
+    HuntMerge {
+        /// The report files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Summary format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Check a running server, black-box over real TCP, clause by clause.
     Check(CheckArgs),
     /// Measure simulation speed, hunt speed, the real-network baseline and the
@@ -357,6 +366,7 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => run_sim(&args, false, false),
         Command::Replay { sim, mermaid } => run_sim(&sim, true, mermaid),
         Command::Hunt(args) => crate::hunt::run(&args),
+        Command::HuntMerge { files, format } => crate::hunt::run_merge(&files, format),
         Command::Check(args) => run_check(&args),
         Command::Bench { quick, format } => {
             if cfg!(debug_assertions) {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checkers::{check_all, Violation};
 use crate::cli::{Format, HuntArgs};
@@ -17,7 +17,7 @@ use crate::world::simulate;
 pub const SHRINK_BUDGET: usize = 400;
 
 /// What a hunt found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Finding {
     /// The seed whose scenario failed.
     pub seed: u64,
@@ -33,7 +33,7 @@ pub struct Finding {
 
 /// The result of a hunt, for `--format json` (several machines' outputs merge by
 /// concatenating `seeds_run` ranges and collecting `finding`s).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct HuntReport {
     /// First seed tried.
     pub first_seed: u64,
@@ -197,5 +197,132 @@ fn describe(action: &Action) -> String {
         Action::SendRaw { payload } => format!("send malformed {payload}"),
         Action::Poll => "poll the mailbox".into(),
         Action::Crash { down_ms } => format!("crash, restart after {down_ms} ms"),
+    }
+}
+
+/// Several machines' `hunt --format json` reports as one campaign.
+#[derive(Debug, Serialize)]
+pub struct Campaign {
+    /// Seeds run in all, counting overlaps once.
+    pub seeds_run: u64,
+    /// The seed ranges covered, merged and sorted (`end` excluded).
+    pub covered: Vec<std::ops::Range<u64>>,
+    /// Holes between the first and the last covered seed.
+    pub gaps: Vec<std::ops::Range<u64>>,
+    /// What was found, by seed: seed, clause, scenario file, replay command.
+    pub findings: Vec<(u64, Clause, Option<PathBuf>, Option<String>)>,
+}
+
+/// Merges hunt reports: covered ranges, gaps, findings.
+pub fn merge(reports: &[HuntReport]) -> Campaign {
+    let mut ranges: Vec<std::ops::Range<u64>> = reports
+        .iter()
+        .filter(|r| r.seeds_run > 0)
+        .map(|r| r.first_seed..r.first_seed + r.seeds_run)
+        .collect();
+    ranges.sort_by_key(|r| (r.start, r.end));
+    let mut covered: Vec<std::ops::Range<u64>> = Vec::new();
+    for range in ranges {
+        match covered.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => covered.push(range),
+        }
+    }
+    let gaps = covered.windows(2).map(|w| w[0].end..w[1].start).collect();
+    let mut findings: Vec<_> = reports
+        .iter()
+        .filter_map(|r| {
+            r.finding
+                .as_ref()
+                .map(|f| (f.seed, f.clause, r.scenario_file.clone(), r.replay.clone()))
+        })
+        .collect();
+    findings.sort_by_key(|f| f.0);
+    Campaign {
+        seeds_run: covered.iter().map(|r| r.end - r.start).sum(),
+        covered,
+        gaps,
+        findings,
+    }
+}
+
+/// The `hunt-merge` command: reads report files, prints one summary; exit 1 when
+/// any machine found something, 2 when a file is unreadable.
+pub fn run_merge(files: &[PathBuf], format: Format) -> ExitCode {
+    let mut reports = Vec::new();
+    for path in files {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<HuntReport>(&text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                eprintln!("error: {} is not a hunt report: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let campaign = merge(&reports);
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&campaign).unwrap_or_default()
+        ),
+        Format::Text => {
+            let ranges: Vec<String> = campaign
+                .covered
+                .iter()
+                .map(|r| format!("{}..{}", r.start, r.end))
+                .collect();
+            println!(
+                "{} reports, {} seeds: {}",
+                reports.len(),
+                campaign.seeds_run,
+                ranges.join(" ")
+            );
+            for gap in &campaign.gaps {
+                println!("gap: seeds {}..{} were not run", gap.start, gap.end);
+            }
+            for (seed, clause, file, replay) in &campaign.findings {
+                println!(
+                    "found {clause} at seed {seed}: {} — {}",
+                    file.as_ref()
+                        .map_or("-".into(), |f| f.display().to_string()),
+                    replay.as_deref().unwrap_or("-")
+                );
+            }
+            if campaign.findings.is_empty() {
+                println!("clean");
+            }
+        }
+    }
+    if campaign.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(first_seed: u64, seeds_run: u64) -> HuntReport {
+        HuntReport {
+            first_seed,
+            seeds_run,
+            finding: None,
+            scenario_file: None,
+            replay: None,
+        }
+    }
+
+    #[test]
+    fn merging_joins_ranges_and_names_gaps() {
+        let campaign = merge(&[report(100, 50), report(0, 50), report(40, 20)]);
+        assert_eq!(campaign.covered, vec![0..60, 100..150]);
+        assert_eq!(campaign.gaps, vec![60..100]);
+        assert_eq!(campaign.seeds_run, 110);
+        assert!(campaign.findings.is_empty());
     }
 }

@@ -147,3 +147,49 @@ fn a_missing_or_bad_scenario_file_exits_2() {
     assert!(err.contains("is not a scenario"), "{err}");
     std::fs::remove_file(bad).ok();
 }
+
+#[test]
+fn hunt_reports_from_several_machines_merge_into_one_campaign() {
+    let dir = std::env::temp_dir().join(format!("harness-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let machine = |seeds: &str, bug: Option<&str>| {
+        let scenario = dir.join(format!("found-{seeds}.json"));
+        let mut args = vec![
+            "hunt",
+            "--seeds",
+            seeds,
+            "--clients",
+            "2",
+            "--duration",
+            "10s",
+            "--faults",
+            "none",
+            "--format",
+            "json",
+            "--out",
+            scenario.to_str().unwrap(),
+        ];
+        if let Some(bug) = bug {
+            args.extend(["--bug", bug]);
+        }
+        let (_, out, err) = harness(&args);
+        let report = dir.join(format!("report-{seeds}.json"));
+        std::fs::write(&report, out).unwrap_or_else(|e| panic!("{e}: {err}"));
+        report.to_str().unwrap().to_owned()
+    };
+    let a = machine("1..3", None);
+    let b = machine("5..7", None);
+    let (code, out, err) = harness(&["hunt-merge", &a, &b]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 reports, 4 seeds: 1..3 5..7"), "{out}");
+    assert!(out.contains("gap: seeds 3..5 were not run"), "{out}");
+    let c = machine("5..8", Some("register_anonymous"));
+    let (code, out, _) = harness(&["hunt-merge", &a, &b, &c, "--format", "json"]);
+    assert_eq!(code, 1, "a finding anywhere fails the campaign: {out}");
+    let campaign: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(campaign["findings"][0][1], "I3", "{out}");
+    let (code, _, err) = harness(&["hunt-merge", dir.join("nope.json").to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a hunt report"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
