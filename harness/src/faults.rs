@@ -93,12 +93,18 @@ pub enum FaultKind {
     /// Mailbox poll responses are lost and their connections reset (real TCP
     /// only: the fault proxy looks at request lines, turmoil does not).
     LosePollResponse,
+    /// Every open connection goes silent for good at the start while new ones
+    /// pass: a network switch (real TCP only: the fault proxy).
+    Stall,
 }
 
 impl FaultKind {
     /// Whether the simulated network can inject it.
     pub fn is_simulated(self) -> bool {
-        !matches!(self, FaultKind::Reset | FaultKind::LosePollResponse)
+        !matches!(
+            self,
+            FaultKind::Reset | FaultKind::LosePollResponse | FaultKind::Stall
+        )
     }
 }
 

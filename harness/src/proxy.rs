@@ -8,6 +8,9 @@
 //!   timers (the Engine.IO ping timeout) notice;
 //! - a hold ([`Flow::Hold`]): nothing moves until the hold ends, then all of it;
 //! - a reset: every open connection is aborted with an RST on both sides;
+//! - a stall: every open connection becomes a black hole for good, while new
+//!   ones pass — a client that switched networks and reconnected at once,
+//!   leaving its old connection half-open at the server;
 //! - a lost poll response: a `GET /api/messages` goes through, but its response
 //!   is swallowed and the client's connection reset.
 //!
@@ -52,14 +55,22 @@ pub struct Mode {
     pub lose_poll_responses: bool,
     /// Bumped to abort every connection open at that moment.
     pub resets: u64,
+    /// Bumped to black-hole every connection open at that moment, for good.
+    pub stalls: u64,
 }
 
 impl Mode {
     /// The healthy mode with `latency_ms` and the given faults in force.
-    pub fn with_faults(latency_ms: (u64, u64), faults: &[FaultKind], resets: u64) -> Self {
+    /// `resets` and `stalls` count the instants so far (see the fields).
+    pub fn with_faults(
+        latency_ms: (u64, u64),
+        faults: &[FaultKind],
+        (resets, stalls): (u64, u64),
+    ) -> Self {
         let mut mode = Mode {
             latency_ms,
             resets,
+            stalls,
             ..Mode::default()
         };
         for kind in faults {
@@ -78,7 +89,7 @@ impl Mode {
                     }
                 }
                 FaultKind::LosePollResponse => mode.lose_poll_responses = true,
-                FaultKind::Reset => {} // an instant, counted in `resets`
+                FaultKind::Reset | FaultKind::Stall => {} // instants, counted
             }
         }
         mode
@@ -147,7 +158,10 @@ async fn relay(
     mode: watch::Receiver<Mode>,
     rng: Arc<Mutex<SmallRng>>,
 ) {
-    let generation = mode.borrow().resets;
+    let (generation, stall) = {
+        let now = mode.borrow();
+        (now.resets, now.stalls)
+    };
     let Ok(server) = TcpStream::connect(target).await else {
         abort(&client);
         return;
@@ -165,7 +179,7 @@ async fn relay(
             Direction::ToServer,
             mode.clone(),
             &rng,
-            generation,
+            (generation, stall),
             &is_poll,
         );
         let down = pump(
@@ -174,7 +188,7 @@ async fn relay(
             Direction::FromServer,
             mode.clone(),
             &rng,
-            generation,
+            (generation, stall),
             &is_poll,
         );
         tokio::pin!(up, down);
@@ -211,7 +225,11 @@ enum Direction {
 }
 
 impl Direction {
-    fn flow(self, mode: &Mode) -> Flow {
+    /// This direction's flow for a connection opened at stall count `stall`.
+    fn flow(self, mode: &Mode, stall: u64) -> Flow {
+        if mode.stalls != stall {
+            return Flow::Drop;
+        }
         match self {
             Direction::ToServer => mode.to_server,
             Direction::FromServer => mode.from_server,
@@ -225,7 +243,7 @@ async fn pump<R, W>(
     direction: Direction,
     mut mode: watch::Receiver<Mode>,
     rng: &Mutex<SmallRng>,
-    generation: u64,
+    (generation, stall): (u64, u64),
     is_poll: &AtomicBool,
 ) -> End
 where
@@ -253,7 +271,7 @@ where
             if current.resets != generation {
                 return End::Abort;
             }
-            if direction.flow(&current) != Flow::Hold {
+            if direction.flow(&current, stall) != Flow::Hold {
                 break current;
             }
             if mode.changed().await.is_err() {
@@ -267,7 +285,7 @@ where
                 if current.resets != generation {
                     return End::Abort;
                 }
-                if direction.flow(&current) != Flow::Drop {
+                if direction.flow(&current, stall) != Flow::Drop {
                     break;
                 }
                 if mode.changed().await.is_err() {
@@ -283,7 +301,7 @@ where
         {
             return End::Abort;
         }
-        if direction.flow(&current) == Flow::Drop {
+        if direction.flow(&current, stall) == Flow::Drop {
             continue;
         }
         let (low, high) = current.latency_ms;
@@ -343,13 +361,13 @@ mod tests {
         assert_eq!(round_trip(&mut stream, b"one").await.unwrap(), b"one");
 
         // A black hole: the echo is lost, the connection stays open.
-        proxy.set(Mode::with_faults((0, 0), &[FaultKind::Partition], 0));
+        proxy.set(Mode::with_faults((0, 0), &[FaultKind::Partition], (0, 0)));
         assert!(round_trip(&mut stream, b"two").await.is_err());
         proxy.set(Mode::default());
         assert_eq!(round_trip(&mut stream, b"six").await.unwrap(), b"six");
 
         // A hold delivers late, in order.
-        proxy.set(Mode::with_faults((0, 0), &[FaultKind::Hold], 0));
+        proxy.set(Mode::with_faults((0, 0), &[FaultKind::Hold], (0, 0)));
         assert!(round_trip(&mut stream, b"ten").await.is_err());
         proxy.set(Mode::default());
         let mut late = [0u8; 3];
@@ -357,7 +375,7 @@ mod tests {
         assert_eq!(&late, b"ten");
 
         // A reset aborts what is open, not what comes after.
-        proxy.set(Mode::with_faults((0, 0), &[], 1));
+        proxy.set(Mode::with_faults((0, 0), &[], (1, 0)));
         let mut rest = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut rest))
             .await
@@ -365,6 +383,18 @@ mod tests {
         assert!(read.is_err() || rest.is_empty(), "{read:?}");
         let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(round_trip(&mut fresh, b"new").await.unwrap(), b"new");
+    }
+
+    #[tokio::test]
+    async fn a_stall_silences_open_connections_for_good_not_new_ones() {
+        let proxy = FaultProxy::start(echo_server().await, 1).await.unwrap();
+        let mut old = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(round_trip(&mut old, b"one").await.unwrap(), b"one");
+        proxy.set(Mode::with_faults((0, 0), &[], (0, 1)));
+        assert!(round_trip(&mut old, b"two").await.is_err());
+        let mut new = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(round_trip(&mut new, b"new").await.unwrap(), b"new");
+        assert!(round_trip(&mut old, b"six").await.is_err(), "still silent");
     }
 
     #[tokio::test]

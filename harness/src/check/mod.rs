@@ -734,16 +734,20 @@ async fn abuse(
 // ---------------------------------------------------------------------------
 // robust: the scenario through the fault proxy
 
-/// The robust scenario: `ra` sends; `rb` is black-holed until the server's ping
-/// timeout must have fired; `rc` is reset; `rd` only polls and loses a poll
-/// response; `re` is held and released.
+/// The robust scenario, one user per proxy: `ra` sends; `rb` is black-holed
+/// until the server's ping timeout must have fired; `rc` is reset; `re` is held
+/// and released; `rd` only polls and loses a poll response, then connects,
+/// switches networks (its connection stalls) and reconnects at once, before the
+/// server can notice the old connection is dead (P2's early reconnect).
 fn robust_scenario(names: &Names, options: &CheckOptions, timers: ServerTimers) -> Scenario {
+    // At most `MAX_CLIENT_HOSTS` users, so each has its own host and proxy.
     let users: Vec<UserSpec> = ["ra", "rb", "rc", "rd", "re"]
         .iter()
         .map(|b| UserSpec::node(&names.user(b)))
         .collect();
     let mut users = users;
     users[2].open = OpenMode::PollingFirst;
+    debug_assert!(users.len() <= crate::world::MAX_CLIENT_HOSTS);
     let n = |i: usize| users[i].name.clone();
     let silence = options.scaled(timers.ping_interval_ms + timers.ping_timeout_ms);
     let black_hole_ms = silence + options.scaled(3_000);
@@ -754,8 +758,10 @@ fn robust_scenario(names: &Names, options: &CheckOptions, timers: ServerTimers) 
         host: host_of(host, users.len()),
         kind,
     };
+    let rd_back_at = 1_500 + options.scaled(3_000) + 500;
     let faults = vec![
         fault(3, 1_500, options.scaled(3_000), FaultKind::LosePollResponse),
+        fault(3, rd_back_at + 1_000, 1, FaultKind::Stall),
         fault(1, 2_000, black_hole_ms, FaultKind::Partition),
         fault(2, 2_000, 1, FaultKind::Reset),
         fault(4, 2_000, options.scaled(2_000), FaultKind::Hold),
@@ -773,6 +779,8 @@ fn robust_scenario(names: &Names, options: &CheckOptions, timers: ServerTimers) 
         // into the black hole, unacknowledged (M5).
         step(2_100, 0, send(&n(1), "to rb, into the black hole")),
         step(heal_at + 500, 0, send(&n(1), "to rb, after the heal")),
+        step(rd_back_at, 3, Action::Open),
+        step(rd_back_at + 1_100, 3, Action::Crash { down_ms: 300 }),
     ];
     steps.sort_by_key(|s| s.at_ms);
     Scenario {
@@ -785,7 +793,9 @@ fn robust_scenario(names: &Names, options: &CheckOptions, timers: ServerTimers) 
             faults,
             push_bound_ms: None,
         },
-        active_ms: heal_at + 1_000,
+        active_ms: (heal_at + 1_000).max(rd_back_at + 2_000),
+        // The stall began before the black hole ended: the server has had its
+        // ping timeout for both by the end of the active phase.
         heal_ms: options.scaled(10_000) + DRAIN_MS,
         open_world: true,
     }
@@ -843,7 +853,7 @@ async fn robust_run(
         scenario.faults.latency_ms_max,
     );
     for proxy in &proxies {
-        proxy.set(Mode::with_faults(latency, &[], 0));
+        proxy.set(Mode::with_faults(latency, &[], (0, 0)));
     }
     let connectors: Vec<TcpConnector> = proxies
         .iter()
@@ -902,10 +912,11 @@ async fn drive_faults(scenario: &Scenario, proxies: &[FaultProxy], recorder: &Re
             continue;
         };
         let proxy = &proxies[index];
-        let mut resets = proxy.mode().resets;
+        let (mut resets, mut stalls) = (proxy.mode().resets, proxy.mode().stalls);
         if starts {
             kinds.push(fault.kind);
             resets += u64::from(fault.kind == FaultKind::Reset);
+            stalls += u64::from(fault.kind == FaultKind::Stall);
             recorder.record_at(
                 at_ms,
                 "world",
@@ -927,6 +938,6 @@ async fn drive_faults(scenario: &Scenario, proxies: &[FaultProxy], recorder: &Re
                 },
             );
         }
-        proxy.set(Mode::with_faults(latency, kinds, resets));
+        proxy.set(Mode::with_faults(latency, kinds, (resets, stalls)));
     }
 }

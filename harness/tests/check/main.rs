@@ -98,6 +98,17 @@ async fn the_reference_server_passes_robust_and_no_ack_fallback_fails_m5() {
     assert_eq!(failed(&bad), vec![Clause::M5], "{}", text(&bad));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_reconnect_under_last_sid_wins_fails_p2_in_the_robust_run() {
+    let report = check_reference(&[Bug::LastSidWins], Level::Robust).await;
+    let robust = report.runs.iter().find(|r| r.name == "robust").unwrap();
+    assert!(
+        robust.violations.iter().any(|v| v.clause == Clause::P2),
+        "the stalled connection's timeout must not take rd offline:\n{}",
+        text(&report)
+    );
+}
+
 async fn bug_fails(bug: Bug, clause: Clause) {
     let report = check_reference(&[bug], Level::Core).await;
     assert!(
