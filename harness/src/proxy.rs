@@ -400,7 +400,11 @@ mod tests {
     #[tokio::test]
     async fn a_lost_poll_response_resets_only_polls() {
         let proxy = FaultProxy::start(echo_server().await, 1).await.unwrap();
-        proxy.set(Mode::with_faults((0, 0), &[FaultKind::LosePollResponse], 0));
+        proxy.set(Mode::with_faults(
+            (0, 0),
+            &[FaultKind::LosePollResponse],
+            (0, 0),
+        ));
         let mut poll = TcpStream::connect(proxy.addr()).await.unwrap();
         assert!(round_trip(&mut poll, b"GET /api/messages?after=0")
             .await
