@@ -328,16 +328,7 @@ fn real_row(runtime: &tokio::runtime::Runtime) -> RealRow {
 
 /// Plays `scenario` on real loopback against an in-process reference server.
 async fn real_arm(scenario: &Scenario, world: &WorldOptions) -> (f64, crate::trace::Trace) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let connector = TcpConnector {
-        addr: listener.local_addr().expect("bound"),
-    };
-    let serving = tokio::spawn(server_under_test::serve(
-        nodelay(listener),
-        world.server.clone(),
-    ));
+    let (connector, serving) = reference_on_loopback(world.server.clone()).await;
     let real_started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
     let end_ms = scenario.end_ms();
@@ -366,14 +357,25 @@ async fn real_arm(scenario: &Scenario, world: &WorldOptions) -> (f64, crate::tra
     (real_wall_s, recorder.trace())
 }
 
-/// Small frames are the whole traffic: Nagle would add tens of ms to a push.
-fn nodelay(
-    listener: tokio::net::TcpListener,
-) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+/// The reference server on a loopback port, as the binary runs it (no Nagle:
+/// small frames are the whole traffic, and Nagle would add tens of ms a push).
+async fn reference_on_loopback(
+    config: server_under_test::Config,
+) -> (TcpConnector, tokio::task::JoinHandle<std::io::Result<()>>) {
     use axum::serve::ListenerExt;
-    listener.tap_io(|tcp| {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let connector = TcpConnector {
+        addr: listener.local_addr().expect("bound"),
+    };
+    let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
-    })
+    });
+    (
+        connector,
+        tokio::spawn(server_under_test::serve(listener, config)),
+    )
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -399,16 +401,7 @@ async fn session(connector: &TcpConnector, name: &str) -> Ws {
 /// `users` receivers answering pings and acking pushes; one sender keeping 32
 /// messages in flight; latency from emit to receipt, one clock.
 async fn latency_row(users: usize, messages: usize) -> LatencyRow {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let connector = TcpConnector {
-        addr: listener.local_addr().expect("bound"),
-    };
-    let serving = tokio::spawn(server_under_test::serve(
-        nodelay(listener),
-        server_under_test::Config::default(),
-    ));
+    let (connector, serving) = reference_on_loopback(server_under_test::Config::default()).await;
     let received: Arc<Mutex<BTreeMap<u64, Instant>>> = Arc::default();
     let mut receivers = Vec::new();
     for chunk in (0..users).collect::<Vec<_>>().chunks(50) {

@@ -169,6 +169,18 @@ impl FaultPlan {
         self.latency_ms_max <= HEALTHY_LATENCY_MS_MAX
     }
 
+    /// Every fault's start (`true`) and end (`false`), by time; at equal times
+    /// ends come first, so a link is never briefly double-faulted.
+    pub fn transitions(&self) -> Vec<(u64, bool, &Fault)> {
+        let mut transitions: Vec<(u64, bool, &Fault)> = self
+            .faults
+            .iter()
+            .flat_map(|f| [(f.at_ms, true, f), (f.end_ms(), false, f)])
+            .collect();
+        transitions.sort_by_key(|(at, starts, _)| (*at, *starts));
+        transitions
+    }
+
     /// Whether any fault touches `host` during `[from_ms, to_ms]`.
     pub fn touches(&self, host: &str, from_ms: u64, to_ms: u64) -> bool {
         self.faults

@@ -182,6 +182,18 @@ pub enum What {
     },
 }
 
+impl What {
+    /// A fault starting (`starts`) or healing on its host's link.
+    pub fn fault(fault: &crate::faults::Fault, starts: bool) -> Self {
+        let (host, fault) = (fault.host.clone(), fault.kind);
+        if starts {
+            What::FaultStart { host, fault }
+        } else {
+            What::FaultEnd { host, fault }
+        }
+    }
+}
+
 /// One event: when, who, what.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

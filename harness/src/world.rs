@@ -9,7 +9,7 @@ use std::time::Duration;
 use server_under_test::Config as ServerConfig;
 
 use crate::client::{probe_online, ClientConfig, User};
-use crate::faults::{Fault, FaultKind};
+use crate::faults::{Fault, FaultKind, FaultPlan};
 use crate::scenario::{Action, Scenario};
 use crate::trace::{Recorder, Trace, TraceClock, What};
 use crate::transport::{Connector, SimConnector};
@@ -161,7 +161,7 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
         Ok(())
     });
 
-    let mut links = Links::new(&scenario.faults.faults);
+    let mut links = Links::new(&scenario.faults);
     let mut heal_recorded = false;
     let error = loop {
         let now_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -304,14 +304,9 @@ struct Links<'a> {
 }
 
 impl<'a> Links<'a> {
-    fn new(faults: &'a [Fault]) -> Self {
-        let mut transitions: Vec<(u64, bool, &Fault)> = faults
-            .iter()
-            .flat_map(|f| [(f.at_ms, true, f), (f.end_ms(), false, f)])
-            .collect();
-        transitions.sort_by_key(|(at, starts, _)| (*at, *starts));
+    fn new(plan: &'a FaultPlan) -> Self {
         Self {
-            transitions,
+            transitions: plan.transitions(),
             next: 0,
             active: Vec::new(),
         }
@@ -325,27 +320,10 @@ impl<'a> Links<'a> {
             self.next += 1;
             if starts {
                 self.active.push(fault);
-                recorder.record_at(
-                    at_ms,
-                    "world",
-                    What::FaultStart {
-                        host: fault.host.clone(),
-                        fault: fault.kind,
-                    },
-                );
-            } else {
-                if let Some(i) = self.active.iter().position(|f| std::ptr::eq(*f, fault)) {
-                    self.active.remove(i);
-                }
-                recorder.record_at(
-                    at_ms,
-                    "world",
-                    What::FaultEnd {
-                        host: fault.host.clone(),
-                        fault: fault.kind,
-                    },
-                );
+            } else if let Some(i) = self.active.iter().position(|f| std::ptr::eq(*f, fault)) {
+                self.active.remove(i);
             }
+            recorder.record_at(at_ms, "world", What::fault(fault, starts));
             self.apply(&fault.host, sim);
         }
     }

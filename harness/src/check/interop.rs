@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{elapsed_ms, CheckOptions, Names, Run, Target};
+use super::{CheckOptions, Names, Run, Target};
 use crate::checkers::{check_all, Violation, PUSH_BOUND_MS};
 use crate::faults::FaultPlan;
 use crate::scenario::{HeaderPolicy, OpenMode, Scenario, UserSpec};
@@ -286,12 +286,5 @@ pub(super) async fn rust_socketio_run(
     }
     let trace = recorder.trace();
     found.extend(check_all(&trace, &scenario));
-    found.sort_by_key(|v| (v.at_ms, v.clause));
-    Run {
-        name: "rust_socketio",
-        scenario: Some(scenario),
-        trace,
-        violations: found,
-        wall_ms: elapsed_ms(started),
-    }
+    Run::new("rust_socketio", Some(scenario), trace, found, started)
 }

@@ -164,6 +164,26 @@ pub struct Run {
     pub wall_ms: u64,
 }
 
+impl Run {
+    /// A finished run: its violations sorted by time, its wall time since `started`.
+    fn new(
+        name: &'static str,
+        scenario: Option<Scenario>,
+        trace: Trace,
+        mut violations: Vec<Violation>,
+        started: Instant,
+    ) -> Self {
+        violations.sort_by_key(|v| (v.at_ms, v.clause));
+        Self {
+            name,
+            scenario,
+            trace,
+            violations,
+            wall_ms: elapsed_ms(started),
+        }
+    }
+}
+
 /// PASS, FAIL or SKIP, per clause.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", content = "reason", rename_all = "UPPERCASE")]
@@ -637,14 +657,7 @@ async fn core_run(
     violations.extend(presence_is_announced(&facts, slack));
     violations.extend(calm_deliveries(&facts, slack));
     violations.extend(abuse_harms_nobody(&facts, ABUSE_AT_MS));
-    violations.sort_by_key(|v| (v.at_ms, v.clause));
-    Run {
-        name: "core",
-        scenario: Some(scenario),
-        trace,
-        violations,
-        wall_ms: elapsed_ms(started),
-    }
+    Run::new("core", Some(scenario), trace, violations, started)
 }
 
 /// A registered client that sends broken packets on a raw websocket: bad JSON,
@@ -817,13 +830,7 @@ async fn robust_run(
                 answer: "skipped: no Engine.IO handshake, so no ping timers to wait for".into(),
             },
         );
-        return Run {
-            name: "robust",
-            scenario: None,
-            trace: recorder.trace(),
-            violations: Vec::new(),
-            wall_ms: 0,
-        };
+        return Run::new("robust", None, recorder.trace(), Vec::new(), started);
     };
     let scenario = robust_scenario(names, options, timers);
     let mut proxies = Vec::new();
@@ -838,13 +845,13 @@ async fn robust_run(
                         answer: e.to_string(),
                     },
                 );
-                return Run {
-                    name: "robust",
-                    scenario: Some(scenario),
-                    trace: recorder.trace(),
-                    violations: Vec::new(),
-                    wall_ms: 0,
-                };
+                return Run::new(
+                    "robust",
+                    Some(scenario),
+                    recorder.trace(),
+                    Vec::new(),
+                    started,
+                );
             }
         }
     }
@@ -879,31 +886,17 @@ async fn robust_run(
         1,
         options.scaled(timers.ping_interval_ms + timers.ping_timeout_ms),
     ));
-    violations.sort_by_key(|v| (v.at_ms, v.clause));
-    Run {
-        name: "robust",
-        scenario: Some(scenario),
-        trace,
-        violations,
-        wall_ms: elapsed_ms(started),
-    }
+    Run::new("robust", Some(scenario), trace, violations, started)
 }
 
 /// Applies the plan's faults to the per-host proxies at their times, recording them.
 async fn drive_faults(scenario: &Scenario, proxies: &[FaultProxy], recorder: &Recorder) {
-    let mut transitions: Vec<(u64, bool, &Fault)> = scenario
-        .faults
-        .faults
-        .iter()
-        .flat_map(|f| [(f.at_ms, true, f), (f.end_ms(), false, f)])
-        .collect();
-    transitions.sort_by_key(|(at, starts, _)| (*at, *starts));
     let mut active: BTreeMap<String, Vec<FaultKind>> = BTreeMap::new();
     let latency = (
         scenario.faults.latency_ms_min,
         scenario.faults.latency_ms_max,
     );
-    for (at_ms, starts, fault) in transitions {
+    for (at_ms, starts, fault) in scenario.faults.transitions() {
         sleep_until_ms(recorder, at_ms).await;
         let kinds = active.entry(fault.host.clone()).or_default();
         let Some(index) =
@@ -917,27 +910,10 @@ async fn drive_faults(scenario: &Scenario, proxies: &[FaultProxy], recorder: &Re
             kinds.push(fault.kind);
             resets += u64::from(fault.kind == FaultKind::Reset);
             stalls += u64::from(fault.kind == FaultKind::Stall);
-            recorder.record_at(
-                at_ms,
-                "world",
-                What::FaultStart {
-                    host: fault.host.clone(),
-                    fault: fault.kind,
-                },
-            );
-        } else {
-            if let Some(i) = kinds.iter().position(|k| *k == fault.kind) {
-                kinds.remove(i);
-            }
-            recorder.record_at(
-                at_ms,
-                "world",
-                What::FaultEnd {
-                    host: fault.host.clone(),
-                    fault: fault.kind,
-                },
-            );
+        } else if let Some(i) = kinds.iter().position(|k| *k == fault.kind) {
+            kinds.remove(i);
         }
+        recorder.record_at(at_ms, "world", What::fault(fault, starts));
         proxy.set(Mode::with_faults(latency, kinds, (resets, stalls)));
     }
 }

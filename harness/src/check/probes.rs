@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{elapsed_ms, CheckOptions, Names, Run, ServerTimers, DAVE_CONTENTS};
+use super::{CheckOptions, Names, Run, ServerTimers, DAVE_CONTENTS};
 use crate::checkers::Violation;
 use crate::packet::{EioPacket, Handshake};
 use crate::spec::Clause;
@@ -216,13 +216,7 @@ pub(super) async fn http_run(
             &format!("GET {path}"),
         );
     }
-    Run {
-        name: "http",
-        scenario: None,
-        trace: recorder.trace(),
-        violations: found,
-        wall_ms: elapsed_ms(started),
-    }
+    Run::new("http", None, recorder.trace(), found, started)
 }
 
 // ---------------------------------------------------------------------------
@@ -286,13 +280,7 @@ pub(super) async fn handshake_run(
             None,
         ),
     };
-    let run = Run {
-        name: "handshake",
-        scenario: None,
-        trace: recorder.trace(),
-        violations,
-        wall_ms: elapsed_ms(started),
-    };
+    let run = Run::new("handshake", None, recorder.trace(), violations, started);
     (run, timers)
 }
 
@@ -428,11 +416,5 @@ pub(super) async fn cursor_run(
 }
 
 fn cursor_done(recorder: Recorder, violations: Vec<Violation>, started: Instant) -> Run {
-    Run {
-        name: "cursor",
-        scenario: None,
-        trace: recorder.trace(),
-        violations,
-        wall_ms: elapsed_ms(started),
-    }
+    Run::new("cursor", None, recorder.trace(), violations, started)
 }
