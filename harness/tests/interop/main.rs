@@ -392,3 +392,94 @@ async fn browser_registration_matches_the_browser_profile() {
         }
     }
 }
+
+/// `interop/python_server.py` (the contract on python-socketio, the seed's
+/// stack), on a free loopback port with short timers; killed when dropped.
+struct PythonServer {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+async fn python_server(seed_mode: bool) -> PythonServer {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = tokio::process::Command::new("python3");
+    command
+        .arg(interop_dir().join("python_server.py"))
+        .args([
+            "--port",
+            "0",
+            "--ping-interval",
+            "1",
+            "--ping-timeout",
+            "1",
+            "--ack-timeout",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if seed_mode {
+        command.arg("--seed");
+    }
+    let mut child = command.spawn().expect("python3 starts");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the server prints its address within 20 s")
+        .expect("readable")
+        .expect("a line");
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    PythonServer { url, _child: child }
+}
+
+async fn check_python(seed_mode: bool) -> harness::check::CheckReport {
+    let server = python_server(seed_mode).await;
+    let target = harness::check::Target::resolve(&server.url).await.unwrap();
+    let options = harness::check::CheckOptions {
+        level: harness::spec::Level::Robust,
+        seed: 3,
+        timeout_scale: 2.0,
+    };
+    harness::check::check(&target, &options)
+        .await
+        .expect("the server is up")
+}
+
+fn failed(report: &harness::check::CheckReport) -> Vec<harness::spec::Clause> {
+    report
+        .clauses
+        .iter()
+        .filter(|c| c.verdict == harness::check::Verdict::Fail)
+        .map(|c| c.clause)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_check_passes_the_contract_on_python_socketio() {
+    if !python_ready() {
+        return;
+    }
+    // Unlike the reference server it keeps unregistered connections instead of
+    // refusing them, and words its errors its own way: both allowed.
+    let report = check_python(false).await;
+    assert!(report.passed(), "{}", harness::check::report::text(&report));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_check_finds_the_seeds_backend_bugs() {
+    if !python_ready() {
+        return;
+    }
+    use harness::spec::Clause;
+    let report = check_python(true).await;
+    assert_eq!(
+        failed(&report),
+        vec![Clause::P2, Clause::P3, Clause::M5],
+        "online_users[username] = sid and pushes without acks:\n{}",
+        harness::check::report::text(&report)
+    );
+}
