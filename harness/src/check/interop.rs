@@ -28,7 +28,7 @@ pub(super) async fn rust_socketio_run(
 
     let started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(started));
-    let patience = Duration::from_millis(options.scaled(5_000));
+    let patience = options.patience();
     let (a, b) = (names.user("rsa"), names.user("rsb"));
     let scenario = Scenario {
         seed: options.seed,

@@ -65,6 +65,11 @@ impl CheckOptions {
     fn scaled(&self, ms: u64) -> u64 {
         (ms as f64 * self.timeout_scale).round().max(1.0) as u64
     }
+
+    /// How long one answer may take: 5 s, scaled.
+    fn patience(&self) -> Duration {
+        Duration::from_millis(self.scaled(5_000))
+    }
 }
 
 /// Why a check could not run at all (exit 2), as opposed to a server that fails it.

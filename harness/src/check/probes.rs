@@ -126,7 +126,7 @@ pub(super) async fn http_run(
 ) -> Run {
     let started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(started));
-    let patience = Duration::from_millis(options.scaled(5_000));
+    let patience = options.patience();
     let mut found = Vec::new();
     let (e, r) = get(connector, &recorder, "/health", None, patience).await;
     expect_json(
@@ -229,7 +229,7 @@ pub(super) async fn handshake_run(
 ) -> (Run, Option<ServerTimers>) {
     let started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(started));
-    let patience = Duration::from_millis(options.scaled(5_000));
+    let patience = options.patience();
     let name = names.user("probe");
     let (event, response) = get(
         connector,
@@ -294,7 +294,7 @@ pub(super) async fn cursor_run(
 ) -> Run {
     let started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(started));
-    let patience = Duration::from_millis(options.scaled(5_000));
+    let patience = options.patience();
     let dave = names.user("dave");
     let alice = names.user("alice");
     let mut found = Vec::new();
