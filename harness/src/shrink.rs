@@ -1,8 +1,8 @@
 //! Shrinking: from a failing scenario to a minimal one that fails the same clause.
 //!
 //! Greedy delta debugging over the scenario's data: drop faults, drop chunks of
-//! steps (halves, quarters … single steps), drop users, calm the latency, cut the
-//! active phase. Each candidate is simulated; a candidate is kept only when it
+//! users, then of steps (halves, quarters … single ones), calm the latency, cut
+//! the active phase. Each candidate is simulated; a candidate is kept only when it
 //! still breaks the target clause. Deterministic, like everything else.
 
 use crate::checkers::check_all;
@@ -55,6 +55,28 @@ pub fn shrink(
                 i += 1;
             }
         }
+        // Users without whom it still fails, in shrinking chunks (first: fewer
+        // users make every later simulation cheaper).
+        let mut chunk = best.users.len().div_ceil(2).max(1);
+        loop {
+            let mut start = 0;
+            while best.users.len() > 1 && start < best.users.len() {
+                let end = (start + chunk).min(best.users.len());
+                if end - start >= best.users.len() {
+                    start = end;
+                    continue;
+                }
+                if try_candidate(without_users(&best, start..end), &mut best, &mut runs) {
+                    improved = true;
+                } else {
+                    start += chunk;
+                }
+            }
+            if chunk == 1 {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
         // Steps, in shrinking chunks.
         let mut chunk = best.steps.len().div_ceil(2).max(1);
         loop {
@@ -73,15 +95,6 @@ pub fn shrink(
                 break;
             }
             chunk = chunk.div_ceil(2);
-        }
-        // Users without whom it still fails.
-        let mut user = 0;
-        while best.users.len() > 1 && user < best.users.len() {
-            if try_candidate(without_user(&best, user), &mut best, &mut runs) {
-                improved = true;
-            } else {
-                user += 1;
-            }
         }
         // A calm network, then a shorter active phase.
         if best.faults.latency_ms_max > FaultPlan::calm().latency_ms_max {
@@ -109,15 +122,15 @@ pub fn shrink(
     }
 }
 
-/// The scenario without user `index`: their steps go, later indexes shift down,
-/// faults on hosts that no longer exist go too.
-fn without_user(scenario: &Scenario, index: usize) -> Scenario {
+/// The scenario without the users in `gone`: their steps go, later indexes
+/// shift down, faults on hosts that no longer exist go too.
+fn without_users(scenario: &Scenario, gone: std::ops::Range<usize>) -> Scenario {
     let mut s = scenario.clone();
-    s.users.remove(index);
-    s.steps.retain(|step| step.user != index);
+    s.users.drain(gone.clone());
+    s.steps.retain(|step| !gone.contains(&step.user));
     for step in &mut s.steps {
-        if step.user > index {
-            step.user -= 1;
+        if step.user >= gone.end {
+            step.user -= gone.len();
         }
     }
     let hosts = crate::world::client_hosts(s.users.len());
@@ -161,7 +174,7 @@ mod tests {
             heal_ms: 1_000,
             open_world: false,
         };
-        let t = without_user(&s, 1);
+        let t = without_users(&s, 1..2);
         assert_eq!(
             t.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
             vec!["a", "c"]
