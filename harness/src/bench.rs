@@ -14,14 +14,13 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::checkers::check_all;
 use crate::cli::{Format, HuntArgs};
-use crate::client::{probe_online, ClientConfig};
 use crate::faults::FaultMenu;
 use crate::packet::SioPacket;
 use crate::scenario::{GenerateOptions, Scenario};
 use crate::spec::Clause;
 use crate::trace::{Recorder, TraceClock};
 use crate::transport::{self, TcpConnector};
-use crate::world::{simulate, sleep_until_ms, HostScript, WorldOptions};
+use crate::world::{play, simulate, WorldOptions};
 
 /// One row of the simulation-speed curve.
 #[derive(Clone, Debug, Serialize)]
@@ -331,27 +330,16 @@ async fn real_arm(scenario: &Scenario, world: &WorldOptions) -> (f64, crate::tra
     let (connector, serving) = reference_on_loopback(world.server.clone()).await;
     let real_started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
-    let end_ms = scenario.end_ms();
-    let script = HostScript {
-        scenario: scenario.clone(),
-        users: (0..scenario.users.len()).collect(),
-        connector: connector.clone(),
-        recorder: recorder.clone(),
-        client: world.client.clone(),
-    };
-    let observer = async {
-        let timeout = Duration::from_millis(ClientConfig::default().request_timeout_ms);
-        let mut at_ms = world.probe_interval_ms;
-        while at_ms < end_ms - crate::world::DRAIN_MS {
-            sleep_until_ms(&recorder, at_ms).await;
-            probe_online(&connector, &recorder, timeout).await;
-            at_ms += world.probe_interval_ms;
-        }
-        sleep_until_ms(&recorder, end_ms - crate::world::DRAIN_MS / 3).await;
-        probe_online(&connector, &recorder, timeout).await;
-    };
-    tokio::join!(script.run(), observer);
-    recorder.record_at(scenario.active_ms, "world", crate::trace::What::HealPhase);
+    let connectors = vec![connector.clone(); scenario.users.len()];
+    play(
+        scenario,
+        connectors,
+        connector,
+        &recorder,
+        &world.client,
+        world.probe_interval_ms,
+    )
+    .await;
     let real_wall_s = real_started.elapsed().as_secs_f64();
     serving.abort();
     (real_wall_s, recorder.trace())

@@ -182,15 +182,20 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
 
 /// Probes `/api/online` every `every_ms`, and once more just before the end.
 #[derive(Clone)]
-struct Observer {
-    recorder: Recorder,
-    every_ms: u64,
-    end_ms: u64,
-    request_timeout: Duration,
+pub struct Observer {
+    /// Where probes go.
+    pub recorder: Recorder,
+    /// The probe period.
+    pub every_ms: u64,
+    /// The scenario's end.
+    pub end_ms: u64,
+    /// How long one probe may take.
+    pub request_timeout: Duration,
 }
 
 impl Observer {
-    async fn run<C: Connector>(self, connector: C) {
+    /// Probes through `connector` until the end of the scenario.
+    pub async fn run<C: Connector>(self, connector: C) {
         let mut at_ms = self.every_ms;
         while at_ms < self.end_ms - DRAIN_MS {
             sleep_until_ms(&self.recorder, at_ms).await;
@@ -200,6 +205,39 @@ impl Observer {
         sleep_until_ms(&self.recorder, self.end_ms - DRAIN_MS / 3).await;
         probe_online(&connector, &self.recorder, self.request_timeout).await;
     }
+}
+
+/// Plays `scenario` outside turmoil, on real TCP: user `i` through
+/// `connectors[i]` (one shared server, or a fault proxy each), the observer
+/// through `observer`, probing every `probe_every_ms`; then marks the heal phase
+/// at the end of the active phase, as the simulation's world does.
+pub async fn play<C: Connector, O: Connector>(
+    scenario: &Scenario,
+    connectors: Vec<C>,
+    observer: O,
+    recorder: &Recorder,
+    client: &ClientConfig,
+    probe_every_ms: u64,
+) {
+    let scripts = connectors.into_iter().enumerate().map(|(i, connector)| {
+        HostScript {
+            scenario: scenario.clone(),
+            users: vec![i],
+            connector,
+            recorder: recorder.clone(),
+            client: client.clone(),
+        }
+        .run()
+    });
+    let probes = Observer {
+        recorder: recorder.clone(),
+        every_ms: probe_every_ms,
+        end_ms: scenario.end_ms(),
+        request_timeout: Duration::from_millis(client.request_timeout_ms),
+    }
+    .run(observer);
+    tokio::join!(futures_util::future::join_all(scripts), probes);
+    recorder.record_at(scenario.active_ms, "world", What::HealPhase);
 }
 
 /// Sleeps until `at_ms` on the recorder's clock.

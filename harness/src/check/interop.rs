@@ -13,7 +13,7 @@ use crate::checkers::{check_all, Violation, PUSH_BOUND_MS};
 use crate::faults::FaultPlan;
 use crate::scenario::{HeaderPolicy, OpenMode, Scenario, UserSpec};
 use crate::spec::Clause;
-use crate::trace::{Recorder, TraceClock, Via, What};
+use crate::trace::{Event, Recorder, TraceClock, Via, What};
 
 // ---------------------------------------------------------------------------
 // rust_socketio: a second, independent client
@@ -142,24 +142,6 @@ pub(super) async fn rust_socketio_run(
             }
         }
     };
-    let wait_for = |label: String, wanted: What| {
-        let recorder = recorder.clone();
-        async move {
-            let deadline = Instant::now() + patience;
-            while Instant::now() < deadline {
-                if recorder
-                    .trace()
-                    .events
-                    .iter()
-                    .any(|e| e.actor == label && e.what == wanted)
-                {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            false
-        }
-    };
     let mut found = Vec::new();
     let mut expect = |ok: bool, clause: Clause, message: String, recorder: &Recorder| {
         if !ok {
@@ -175,7 +157,10 @@ pub(super) async fn rust_socketio_run(
     };
     let (la, lb) = (format!("{a}#1"), format!("{b}#1"));
     let client_a = connect(a.clone()).await;
-    let a_up = wait_for(la.clone(), What::Connected).await;
+    let a_up = wait_until(&recorder, patience, |e| {
+        e.actor == la && e.what == What::Connected
+    })
+    .await;
     if expect(
         client_a.is_some() && a_up,
         Clause::T1,
@@ -183,7 +168,10 @@ pub(super) async fn rust_socketio_run(
         &recorder,
     ) {
         let client_b = connect(b.clone()).await;
-        let b_up = wait_for(lb.clone(), What::Connected).await;
+        let b_up = wait_until(&recorder, patience, |e| {
+            e.actor == lb && e.what == What::Connected
+        })
+        .await;
         if expect(
             client_b.is_some() && b_up,
             Clause::T1,
@@ -194,7 +182,8 @@ pub(super) async fn rust_socketio_run(
                 username: b.clone(),
                 online: true,
             };
-            let heard = wait_for(la.clone(), online).await;
+            let heard =
+                wait_until(&recorder, patience, |e| e.actor == la && e.what == online).await;
             expect(
                 heard,
                 Clause::P1,
@@ -244,14 +233,10 @@ pub(super) async fn rust_socketio_run(
                     },
                 );
             }
-            let mut answered = false;
-            let deadline = Instant::now() + patience;
-            while Instant::now() < deadline && !answered {
-                answered = recorder.trace().events.iter().any(|e| {
-                    matches!(&e.what, What::Accepted { client_id: c, .. } | What::Refused { client_id: c, .. } if c == "rs-1")
-                });
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            let answered = wait_until(&recorder, patience, |e| {
+                matches!(&e.what, What::Accepted { client_id: c, .. } | What::Refused { client_id: c, .. } if c == "rs-1")
+            })
+            .await;
             expect(
                 answered,
                 Clause::M2,
@@ -265,7 +250,8 @@ pub(super) async fn rust_socketio_run(
                     username: b.clone(),
                     online: false,
                 };
-                let heard = wait_for(la.clone(), offline).await;
+                let heard =
+                    wait_until(&recorder, patience, |e| e.actor == la && e.what == offline).await;
                 expect(
                     heard,
                     Clause::P3,
@@ -287,4 +273,22 @@ pub(super) async fn rust_socketio_run(
     let trace = recorder.trace();
     found.extend(check_all(&trace, &scenario));
     Run::new("rust_socketio", Some(scenario), trace, found, started)
+}
+
+/// Whether an event that `seen` accepts is recorded within `patience`.
+async fn wait_until(
+    recorder: &Recorder,
+    patience: Duration,
+    seen: impl Fn(&Event) -> bool,
+) -> bool {
+    let deadline = Instant::now() + patience;
+    loop {
+        if recorder.trace().events.iter().any(&seen) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -40,14 +40,14 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::checkers::{check_all, user_of, Facts, Violation, PUSH_BOUND_MS};
-use crate::client::{probe_online, ClientConfig};
+use crate::client::ClientConfig;
 use crate::faults::{Fault, FaultKind, FaultPlan};
 use crate::proxy::{FaultProxy, Mode};
 use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
 use crate::spec::{Clause, Level};
 use crate::trace::{Recorder, Trace, TraceClock, What};
-use crate::transport::{self, Connector, TcpConnector};
-use crate::world::{host_of, sleep_until_ms, HostScript, DRAIN_MS};
+use crate::transport::{self, TcpConnector};
+use crate::world::{host_of, play, sleep_until_ms, DRAIN_MS};
 
 /// How a check runs.
 #[derive(Clone, Debug)]
@@ -253,9 +253,18 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// The clauses that failed, in contract order.
+    pub fn failed(&self) -> Vec<Clause> {
+        self.clauses
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .map(|c| c.clause)
+            .collect()
+    }
+
     /// Whether every clause of the level passed or was skipped.
     pub fn passed(&self) -> bool {
-        self.clauses.iter().all(|c| c.verdict != Verdict::Fail)
+        self.failed().is_empty()
     }
 }
 
@@ -513,6 +522,9 @@ fn malformed_payloads(to: &str) -> Vec<String> {
     ]
 }
 
+/// How often the check's observer probes `/api/online`.
+const PROBE_EVERY_MS: u64 = 1_000;
+
 /// When the raw-packet abuser starts, in the core run.
 const ABUSE_AT_MS: u64 = 3_300;
 
@@ -594,41 +606,6 @@ fn check_client(options: &CheckOptions) -> ClientConfig {
     }
 }
 
-/// Plays `scenario` over real TCP: each user through its own connector (a proxy
-/// for the robust run), an observer probing `/api/online` every second.
-async fn play<C: Connector>(
-    scenario: &Scenario,
-    connectors: Vec<C>,
-    observer: TcpConnector,
-    recorder: &Recorder,
-    client: ClientConfig,
-) {
-    let end_ms = scenario.end_ms();
-    let scripts = connectors.into_iter().enumerate().map(|(i, connector)| {
-        HostScript {
-            scenario: scenario.clone(),
-            users: vec![i],
-            connector,
-            recorder: recorder.clone(),
-            client: client.clone(),
-        }
-        .run()
-    });
-    let request_timeout = Duration::from_millis(client.request_timeout_ms);
-    let probes = async {
-        let mut at_ms = 1_000;
-        while at_ms < end_ms - DRAIN_MS {
-            sleep_until_ms(recorder, at_ms).await;
-            probe_online(&observer, recorder, request_timeout).await;
-            at_ms += 1_000;
-        }
-        sleep_until_ms(recorder, end_ms - DRAIN_MS / 3).await;
-        probe_online(&observer, recorder, request_timeout).await;
-    };
-    tokio::join!(futures_util::future::join_all(scripts), probes);
-    recorder.record_at(scenario.active_ms, "world", What::HealPhase);
-}
-
 async fn core_run(
     connector: &TcpConnector,
     names: &Names,
@@ -640,13 +617,15 @@ async fn core_run(
     let recorder = Recorder::new(TraceClock::Real(started));
     let abuser = abuse(connector, names, &recorder, timers, options);
     let connectors = vec![connector.clone(); scenario.users.len()];
+    let client = check_client(options);
     tokio::join!(
         play(
             &scenario,
             connectors,
             connector.clone(),
             &recorder,
-            check_client(options)
+            &client,
+            PROBE_EVERY_MS
         ),
         abuser
     );
@@ -872,13 +851,15 @@ async fn robust_run(
         .map(|p| TcpConnector { addr: p.addr() })
         .collect();
     let driver = drive_faults(&scenario, &proxies, &recorder);
+    let client = check_client(options);
     tokio::join!(
         play(
             &scenario,
             connectors,
             connector.clone(),
             &recorder,
-            check_client(options)
+            &client,
+            PROBE_EVERY_MS
         ),
         driver
     );

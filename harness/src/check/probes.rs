@@ -56,8 +56,12 @@ async fn get(
         ),
         Err(e) => format!("error: {e}"),
     };
-    recorder.record("probe", What::Exchange { request, answer });
-    let event = recorder.trace().events.pop().expect("just recorded");
+    let event = Event {
+        at_ms: recorder.now_ms(),
+        actor: "probe".into(),
+        what: What::Exchange { request, answer },
+    };
+    recorder.record_at(event.at_ms, &event.actor, event.what.clone());
     (event, outcome.ok())
 }
 

@@ -230,14 +230,16 @@ pub fn presence_is_announced(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
 /// acked `polling`.
 pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
     let mut found = Vec::new();
-    for sent in facts.sent.values() {
+    for (client_id, sent) in &facts.sent {
         let sender = user_of(&sent.conn);
         if !facts.can_register(sender) || server_under_test::Username::parse(&sent.to).is_err() {
             continue;
         }
-        let answer = facts.trace.events.iter().find(|e| {
-            matches!(&e.what, What::Refused { client_id, .. } if Some(client_id.as_str()) == sent_client_id(sent))
-        });
+        let answer = facts
+            .trace
+            .events
+            .iter()
+            .find(|e| matches!(&e.what, What::Refused { client_id: c, .. } if c == client_id));
         if let Some(refusal) = answer {
             found.push(Violation {
                 clause: Clause::M1,
@@ -271,13 +273,6 @@ pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
         }
     }
     found
-}
-
-fn sent_client_id(sent: &crate::checkers::Sent) -> Option<&str> {
-    match &sent.event.what {
-        What::Sent { client_id, .. } => Some(client_id),
-        _ => None,
-    }
 }
 
 /// B1: after the abuser's malformed packets, no other user's connection was

@@ -3,7 +3,9 @@
 //! against servers nobody here has seen, so nothing below relies on more than
 //! the contract.
 
-use std::process::Command;
+#[path = "../common/bin.rs"]
+mod bin;
+use bin::harness;
 
 use harness::check::{check, CheckOptions, CheckReport, Target, Verdict};
 use harness::spec::{Clause, Level};
@@ -54,15 +56,6 @@ async fn check_reference(bugs: &[Bug], level: Level) -> CheckReport {
     check(&target, &options).await.expect("the server is up")
 }
 
-fn failed(report: &CheckReport) -> Vec<Clause> {
-    report
-        .clauses
-        .iter()
-        .filter(|c| c.verdict == Verdict::Fail)
-        .map(|c| c.clause)
-        .collect()
-}
-
 fn text(report: &CheckReport) -> String {
     harness::check::report::text(report)
 }
@@ -95,7 +88,7 @@ async fn the_reference_server_passes_robust_and_no_ack_fallback_fails_m5() {
         .clauses
         .iter()
         .any(|c| c.clause == Clause::M5 && c.verdict == Verdict::Pass));
-    assert_eq!(failed(&bad), vec![Clause::M5], "{}", text(&bad));
+    assert_eq!(bad.failed(), vec![Clause::M5], "{}", text(&bad));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +105,7 @@ async fn an_early_reconnect_under_last_sid_wins_fails_p2_in_the_robust_run() {
 async fn bug_fails(bug: Bug, clause: Clause) {
     let report = check_reference(&[bug], Level::Core).await;
     assert!(
-        failed(&report).contains(&clause),
+        report.failed().contains(&clause),
         "{bug} must fail {clause:?}:\n{}",
         text(&report)
     );
@@ -149,18 +142,6 @@ async fn stale_presence_fails_p3() {
 }
 
 // The command line: exit codes, messages, report files.
-
-fn harness(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .output()
-        .expect("run harness");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn bad_urls_and_arguments_exit_2_with_a_clear_message() {

@@ -1,18 +1,8 @@
 //! The `harness` binary: exit codes, the seed and the replay line.
 
-use std::process::Command;
-
-fn harness(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .output()
-        .expect("run harness");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+#[path = "../common/bin.rs"]
+mod bin;
+use bin::harness;
 
 #[test]
 fn a_clean_run_exits_0_and_ends_with_the_trace_hash() {

@@ -449,15 +449,6 @@ async fn check_python(seed_mode: bool) -> harness::check::CheckReport {
         .expect("the server is up")
 }
 
-fn failed(report: &harness::check::CheckReport) -> Vec<harness::spec::Clause> {
-    report
-        .clauses
-        .iter()
-        .filter(|c| c.verdict == harness::check::Verdict::Fail)
-        .map(|c| c.clause)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_check_passes_the_contract_on_python_socketio() {
     if !python_ready() {
@@ -477,7 +468,7 @@ async fn harness_check_finds_the_seeds_backend_bugs() {
     use harness::spec::Clause;
     let report = check_python(true).await;
     assert_eq!(
-        failed(&report),
+        report.failed(),
         vec![Clause::P2, Clause::P3, Clause::M5],
         "online_users[username] = sid and pushes without acks:\n{}",
         harness::check::report::text(&report)

@@ -2,11 +2,11 @@
 //! you can trust the sim".
 
 use harness::checkers::check_all;
-use harness::client::{probe_online, ClientConfig};
+use harness::client::ClientConfig;
 use harness::scenario::{Action, Scenario, UserSpec};
 use harness::trace::{Recorder, TraceClock};
 use harness::transport::TcpConnector;
-use harness::world::{sleep_until_ms, HostScript};
+use harness::world::play;
 
 use crate::support::*;
 
@@ -47,23 +47,8 @@ async fn a_calm_scenario_passes_the_same_checkers_on_real_tcp() {
     };
     let serving = tokio::spawn(server_under_test::serve(listener, server));
     let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
-    let end_ms = s.end_ms();
-    let script = HostScript {
-        scenario: s.clone(),
-        users: vec![0, 1],
-        connector: connector.clone(),
-        recorder: recorder.clone(),
-        client,
-    };
-    let observer = {
-        let (connector, recorder) = (connector.clone(), recorder.clone());
-        async move {
-            sleep_until_ms(&recorder, end_ms - 1_000).await;
-            probe_online(&connector, &recorder, std::time::Duration::from_secs(2)).await;
-        }
-    };
-    tokio::join!(script.run(), observer);
-    recorder.record_at(s.active_ms, "world", harness::trace::What::HealPhase);
+    let connectors = vec![connector.clone(); s.users.len()];
+    play(&s, connectors, connector, &recorder, &client, 1_000).await;
     serving.abort();
 
     let trace = recorder.trace();
