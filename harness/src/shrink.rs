@@ -55,47 +55,27 @@ pub fn shrink(
                 i += 1;
             }
         }
-        // Users without whom it still fails, in shrinking chunks (first: fewer
-        // users make every later simulation cheaper).
-        let mut chunk = best.users.len().div_ceil(2).max(1);
-        loop {
-            let mut start = 0;
-            while best.users.len() > 1 && start < best.users.len() {
-                let end = (start + chunk).min(best.users.len());
-                if end - start >= best.users.len() {
-                    start = end;
-                    continue;
-                }
-                if try_candidate(without_users(&best, start..end), &mut best, &mut runs) {
-                    improved = true;
-                } else {
-                    start += chunk;
-                }
-            }
-            if chunk == 1 {
-                break;
-            }
-            chunk = chunk.div_ceil(2);
-        }
-        // Steps, in shrinking chunks.
-        let mut chunk = best.steps.len().div_ceil(2).max(1);
-        loop {
-            let mut start = 0;
-            while start < best.steps.len() {
-                let mut candidate = best.clone();
-                let end = (start + chunk).min(candidate.steps.len());
-                candidate.steps.drain(start..end);
-                if try_candidate(candidate, &mut best, &mut runs) {
-                    improved = true;
-                } else {
-                    start += chunk;
-                }
-            }
-            if chunk == 1 {
-                break;
-            }
-            chunk = chunk.div_ceil(2);
-        }
+        // Users without whom it still fails (at least one stays), then steps,
+        // in shrinking chunks: users first, as fewer users make every later
+        // simulation cheaper.
+        improved |= drop_chunks(
+            &mut best,
+            &mut runs,
+            &try_candidate,
+            (|s| s.users.len(), 1),
+            without_users,
+        );
+        improved |= drop_chunks(
+            &mut best,
+            &mut runs,
+            &try_candidate,
+            (|s| s.steps.len(), 0),
+            |s, gone| {
+                let mut candidate = s.clone();
+                candidate.steps.drain(gone);
+                candidate
+            },
+        );
         // A calm network, then a shorter active phase.
         if best.faults.latency_ms_max > FaultPlan::calm().latency_ms_max {
             let mut candidate = best.clone();
@@ -119,6 +99,39 @@ pub fn shrink(
         if !improved || runs >= budget {
             return (best, runs);
         }
+    }
+}
+
+/// Greedy chunk removal over one list of the scenario (its length and how many
+/// must stay given by `(len, keep)`): halves, quarters … single items, each
+/// dropped for good when the scenario without it still fails. Whether any was.
+fn drop_chunks(
+    best: &mut Scenario,
+    runs: &mut usize,
+    try_candidate: &impl Fn(Scenario, &mut Scenario, &mut usize) -> bool,
+    (len, keep): (fn(&Scenario) -> usize, usize),
+    without: fn(&Scenario, std::ops::Range<usize>) -> Scenario,
+) -> bool {
+    let mut improved = false;
+    let mut chunk = len(best).div_ceil(2).max(1);
+    loop {
+        let mut start = 0;
+        while start < len(best) {
+            let end = (start + chunk).min(len(best));
+            if len(best) - (end - start) < keep {
+                start = end;
+                continue;
+            }
+            if try_candidate(without(best, start..end), best, runs) {
+                improved = true;
+            } else {
+                start += chunk;
+            }
+        }
+        if chunk == 1 {
+            return improved;
+        }
+        chunk = chunk.div_ceil(2);
     }
 }
 
