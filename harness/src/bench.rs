@@ -12,14 +12,14 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use crate::checkers::check_all;
-use crate::cli::{Format, HuntArgs};
+use crate::judge::check_all;
+use crate::hunt::{HuntPlan, Seeds, SHRINK_BUDGET};
 use crate::faults::FaultMenu;
-use crate::packet::SioPacket;
+use crate::net::packet::SioPacket;
 use crate::scenario::{GenerateOptions, Scenario};
 use crate::spec::Clause;
 use crate::trace::{Recorder, TraceClock};
-use crate::transport::{self, TcpConnector};
+use crate::net::transport::{self, TcpConnector};
 use crate::world::{play, simulate, WorldOptions};
 
 /// One row of the simulation-speed curve.
@@ -203,6 +203,7 @@ pub fn mixed_scenario(users: usize) -> Scenario {
             users,
             active_ms: 120_000,
             faults: FaultMenu::all(),
+            ..GenerateOptions::default()
         },
     )
 }
@@ -228,10 +229,14 @@ fn sim_row(users: usize) -> SimRow {
 /// Like the property tests: small generated scenarios on fast timers, run and
 /// checked, for `budget_s` seconds.
 fn property_row(budget_s: f64) -> PropertyRow {
-    let mut world = WorldOptions::default();
-    world.server.ping_interval_ms = 1_000;
-    world.server.ping_timeout_ms = 1_000;
-    world.server.ack_timeout_ms = 1_000;
+    let mut world = WorldOptions::with_server(crate::world::Reference::new(
+        server_under_test::Config {
+            ping_interval_ms: 1_000,
+            ping_timeout_ms: 1_000,
+            ack_timeout_ms: 1_000,
+            ..server_under_test::Config::default()
+        },
+    ));
     world.client.poll_interval_ms = 5_000;
     let started = Instant::now();
     let mut scenarios = 0;
@@ -243,9 +248,10 @@ fn property_row(budget_s: f64) -> PropertyRow {
                 users: 1 + (seed % 4) as usize,
                 active_ms: 20_000,
                 faults: FaultMenu::all(),
+                timers: world.timers,
             },
         );
-        scenario.heal_ms = Scenario::heal_ms_for(&world.server, world.client.poll_interval_ms);
+        scenario.heal_ms = Scenario::heal_ms_for(&world.timers, world.client.poll_interval_ms);
         let outcome = simulate(&scenario, &world);
         let _ = check_all(&outcome.trace, &scenario);
         scenarios += 1;
@@ -262,21 +268,23 @@ fn hunt_row(bug: server_under_test::Bug, hunts: usize) -> HuntRow {
     let mut times = Vec::new();
     let mut clause = None;
     for i in 0..hunts {
-        let args = HuntArgs {
-            seed: 1 + 100 * i as u64,
-            seeds: None,
-            budget: Duration::from_secs(60),
-            clients: 6,
-            duration: Duration::from_secs(60),
-            faults: FaultMenu::all(),
-            bugs: vec![bug],
-            out: None,
-            format: Format::Json,
+        let plan = HuntPlan {
+            seeds: Seeds::Budget {
+                first: 1 + 100 * i as u64,
+                budget: Duration::from_secs(60),
+            },
+            generate: GenerateOptions {
+                users: 6,
+                active_ms: 60_000,
+                ..GenerateOptions::default()
+            },
+            world: WorldOptions::reference(&[bug]),
+            shrink_budget: SHRINK_BUDGET,
         };
         let started = Instant::now();
-        let (_, finding) = crate::hunt::hunt(&args, |_| {});
+        let outcome = crate::hunt::hunt(&plan, |_| {});
         times.push(started.elapsed().as_secs_f64());
-        clause = clause.or(finding.map(|f| f.clause));
+        clause = clause.or(outcome.finding.map(|f| f.clause));
     }
     times.sort_by(f64::total_cmp);
     HuntRow {
@@ -297,6 +305,7 @@ fn real_row(runtime: &tokio::runtime::Runtime) -> RealRow {
             users: 10,
             active_ms: 10_000,
             faults: FaultMenu::default(),
+            ..GenerateOptions::default()
         },
     );
     scenario.faults.latency_ms_min = 0;
@@ -308,7 +317,7 @@ fn real_row(runtime: &tokio::runtime::Runtime) -> RealRow {
     let outcome = simulate(&scenario, &world);
     let sim_wall_s = sim_started.elapsed().as_secs_f64();
     let sim_violations = check_all(&outcome.trace, &scenario).len();
-    let sim_accepted = crate::checkers::summarize(&outcome.trace, &scenario).accepted;
+    let sim_accepted = crate::judge::summarize(&outcome.trace, &scenario).accepted;
     let (real_wall_s, trace) = runtime.block_on(real_arm(&scenario, &world));
     RealRow {
         users: scenario.users.len(),
@@ -319,7 +328,7 @@ fn real_row(runtime: &tokio::runtime::Runtime) -> RealRow {
         real_violations: check_all(&trace, &scenario).len(),
         sim_violations,
         accepted: (
-            crate::checkers::summarize(&trace, &scenario).accepted,
+            crate::judge::summarize(&trace, &scenario).accepted,
             sim_accepted,
         ),
     }
@@ -327,7 +336,7 @@ fn real_row(runtime: &tokio::runtime::Runtime) -> RealRow {
 
 /// Plays `scenario` on real loopback against an in-process reference server.
 async fn real_arm(scenario: &Scenario, world: &WorldOptions) -> (f64, crate::trace::Trace) {
-    let (connector, serving) = reference_on_loopback(world.server.clone()).await;
+    let (connector, serving) = reference_on_loopback(server_under_test::Config::default()).await;
     let real_started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
     let connectors = vec![connector.clone(); scenario.users.len()];

@@ -47,6 +47,29 @@ impl FaultMenu {
         }
     }
 
+    /// The menu as `--faults` takes it: `all`, `none`, or a comma list.
+    pub fn name(&self) -> String {
+        if *self == Self::all() {
+            return "all".into();
+        }
+        let names: Vec<&str> = [
+            (self.latency, "latency"),
+            (self.blip, "blip"),
+            (self.partition, "partition"),
+            (self.oneway, "oneway"),
+            (self.hold, "hold"),
+            (self.crash, "crash"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(",")
+        }
+    }
+
     /// Parses `all`, `none` or a comma list of `latency,blip,partition,oneway,hold,crash`.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text {
@@ -99,6 +122,19 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// The name as scenario files and reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::PartitionToServer => "partition_to_server",
+            FaultKind::PartitionFromServer => "partition_from_server",
+            FaultKind::Hold => "hold",
+            FaultKind::Reset => "reset",
+            FaultKind::LosePollResponse => "lose_poll_response",
+            FaultKind::Stall => "stall",
+        }
+    }
+
     /// Whether the simulated network can inject it.
     pub fn is_simulated(self) -> bool {
         !matches!(
@@ -124,7 +160,7 @@ pub struct Fault {
 impl Fault {
     /// When it ends.
     pub fn end_ms(&self) -> u64 {
-        self.at_ms + self.duration_ms
+        self.at_ms.saturating_add(self.duration_ms)
     }
 }
 

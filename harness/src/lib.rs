@@ -1,30 +1,53 @@
 //! Deterministic simulation and conformance harness for the chat presence
 //! protocol (`shared/contract/chat-protocol.md`).
 //!
-//! - [`packet`]: Engine.IO / Socket.IO packets, pure
-//! - [`transport`]: the connector trait, HTTP and WebSocket over any TCP
-//! - [`client`]: the reference client (tabs, reconnection, acks, polling, de-dup)
-//! - [`scenario`]: users, steps and faults as data
-//! - [`faults`]: the fault plan and its turmoil semantics
-//! - [`world`]: the turmoil simulation (the only module that touches turmoil's sim)
-//! - [`trace`]: events, the recorder, the renderer
-//! - [`checkers`]: pure invariant checks over a trace
-//! - [`shrink`]: from a failing scenario to a minimal one
-//! - [`spec`]: the contract's clauses
+//! Plug a server in, let the harness generate seeded scenarios, play them in a
+//! simulated network full of faults, judge every trace against the contract,
+//! and hand back the smallest failing scenario with the line that replays it:
+//!
+//! ```no_run
+//! # async fn serve(_l: harness::Listener, _e: harness::ServerEnv) -> std::io::Result<()> { Ok(()) }
+//! // In a server crate's tests/contract.rs (`harness` as a dev-dependency):
+//! harness::Campaign::new()
+//!     .server(|listener, env| serve(listener, env))
+//!     .seeds(0..20)
+//!     .run()
+//!     .assert_clean();
+//! ```
+//!
+//! The crate, by role:
+//!
+//! - the contract: [`spec`] (clauses and levels), [`contract`] (the wire's data
+//!   model: usernames, acks, messages)
+//! - what a run is: [`scenario`] (users, steps, [`faults`]), [`trace`] (events,
+//!   recorder, renderer)
+//! - who runs: [`net`] (packets, connectors, the TCP fault proxy), [`client`]
+//!   (the reference client), [`world`] (the turmoil simulation, and how any
+//!   server plugs into it)
+//! - who judges: [`judge`] (pure checkers over a trace, per clause family)
+//! - what users call: [`campaign`] (the library API), [`hunt`] (explore and
+//!   shrink), [`check`] (black-box conformance over real TCP), [`bench`]
+//!   (measurements), [`cli`] (the `harness` command)
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod campaign;
 pub mod check;
-pub mod checkers;
 pub mod cli;
 pub mod client;
+pub mod contract;
 pub mod faults;
 pub mod hunt;
-pub mod packet;
-pub mod proxy;
+pub mod judge;
+pub mod net;
+pub mod render;
 pub mod scenario;
-pub mod shrink;
 pub mod spec;
 pub mod trace;
-pub mod transport;
 pub mod world;
+
+pub use campaign::{Campaign, CampaignReport, Finding, Replay};
+pub use faults::FaultMenu;
+pub use scenario::Scenario;
+pub use spec::Clause;
+pub use world::{Listener, Reference, Server, ServerEnv, ServerTimers};

@@ -47,13 +47,31 @@ pub enum Clause {
 }
 
 /// Conformance level: every MUST is core; the SHOULDs under faults are robust.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// The MUSTs.
     Core,
     /// The SHOULDs, judged under injected faults.
     Robust,
+}
+
+impl Level {
+    /// The name users type (`--level core`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Core => "core",
+            Level::Robust => "robust",
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Clause {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use server_under_test::store::Delivery;
+use crate::contract::Delivery;
 
 use crate::faults::FaultKind;
 use crate::scenario::{HeaderPolicy, OpenMode};
@@ -234,11 +234,87 @@ impl TraceClock {
     }
 }
 
+/// What a server saw of itself, told to the harness through
+/// `ServerEnv::record` (ground truth for the referee; the black-box checkers
+/// never read it). `sid` is whatever stable text the server names the
+/// connection by; the reference client records the Socket.IO sid it was given
+/// on CONNECT, so the two sides of one connection can be paired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// A connection was registered as `user` (counts for presence).
+    Registered {
+        /// The user.
+        user: String,
+        /// The connection.
+        sid: String,
+    },
+    /// A registered connection stopped counting for presence.
+    Unregistered {
+        /// The user.
+        user: String,
+        /// The connection.
+        sid: String,
+        /// Why (client disconnect, transport close, ping timeout …).
+        reason: String,
+    },
+    /// A connection's CONNECT was refused, or it was kept unregistered (I3).
+    NotRegistered {
+        /// The connection.
+        sid: String,
+        /// Why.
+        reason: String,
+    },
+    /// A message was accepted and acked.
+    Accepted {
+        /// Message id.
+        id: u64,
+        /// Sender.
+        from: String,
+        /// Recipient.
+        to: String,
+        /// `websocket` or `polling`, as acked.
+        delivery: String,
+    },
+    /// A `new_message` push was written to a connection.
+    Pushed {
+        /// Message id.
+        id: u64,
+        /// The recipient's connection.
+        sid: String,
+    },
+    /// A push was acknowledged by the recipient.
+    PushAcked {
+        /// Message id.
+        id: u64,
+    },
+    /// A message entered the recipient's mailbox.
+    Stored {
+        /// Message id.
+        id: u64,
+        /// Recipient.
+        to: String,
+        /// Why: `offline`, `ack timeout`, `connection closed` …
+        reason: String,
+    },
+}
+
+/// A [`ServerEvent`] with its time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRecord {
+    /// Simulated time, ms.
+    pub at_ms: u64,
+    /// What the server saw.
+    #[serde(flatten)]
+    pub event: ServerEvent,
+}
+
 /// A shared, append-only recording the actors write into.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     clock: TraceClock,
     events: Arc<Mutex<Vec<Event>>>,
+    server: Arc<Mutex<Vec<ServerRecord>>>,
 }
 
 impl Recorder {
@@ -247,7 +323,31 @@ impl Recorder {
         Self {
             clock,
             events: Arc::default(),
+            server: Arc::default(),
         }
+    }
+
+    /// Records what the server saw of itself, now.
+    pub fn record_server(&self, event: ServerEvent) {
+        let record = ServerRecord {
+            at_ms: self.clock.now_ms(),
+            event,
+        };
+        self.server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+    }
+
+    /// The server's own records so far, by time.
+    pub fn server_log(&self) -> Vec<ServerRecord> {
+        let mut records = self
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        records.sort_by_key(|r| r.at_ms);
+        records
     }
 
     /// Records `what` by `actor` now.

@@ -4,13 +4,12 @@
 
 use std::path::Path;
 
-use harness::checkers::check_all;
-use harness::cli::load_scenario;
+use harness::judge::check_all;
 use harness::world::{simulate, WorldOptions};
 
 fn run_flow(name: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots");
-    let scenario = load_scenario(&root.join("flows").join(format!("{name}.json"))).unwrap();
+    let scenario = harness::Scenario::load(&root.join("flows").join(format!("{name}.json"))).unwrap();
     // Fewer observer probes keep the pinned trace about the flow.
     let options = WorldOptions {
         probe_interval_ms: 30_000,

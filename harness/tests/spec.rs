@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use harness::checkers::CHECKERS;
+use harness::judge::CHECKERS;
 use harness::spec::{catalogue, Clause};
 
 #[test]

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{CheckOptions, Names, Run, Target};
-use crate::checkers::{check_all, Violation, PUSH_BOUND_MS};
+use crate::judge::{check_all, Violation, PUSH_BOUND_MS};
 use crate::faults::FaultPlan;
 use crate::scenario::{HeaderPolicy, OpenMode, Scenario, UserSpec};
 use crate::spec::Clause;
@@ -86,7 +86,7 @@ pub(super) async fn rust_socketio_run(
                             })
                         }
                         SioEvent::Custom(e) if e == "new_message" => {
-                            serde_json::from_value::<server_under_test::store::Message>(data)
+                            serde_json::from_value::<crate::contract::Message>(data)
                                 .ok()
                                 .map(|m| What::Received {
                                     id: m.id,
@@ -215,7 +215,7 @@ pub(super) async fn rust_socketio_run(
                             Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
                             other => other,
                         };
-                        let what = match serde_json::from_value::<server_under_test::store::Accepted>(ack.clone()) {
+                        let what = match serde_json::from_value::<crate::contract::Accepted>(ack.clone()) {
                             Ok(accepted) => What::Accepted { client_id: ack_id.clone(), id: accepted.id, delivery: accepted.delivery },
                             Err(_) => What::Refused { client_id: ack_id.clone(), error: ack.to_string() },
                         };

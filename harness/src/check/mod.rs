@@ -39,14 +39,14 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use crate::checkers::{check_all, user_of, Facts, Violation, PUSH_BOUND_MS};
+use crate::judge::{check_all, user_of, Facts, Violation, PUSH_BOUND_MS};
 use crate::client::ClientConfig;
 use crate::faults::{Fault, FaultKind, FaultPlan};
-use crate::proxy::{FaultProxy, Mode};
+use crate::net::proxy::{FaultProxy, Mode};
 use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
 use crate::spec::{Clause, Level};
 use crate::trace::{Recorder, Trace, TraceClock, What};
-use crate::transport::{self, TcpConnector};
+use crate::net::transport::{self, TcpConnector};
 use crate::world::{host_of, play, sleep_until_ms, DRAIN_MS};
 
 /// How a check runs.
@@ -123,8 +123,19 @@ impl Target {
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err(bad("the server's root URL has no path or query"));
         }
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(CheckError::BadUrl {
+                url: "(a URL with user:password@, not echoed)".into(),
+                reason: "credentials in the URL are not supported".into(),
+            });
+        }
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(80);
+        let port = match (uri.port(), uri.port_u16()) {
+            (None, _) => 80,
+            (Some(_), Some(0)) => return Err(bad("port 0 is not a server's port")),
+            (Some(_), Some(port)) => port,
+            (Some(p), None) => return Err(bad(&format!("port {} is not a TCP port (1 to 65535)", p.as_str()))),
+        };
         let addr = tokio::net::lookup_host((host, port))
             .await
             .map_err(|e| CheckError::Unreachable {
@@ -145,7 +156,7 @@ impl Target {
 
 /// The server's Engine.IO timers, read from its handshake.
 #[derive(Clone, Copy, Debug, Serialize)]
-pub struct ServerTimers {
+pub struct AnnouncedTimers {
     /// pingInterval, ms.
     pub ping_interval_ms: u64,
     /// pingTimeout, ms.
@@ -203,7 +214,7 @@ pub enum Verdict {
 
 /// A violation and the run that shows it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Finding {
+pub struct Evidence {
     /// The run.
     pub run: &'static str,
     /// The violation and its evidence.
@@ -224,7 +235,7 @@ pub struct ClauseReport {
     #[serde(flatten)]
     pub verdict: Verdict,
     /// For a FAIL, what proves it.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<Evidence>,
 }
 
 /// The whole outcome of `harness check`.
@@ -241,7 +252,7 @@ pub struct CheckReport {
     /// The timeout scale.
     pub timeout_scale: f64,
     /// Its timers, when the handshake worked.
-    pub server: Option<ServerTimers>,
+    pub server: Option<AnnouncedTimers>,
     /// Per clause, in contract order.
     pub clauses: Vec<ClauseReport>,
     /// The runs, with their scenarios and traces.
@@ -326,10 +337,7 @@ pub fn rerun_command(target: &Target, options: &CheckOptions) -> String {
     let mut line = format!(
         "harness check {} --level {} --seed {}",
         target.url,
-        match options.level {
-            Level::Core => "core",
-            Level::Robust => "robust",
-        },
+        options.level,
         options.seed
     );
     if options.timeout_scale != 1.0 {
@@ -359,13 +367,13 @@ fn runs_for(clause: Clause) -> &'static [&'static str] {
 }
 
 fn judge(clause: Clause, level: Level, runs: &[Run], core_sessions: bool) -> ClauseReport {
-    let findings: Vec<Finding> = runs
+    let findings: Vec<Evidence> = runs
         .iter()
         .flat_map(|run| {
             run.violations
                 .iter()
                 .filter(|v| v.clause == clause)
-                .map(|v| Finding {
+                .map(|v| Evidence {
                     run: run.name,
                     violation: v.clone(),
                 })
@@ -610,7 +618,7 @@ async fn core_run(
     connector: &TcpConnector,
     names: &Names,
     options: &CheckOptions,
-    timers: Option<ServerTimers>,
+    timers: Option<AnnouncedTimers>,
 ) -> Run {
     let started = Instant::now();
     let scenario = core_scenario(names, options);
@@ -651,7 +659,7 @@ async fn abuse(
     connector: &TcpConnector,
     names: &Names,
     recorder: &Recorder,
-    timers: Option<ServerTimers>,
+    timers: Option<AnnouncedTimers>,
     options: &CheckOptions,
 ) {
     sleep_until_ms(recorder, ABUSE_AT_MS).await;
@@ -736,7 +744,7 @@ async fn abuse(
 /// and released; `rd` only polls and loses a poll response, then connects,
 /// switches networks (its connection stalls) and reconnects at once, before the
 /// server can notice the old connection is dead (P2's early reconnect).
-fn robust_scenario(names: &Names, options: &CheckOptions, timers: ServerTimers) -> Scenario {
+fn robust_scenario(names: &Names, options: &CheckOptions, timers: AnnouncedTimers) -> Scenario {
     // At most `MAX_CLIENT_HOSTS` users, so each has its own host and proxy.
     let users: Vec<UserSpec> = ["ra", "rb", "rc", "rd", "re"]
         .iter()
@@ -802,7 +810,7 @@ async fn robust_run(
     connector: &TcpConnector,
     names: &Names,
     options: &CheckOptions,
-    timers: Option<ServerTimers>,
+    timers: Option<AnnouncedTimers>,
 ) -> Run {
     let started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(started));

@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{CheckOptions, Names, Run, ServerTimers, DAVE_CONTENTS};
-use crate::checkers::Violation;
-use crate::packet::{EioPacket, Handshake};
+use super::{CheckOptions, Names, Run, AnnouncedTimers, DAVE_CONTENTS};
+use crate::judge::Violation;
+use crate::net::packet::{EioPacket, Handshake};
 use crate::spec::Clause;
 use crate::trace::{Event, Recorder, TraceClock, What};
-use crate::transport::{self, TcpConnector};
+use crate::net::transport::{self, TcpConnector};
 
 // ---------------------------------------------------------------------------
 // http: the plain endpoints
@@ -230,7 +230,7 @@ pub(super) async fn handshake_run(
     connector: &TcpConnector,
     names: &Names,
     options: &CheckOptions,
-) -> (Run, Option<ServerTimers>) {
+) -> (Run, Option<AnnouncedTimers>) {
     let started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(started));
     let patience = options.patience();
@@ -268,7 +268,7 @@ pub(super) async fn handshake_run(
                     "the polling handshake does not offer the websocket upgrade".into(),
                 ));
             }
-            let timers = ServerTimers {
+            let timers = AnnouncedTimers {
                 ping_interval_ms: ping_interval,
                 ping_timeout_ms: ping_timeout,
                 max_payload,

@@ -6,15 +6,12 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{CheckReport, ClauseReport, Finding, Verdict};
+use super::{CheckReport, ClauseReport, Evidence, Verdict};
 use crate::spec::Level;
 use crate::trace::render_event;
 
 fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Core => "core",
-        Level::Robust => "robust",
-    }
+    level.name()
 }
 
 fn verdict_name(verdict: &Verdict) -> &'static str {
@@ -26,7 +23,7 @@ fn verdict_name(verdict: &Verdict) -> &'static str {
 }
 
 /// Evidence of one finding, indented: message, events, run.
-fn describe(finding: &Finding, out: &mut String) {
+fn describe(finding: &Evidence, out: &mut String) {
     let v = &finding.violation;
     let _ = writeln!(out, "      {:.3}s  {}", v.at_ms as f64 / 1000.0, v.message);
     for event in &v.evidence {

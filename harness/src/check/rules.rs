@@ -4,7 +4,7 @@
 //! session opens at all, that presence is announced, that a black hole is
 //! noticed. Pure functions over a trace, like the checkers.
 
-use crate::checkers::{user_of, Facts, Violation};
+use crate::judge::{user_of, Facts, Violation};
 use crate::faults::FaultKind;
 use crate::scenario::OpenMode;
 use crate::spec::Clause;
@@ -232,7 +232,7 @@ pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
     let mut found = Vec::new();
     for (client_id, sent) in &facts.sent {
         let sender = user_of(&sent.conn);
-        if !facts.can_register(sender) || server_under_test::Username::parse(&sent.to).is_err() {
+        if !facts.can_register(sender) || !crate::contract::is_valid_username(&sent.to) {
             continue;
         }
         let answer = facts
@@ -260,7 +260,7 @@ pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
             && conns
                 .iter()
                 .all(|c| c.disconnected_at.is_some_and(|d| d + slack < t));
-        if left && *delivery != server_under_test::store::Delivery::Polling {
+        if left && *delivery != crate::contract::Delivery::Polling {
             found.push(Violation {
                 clause: Clause::M4,
                 at_ms: ack.at_ms,
@@ -372,7 +372,7 @@ mod tests {
     use crate::faults::{Fault, FaultPlan};
     use crate::scenario::{Scenario, UserSpec};
     use crate::trace::Trace;
-    use server_under_test::store::Delivery;
+    use crate::contract::Delivery;
 
     fn scenario(users: &[&str]) -> Scenario {
         Scenario {

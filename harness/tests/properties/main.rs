@@ -9,7 +9,7 @@
 
 mod strategy;
 
-use harness::checkers::check_all;
+use harness::judge::check_all;
 use harness::scenario::Scenario;
 use harness::spec::Clause;
 use harness::world::simulate;
@@ -41,8 +41,7 @@ fn runner(cases: u32, persist: bool) -> TestRunner {
 
 /// The property: no violation of `clause` (any clause when `None`).
 fn holds(scenario: &Scenario, bugs: &[Bug], clause: Option<Clause>) -> Result<(), TestCaseError> {
-    let mut options = strategy::world();
-    options.server.bugs = bugs.iter().copied().collect();
+    let options = strategy::world(bugs);
     let outcome = simulate(scenario, &options);
     if let Some(error) = outcome.error {
         return Err(TestCaseError::fail(format!("simulation failed: {error}")));

@@ -5,18 +5,21 @@
 use harness::client::ClientConfig;
 use harness::faults::{Fault, FaultKind, FaultPlan};
 use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
-use harness::world::{client_hosts, WorldOptions};
+use harness::world::{client_hosts, Reference, WorldOptions};
 use proptest::prelude::*;
 
 const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const ACTIVE_MS: u64 = 20_000;
 
 /// Fast timers: ping 5 s + 5 s, ack 2 s, poll every 10 s.
-pub fn world() -> WorldOptions {
-    let mut options = WorldOptions::default();
-    options.server.ping_interval_ms = 5_000;
-    options.server.ping_timeout_ms = 5_000;
-    options.server.ack_timeout_ms = 2_000;
+pub fn world(bugs: &[server_under_test::Bug]) -> WorldOptions {
+    let mut options = WorldOptions::with_server(Reference::new(server_under_test::Config {
+        ping_interval_ms: 5_000,
+        ping_timeout_ms: 5_000,
+        ack_timeout_ms: 2_000,
+        bugs: bugs.iter().copied().collect(),
+        ..server_under_test::Config::default()
+    }));
     options.client = ClientConfig {
         poll_interval_ms: 10_000,
         ..ClientConfig::default()
@@ -96,7 +99,7 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
         .prop_map(|(users, mut steps, mut faults, latency_ms_max, seed)| {
             steps.sort_by_key(|s| (s.at_ms, s.user));
             faults.sort_by(|a, b| (a.at_ms, &a.host).cmp(&(b.at_ms, &b.host)));
-            let options = world();
+            let options = world(&[]);
             Scenario {
                 seed,
                 users,
@@ -108,7 +111,7 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
                     push_bound_ms: None,
                 },
                 active_ms: ACTIVE_MS,
-                heal_ms: Scenario::heal_ms_for(&options.server, options.client.poll_interval_ms),
+                heal_ms: Scenario::heal_ms_for(&options.timers, options.client.poll_interval_ms),
                 open_world: false,
             }
         })

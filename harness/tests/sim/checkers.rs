@@ -1,4 +1,4 @@
-use harness::checkers::Violation;
+use harness::judge::Violation;
 use harness::faults::{Fault, FaultKind};
 use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, UserSpec};
 use harness::spec::Clause;

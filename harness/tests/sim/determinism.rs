@@ -11,6 +11,7 @@ fn the_same_seed_gives_a_byte_identical_trace() {
         users: 6,
         active_ms: 60_000,
         faults: FaultMenu::all(),
+        ..GenerateOptions::default()
     };
     for seed in 0..20 {
         let scenario = Scenario::generate(seed, &options);
@@ -43,6 +44,7 @@ fn different_seeds_give_different_runs() {
         users: 4,
         active_ms: 30_000,
         faults: FaultMenu::all(),
+        ..GenerateOptions::default()
     };
     let hashes: std::collections::BTreeSet<String> = (0..5)
         .map(|seed| {

@@ -1,6 +1,6 @@
 //! Hand-built scenarios for the checker tests.
 
-use harness::checkers::{check_all, Violation};
+use harness::judge::{check_all, Violation};
 use harness::faults::{Fault, FaultKind, FaultPlan};
 use harness::scenario::{Action, Scenario, Step, UserSpec};
 use harness::trace::Trace;
@@ -31,7 +31,7 @@ pub fn scenario(
             ..FaultPlan::calm()
         },
         active_ms: 20_000,
-        heal_ms: Scenario::heal_ms_for(&server_under_test::Config::default(), 30_000),
+        heal_ms: Scenario::heal_ms_for(&harness::ServerTimers::default(), 30_000),
         open_world: false,
     }
 }
@@ -54,8 +54,7 @@ pub fn fault(at_ms: u64, duration_ms: u64, host: &str, kind: FaultKind) -> Fault
 
 /// Runs `scenario` against the reference server with `bugs` switched on.
 pub fn run(scenario: &Scenario, bugs: &[Bug]) -> (Trace, Vec<Violation>) {
-    let mut options = WorldOptions::default();
-    options.server.bugs = bugs.iter().copied().collect();
+    let options = WorldOptions::reference(bugs);
     let outcome = simulate(scenario, &options);
     assert_eq!(outcome.error, None, "the simulation itself must not fail");
     let violations = check_all(&outcome.trace, scenario);

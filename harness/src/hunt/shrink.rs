@@ -5,7 +5,7 @@
 //! the active phase. Each candidate is simulated; a candidate is kept only when it
 //! still breaks the target clause. Deterministic, like everything else.
 
-use crate::checkers::check_all;
+use crate::judge::check_all;
 use crate::faults::FaultPlan;
 use crate::scenario::Scenario;
 use crate::spec::Clause;

@@ -2,11 +2,14 @@
 //! what they do when, and which faults the network suffers. It serialises to JSON
 //! so a failing run can be saved, shared and replayed.
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::{FaultMenu, FaultPlan};
+use crate::world::ServerTimers;
+
+mod file;
+mod generate;
+pub use file::{ScenarioError, MAX_ACTIVE_MS, MAX_STEPS, MAX_USERS};
 
 /// How a client sends the `username` header (I1), modelling real clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -58,6 +61,35 @@ impl HeaderPolicy {
     }
 }
 
+macro_rules! spelled {
+    ($ty:ty { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// The name as users type it and reports print it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name),*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+spelled!(Profile { Node => "node", Browser => "browser" });
+spelled!(OpenMode { WebsocketFirst => "websocket-first", PollingFirst => "polling-first" });
+spelled!(HeaderPolicy {
+    Valid => "valid",
+    Absent => "absent",
+    Empty => "empty",
+    Invalid => "invalid",
+    TooLong => "too-long",
+});
+
 /// One user and their client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSpec {
@@ -94,7 +126,7 @@ impl UserSpec {
     /// Whether a contract-keeping server registers this user's connections (I3).
     pub fn can_register(&self) -> bool {
         self.handshake_header()
-            .is_some_and(|h| server_under_test::Username::parse(&h).is_ok())
+            .is_some_and(|h| crate::contract::is_valid_username(&h))
     }
 }
 
@@ -173,136 +205,38 @@ pub struct GenerateOptions {
     pub active_ms: u64,
     /// Which faults swarm may pick from.
     pub faults: FaultMenu,
+    /// The server's timers, which size the heal phase.
+    pub timers: ServerTimers,
 }
 
-/// Names the generator picks from, then `u10`, `u11` … beyond them.
-const NAMES: [&str; 10] = [
-    "shyam_patel",
-    "rama",
-    "alice",
-    "bob",
-    "carol",
-    "dave",
-    "erin",
-    "frank",
-    "grace",
-    "heidi",
-];
+impl Default for GenerateOptions {
+    /// The CLI's `sim` defaults: 10 users, 120 s, every fault, socket.io's timers.
+    fn default() -> Self {
+        Self {
+            users: 10,
+            active_ms: 120_000,
+            faults: FaultMenu::all(),
+            timers: ServerTimers::default(),
+        }
+    }
+}
+
 
 impl Scenario {
     /// The end of the run.
     pub fn end_ms(&self) -> u64 {
-        self.active_ms + self.heal_ms
+        self.active_ms.saturating_add(self.heal_ms)
     }
 
     /// The heal phase needed for a server with these timers and a client that
     /// polls every `poll_interval_ms`: ping timeout detection, ack timeout, the
     /// whole reconnect backoff, one poll interval, and a margin.
-    pub fn heal_ms_for(server: &server_under_test::Config, poll_interval_ms: u64) -> u64 {
-        server.ping_interval_ms
-            + server.ping_timeout_ms
-            + server.ack_timeout_ms
-            + 17_000
-            + poll_interval_ms
-            + 5_000
-    }
-
-    /// A mixed workload drawn from `seed`: users connect (some with a second tab),
-    /// send to online, offline, unknown and own names, close and reopen; a few use
-    /// broken header policies or the browser profile; faults per `FaultMenu::swarm`.
-    pub fn generate(seed: u64, options: &GenerateOptions) -> Self {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let users: Vec<UserSpec> = (0..options.users)
-            .map(|i| {
-                let name = NAMES
-                    .get(i)
-                    .map_or_else(|| format!("u{i}"), |n| (*n).to_owned());
-                let mut user = UserSpec::node(&name);
-                if rng.random_bool(0.3) {
-                    user.open = OpenMode::PollingFirst;
-                }
-                if rng.random_bool(0.2) {
-                    user.profile = Profile::Browser;
-                }
-                if i > 0 && rng.random_bool(0.1) {
-                    user.header = [
-                        HeaderPolicy::Absent,
-                        HeaderPolicy::Empty,
-                        HeaderPolicy::Invalid,
-                        HeaderPolicy::TooLong,
-                    ][rng.random_range(0..4)];
-                }
-                user
-            })
-            .collect();
-        let active_ms = options.active_ms.max(1_000);
-        let mut steps = Vec::new();
-        for (index, _) in users.iter().enumerate() {
-            let mut at_ms = rng.random_range(0..active_ms.min(3_000));
-            steps.push(Step {
-                at_ms,
-                user: index,
-                action: Action::Open,
-            });
-            let mut tabs = 1;
-            let mut sent = 0;
-            loop {
-                at_ms += rng.random_range(500..6_000);
-                if at_ms >= active_ms {
-                    break;
-                }
-                let roll = rng.random_range(0..100);
-                let action = if roll < 60 {
-                    sent += 1;
-                    let to = match rng.random_range(0..10) {
-                        0 => format!("nobody{}", rng.random_range(0..3)),
-                        1 => users[index].name.clone(),
-                        _ => users[rng.random_range(0..users.len())].name.clone(),
-                    };
-                    Action::Send {
-                        to,
-                        content: format!("{} #{sent}", users[index].name),
-                    }
-                } else if roll < 70 && tabs < 2 {
-                    tabs += 1;
-                    Action::Open
-                } else if roll < 80 && tabs > 0 {
-                    tabs -= 1;
-                    Action::Close
-                } else if roll < 88 && tabs == 0 {
-                    tabs += 1;
-                    Action::Open
-                } else if roll < 93 {
-                    Action::Poll
-                } else if roll < 96 && options.faults.crash {
-                    Action::Crash {
-                        down_ms: rng.random_range(500..8_000),
-                    }
-                } else {
-                    continue;
-                };
-                steps.push(Step {
-                    at_ms,
-                    user: index,
-                    action,
-                });
-            }
-        }
-        steps.sort_by_key(|s| (s.at_ms, s.user));
-        let hosts = crate::world::client_hosts(users.len());
-        let faults = FaultPlan::swarm(&mut rng, &options.faults, &hosts, active_ms);
-        let heal_ms = Self::heal_ms_for(
-            &server_under_test::Config::default(),
-            crate::client::ClientConfig::default().poll_interval_ms,
-        );
-        Self {
-            seed,
-            users,
-            steps,
-            faults,
-            active_ms,
-            heal_ms,
-            open_world: false,
-        }
+    pub fn heal_ms_for(timers: &ServerTimers, poll_interval_ms: u64) -> u64 {
+        timers
+            .dead_peer_ms()
+            .saturating_add(timers.ack_timeout_ms)
+            .saturating_add(17_000)
+            .saturating_add(poll_interval_ms)
+            .saturating_add(5_000)
     }
 }

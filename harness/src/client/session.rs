@@ -1,421 +1,48 @@
-//! The reference client: a socket.io-client look-alike written against
-//! [`Connector`], so the same code runs on turmoil's and tokio's TCP.
-//!
-//! A [`User`] owns tabs (each a socket.io-client instance with its own Engine.IO
-//! session and reconnection), a mailbox poll loop with a cursor (L1–L3), and a
-//! de-duplicating inbox (M5). Every observable step is recorded in the trace.
+//! One Engine.IO session and its Socket.IO namespace connection: open (polling
+//! first or websocket first, with the upgrade), CONNECT, heartbeats, sends and
+//! their acks, pushes and their acks, and how the session ends.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use server_under_test::store::{Accepted, MailboxEntry, Message};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::packet::{EioPacket, Handshake, SioPacket};
-use crate::scenario::{OpenMode, Profile, UserSpec};
-use crate::trace::{Recorder, Via, What};
-use crate::transport::{self, Connector, TransportError};
-
-/// Client timers, with the seed's values as defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientConfig {
-    /// Mailbox poll period (L3: the seed's "0–30 second delay").
-    pub poll_interval_ms: u64,
-    /// First reconnect delay (seed: 1 s), doubled per attempt.
-    pub reconnect_delay_ms: u64,
-    /// Longest reconnect delay (socket.io-client default 5 s).
-    pub reconnect_delay_max_ms: u64,
-    /// Attempts before giving up (seed: 5).
-    pub reconnect_attempts: u32,
-    /// How long an HTTP request may take.
-    pub request_timeout_ms: u64,
-    /// How long opening a session, CONNECT included, may take (socket.io-client `timeout`).
-    pub connect_timeout_ms: u64,
-    /// How long `send_message` waits for its ack.
-    pub ack_timeout_ms: u64,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        Self {
-            poll_interval_ms: 30_000,
-            reconnect_delay_ms: 1_000,
-            reconnect_delay_max_ms: 5_000,
-            reconnect_attempts: 5,
-            request_timeout_ms: 10_000,
-            connect_timeout_ms: 20_000,
-            ack_timeout_ms: 10_000,
-        }
-    }
-}
-
-/// What a user's client shares between its tabs and its poll loop.
-struct Shared<C> {
-    connector: C,
-    recorder: Recorder,
-    config: ClientConfig,
-    spec: UserSpec,
-    next_conn: AtomicU32,
-    inbox: Mutex<Inbox>,
-    rng: Mutex<SmallRng>,
-}
-
-/// Ids already shown, and the mailbox cursor.
-#[derive(Default)]
-struct Inbox {
-    seen: BTreeSet<u64>,
-    cursor: u64,
-}
-
-impl<C: Connector> Shared<C> {
-    fn record(&self, actor: &str, what: What) {
-        self.recorder.record(actor, what);
-    }
-
-    /// Records a message's arrival; true when it is new (M5 de-duplication).
-    fn receive(&self, actor: &str, message: &Message, via: Via) {
-        let duplicate = !self.inbox.lock().unwrap().seen.insert(message.id);
-        self.record(
-            actor,
-            What::Received {
-                id: message.id,
-                from: message.from.clone(),
-                to: message.to.clone(),
-                via,
-                duplicate,
-            },
-        );
-    }
-
-    fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.request_timeout_ms)
-    }
-}
-
-/// A command to a tab.
-#[derive(Debug)]
-enum Command {
-    Send {
-        client_id: String,
-        to: String,
-        content: String,
-    },
-    SendRaw {
-        client_id: String,
-        payload: Value,
-    },
-    Close,
-    Crash,
-}
-
-/// One socket.io-client instance: a task that keeps a session open, reconnecting.
-struct Tab {
-    commands: mpsc::UnboundedSender<Command>,
-    connected: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Tab {
-    fn is_live(&self) -> bool {
-        !self.task.is_finished()
-    }
-}
-
-/// A user and their client.
-pub struct User<C: Connector> {
-    shared: Arc<Shared<C>>,
-    tabs: Vec<Tab>,
-    next_client_id: u32,
-}
-
-impl<C: Connector> User<C> {
-    /// A user whose client talks through `connector`; `seed` drives its backoff jitter.
-    pub fn new(
-        connector: C,
-        recorder: Recorder,
-        config: ClientConfig,
-        spec: UserSpec,
-        seed: u64,
-    ) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                connector,
-                recorder,
-                config,
-                spec,
-                next_conn: AtomicU32::new(0),
-                inbox: Mutex::default(),
-                rng: Mutex::new(SmallRng::seed_from_u64(seed)),
-            }),
-            tabs: Vec::new(),
-            next_client_id: 0,
-        }
-    }
-
-    /// The user's name.
-    pub fn name(&self) -> &str {
-        &self.shared.spec.name
-    }
-
-    /// Opens a new tab.
-    pub fn open(&mut self) {
-        let (commands, rx) = mpsc::unbounded_channel();
-        let connected = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run_tab(
-            Arc::clone(&self.shared),
-            rx,
-            Arc::clone(&connected),
-        ));
-        self.tabs.push(Tab {
-            commands,
-            connected,
-            task,
-        });
-    }
-
-    /// Closes the oldest live tab cleanly.
-    pub fn close(&mut self) {
-        if let Some(index) = self.tabs.iter().position(Tab::is_live) {
-            let tab = self.tabs.remove(index);
-            let _ = tab.commands.send(Command::Close);
-        }
-    }
-
-    fn next_client_id(&mut self) -> String {
-        self.next_client_id += 1;
-        format!("{}-{}", self.shared.spec.name, self.next_client_id)
-    }
-
-    fn connected_tab(&self) -> Option<&Tab> {
-        self.tabs
-            .iter()
-            .find(|t| t.is_live() && t.connected.load(Ordering::SeqCst))
-    }
-
-    /// Sends `content` to `to` from the oldest connected tab.
-    pub fn send(&mut self, to: &str, content: &str) {
-        let client_id = self.next_client_id();
-        match self.connected_tab() {
-            Some(tab) => {
-                let _ = tab.commands.send(Command::Send {
-                    client_id,
-                    to: to.to_owned(),
-                    content: content.to_owned(),
-                });
-            }
-            None => self.shared.record(
-                &self.shared.spec.name,
-                What::NotSent {
-                    client_id,
-                    to: to.to_owned(),
-                },
-            ),
-        }
-    }
-
-    /// Sends a malformed payload (B1) from the oldest connected tab.
-    pub fn send_raw(&mut self, payload: Value) {
-        let client_id = self.next_client_id();
-        if let Some(tab) = self.connected_tab() {
-            let _ = tab.commands.send(Command::SendRaw { client_id, payload });
-        }
-    }
-
-    /// The client process dies: every tab drops its sockets without a word.
-    /// Returns how many tabs were live, to reopen after the restart.
-    pub fn crash(&mut self) -> usize {
-        let live: Vec<Tab> = self.tabs.drain(..).filter(Tab::is_live).collect();
-        for tab in &live {
-            let _ = tab.commands.send(Command::Crash);
-        }
-        live.len()
-    }
-
-    /// Polls the mailbox once (L1, L2).
-    pub async fn poll(&self) {
-        poll_mailbox(&self.shared).await;
-    }
-
-    /// Runs the regular poll loop until `until` (L3): first poll after `offset`.
-    pub fn spawn_poll_loop(&self, offset: Duration, until: Instant) -> tokio::task::JoinHandle<()> {
-        let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
-            let period = Duration::from_millis(shared.config.poll_interval_ms);
-            let mut next = Instant::now() + offset;
-            while next < until {
-                sleep_until(next).await;
-                poll_mailbox(&shared).await;
-                next += period;
-            }
-        })
-    }
-
-    /// Stops every tab without recording (the end of a run).
-    pub fn shutdown(&mut self) {
-        for tab in self.tabs.drain(..) {
-            tab.task.abort();
-        }
-    }
-}
-
-async fn poll_mailbox<C: Connector>(shared: &Shared<C>) {
-    let name = &shared.spec.name;
-    let after = shared.inbox.lock().unwrap().cursor;
-    let path = format!("/api/messages?after={after}");
-    let outcome = timeout(
-        shared.request_timeout(),
-        transport::request(
-            &shared.connector,
-            http::Method::GET,
-            &path,
-            &[("username", name)],
-            None,
-        ),
-    )
-    .await
-    .unwrap_or(Err(TransportError::Timeout));
-    let response = match outcome {
-        Ok(r) if r.status == 200 => r,
-        Ok(r) => {
-            let reason = format!("status {}: {}", r.status, r.body);
-            return shared.record(name, What::PollFailed { after, reason });
-        }
-        Err(e) => {
-            return shared.record(
-                name,
-                What::PollFailed {
-                    after,
-                    reason: e.to_string(),
-                },
-            )
-        }
-    };
-    #[derive(serde::Deserialize)]
-    struct Mailbox {
-        messages: Vec<MailboxEntry>,
-    }
-    let entries = match serde_json::from_str::<Mailbox>(&response.body) {
-        Ok(m) => m.messages,
-        Err(e) => {
-            return shared.record(
-                name,
-                What::PollFailed {
-                    after,
-                    reason: format!("bad body: {e}"),
-                },
-            );
-        }
-    };
-    shared.record(
-        name,
-        What::Polled {
-            after,
-            seqs: entries.iter().map(|e| e.seq).collect(),
-        },
-    );
-    for entry in &entries {
-        shared.receive(name, &entry.message, Via::Mailbox);
-    }
-    if let Some(last) = entries.iter().map(|e| e.seq).max() {
-        let mut inbox = shared.inbox.lock().unwrap();
-        inbox.cursor = inbox.cursor.max(last);
-    }
-}
+use super::{Command, Shared};
+use crate::contract::{Accepted, Message};
+use crate::net::packet::{EioPacket, Handshake, SioPacket};
+use crate::net::transport::{self, Connector, TransportError};
+use crate::scenario::{OpenMode, Profile};
+use crate::trace::{Via, What};
 
 /// How a session ended.
-enum End {
+pub(super) enum End {
     OpenFailed,
     Refused,
     Lost,
     ByClient,
 }
 
-async fn run_tab<C: Connector>(
-    shared: Arc<Shared<C>>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    connected: Arc<AtomicBool>,
-) {
-    let mut failures = 0;
-    loop {
-        let conn_no = shared.next_conn.fetch_add(1, Ordering::SeqCst) + 1;
-        let label = format!("{}#{conn_no}", shared.spec.name);
-        let mut session = Session {
-            shared: &shared,
-            label,
-            connected: &connected,
-            next_ack_id: 0,
-            pending: Vec::new(),
-            early: Vec::new(),
-        };
-        let end = session.run(&mut commands).await;
-        connected.store(false, Ordering::SeqCst);
-        match end {
-            End::ByClient | End::Refused => return,
-            End::Lost => failures = 0,
-            End::OpenFailed => {}
-        }
-        failures += 1;
-        if failures > shared.config.reconnect_attempts {
-            shared.record(&shared.spec.name, What::GaveUp);
-            return;
-        }
-        let delay_ms = {
-            let base = shared
-                .config
-                .reconnect_delay_ms
-                .saturating_mul(1 << (failures - 1).min(16));
-            let capped = base.min(shared.config.reconnect_delay_max_ms);
-            // socket.io-client's randomizationFactor 0.5.
-            let jitter = shared.rng.lock().unwrap().random_range(0..=capped / 2);
-            (capped - capped / 4 + jitter).min(shared.config.reconnect_delay_max_ms)
-        };
-        shared.record(
-            &shared.spec.name,
-            What::ReconnectScheduled {
-                attempt: failures,
-                delay_ms,
-            },
-        );
-        // Commands that arrive while down: a close or crash ends the tab.
-        let wake = Instant::now() + Duration::from_millis(delay_ms);
-        loop {
-            tokio::select! {
-                biased;
-                command = commands.recv() => match command {
-                    None | Some(Command::Close) | Some(Command::Crash) => return,
-                    Some(_) => {}
-                },
-                _ = sleep_until(wake) => break,
-            }
-        }
-    }
-}
-
 /// A sent event waiting for its ack.
-struct PendingAck {
-    ack_id: u64,
-    client_id: String,
-    deadline: Instant,
+pub(super) struct PendingAck {
+    pub(super) ack_id: u64,
+    pub(super) client_id: String,
+    pub(super) deadline: Instant,
 }
 
 /// One Engine.IO session with its Socket.IO namespace connection.
-struct Session<'a, C> {
-    shared: &'a Shared<C>,
-    label: String,
-    connected: &'a AtomicBool,
-    next_ack_id: u64,
-    pending: Vec<PendingAck>,
+pub(super) struct Session<'a, C> {
+    pub(super) shared: &'a Shared<C>,
+    pub(super) label: String,
+    pub(super) connected: &'a AtomicBool,
+    pub(super) next_ack_id: u64,
+    pub(super) pending: Vec<PendingAck>,
     /// Socket.IO packets that arrived over polling right after CONNECT.
-    early: Vec<String>,
+    pub(super) early: Vec<String>,
 }
 
 type Ws<C> = WebSocketStream<<C as Connector>::Stream>;
@@ -425,7 +52,7 @@ impl<C: Connector> Session<'_, C> {
         self.shared.record(&self.label, what);
     }
 
-    async fn run(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> End {
+    pub(super) async fn run(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> End {
         let spec = &self.shared.spec;
         let header = spec.handshake_header();
         self.record(What::ConnectAttempt {
@@ -867,36 +494,4 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     send_eio(ws, &EioPacket::Message(packet.encode())).await
-}
-
-/// Probes `GET /api/online` once (P4).
-pub async fn probe_online<C: Connector>(
-    connector: &C,
-    recorder: &Recorder,
-    request_timeout: Duration,
-) {
-    let outcome = timeout(
-        request_timeout,
-        transport::request(connector, http::Method::GET, "/api/online", &[], None),
-    )
-    .await
-    .unwrap_or(Err(TransportError::Timeout));
-    let what = match outcome {
-        Ok(r) if r.status == 200 => match serde_json::from_str::<Value>(&r.body)
-            .ok()
-            .and_then(|v| serde_json::from_value::<Vec<String>>(v["users"].clone()).ok())
-        {
-            Some(users) => What::OnlineProbe { users },
-            None => What::ProbeFailed {
-                reason: format!("bad body: {}", r.body),
-            },
-        },
-        Ok(r) => What::ProbeFailed {
-            reason: format!("status {}", r.status),
-        },
-        Err(e) => What::ProbeFailed {
-            reason: e.to_string(),
-        },
-    };
-    recorder.record("observer", what);
 }

@@ -1,0 +1,236 @@
+//! The commands' arguments, their parsers and bounds, and the plans they turn
+//! into.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use server_under_test::Bug;
+
+use super::Format;
+use crate::faults::FaultMenu;
+use crate::hunt::{HuntPlan, Seeds, SHRINK_BUDGET};
+use crate::scenario::{GenerateOptions, Scenario, ScenarioError, MAX_ACTIVE_MS};
+use crate::spec::Level;
+use crate::world::WorldOptions;
+
+/// What defines a simulated run: the same values give a byte-identical trace.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// The seed: scenario, fault plan, latencies and jitter all derive from it.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of simulated users.
+    #[arg(long, alias = "clients", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub users: u64,
+    /// Length of the active phase (steps and faults); a heal phase follows. At most 24h.
+    #[arg(long, default_value = "120s", value_parser = parse_active)]
+    pub duration: Duration,
+    /// Faults: all, none, or a comma list of latency,blip,partition,oneway,hold,crash.
+    #[arg(long, default_value = "all", value_parser = FaultMenu::parse)]
+    pub faults: FaultMenu,
+    /// Turn on a reference-server bug switch (repeatable).
+    #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
+    pub bugs: Vec<Bug>,
+    /// Run this scenario file (from `hunt` or hand-written) instead of generating
+    /// one from the seed; --users, --duration and --faults are then ignored.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Write the scenario and trace as JSON to this file.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl SimArgs {
+    /// The scenario these arguments name: read from `--scenario`, or generated.
+    pub fn scenario(&self) -> Result<Scenario, ScenarioError> {
+        match &self.scenario {
+            Some(path) => Scenario::load(path),
+            None => Ok(Scenario::generate(
+                self.seed,
+                &generate_options(self.users, self.duration, &self.faults),
+            )),
+        }
+    }
+
+    /// The world: the reference server with the bug switches on.
+    pub fn world(&self) -> WorldOptions {
+        WorldOptions::reference(&self.bugs)
+    }
+
+    /// The command line that reproduces this run.
+    pub fn command(&self, verb: &str) -> String {
+        if let Some(path) = &self.scenario {
+            return with_bugs(
+                format!("harness {verb} --scenario {}", path.display()),
+                &self.bugs,
+            );
+        }
+        let line = format!(
+            "harness {verb} --seed {} --users {} --duration {} --faults {}",
+            self.seed,
+            self.users,
+            humantime::format_duration(self.duration),
+            self.faults.name()
+        );
+        with_bugs(line, &self.bugs)
+    }
+}
+
+/// Options of `harness hunt`.
+#[derive(Debug, Clone, Args)]
+pub struct HuntArgs {
+    /// First seed to try (then seed+1, …).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Exactly this seed range, `A..B` (B excluded), deterministic; ignores --seed.
+    #[arg(long, value_parser = parse_seed_range)]
+    pub seeds: Option<std::ops::Range<u64>>,
+    /// Wall-clock budget when no --seeds range is given.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub budget: Duration,
+    /// Users per generated scenario.
+    #[arg(long, alias = "clients", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=200))]
+    pub users: u64,
+    /// Active phase per generated scenario (at most 24h).
+    #[arg(long, default_value = "60s", value_parser = parse_active)]
+    pub duration: Duration,
+    /// Faults the swarm may pick from: all, none, or a comma list.
+    #[arg(long, default_value = "all", value_parser = FaultMenu::parse)]
+    pub faults: FaultMenu,
+    /// Reference-server bug switch (repeatable).
+    #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
+    pub bugs: Vec<Bug>,
+    /// Where to write the shrunk scenario (default: hunt-<seed>.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl HuntArgs {
+    /// The plan these arguments describe.
+    pub fn plan(&self) -> HuntPlan {
+        HuntPlan {
+            seeds: match &self.seeds {
+                Some(range) => Seeds::Range(range.clone()),
+                None => Seeds::Budget {
+                    first: self.seed,
+                    budget: self.budget,
+                },
+            },
+            generate: generate_options(self.users, self.duration, &self.faults),
+            world: WorldOptions::reference(&self.bugs),
+            shrink_budget: SHRINK_BUDGET,
+        }
+    }
+
+    /// The replay command for a saved scenario.
+    pub fn replay_command(&self, path: &Path) -> String {
+        with_bugs(
+            format!("harness replay --scenario {}", path.display()),
+            &self.bugs,
+        )
+    }
+}
+
+/// Options of `harness check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The server's root URL, e.g. http://127.0.0.1:8000. Without one, the
+    /// embedded reference server is started on loopback and checked.
+    pub url: Option<String>,
+    /// core: every MUST on a calm network; robust: also the SHOULDs under real
+    /// faults through the built-in fault proxy (waits out the server's ping timeout).
+    #[arg(long, value_enum, default_value_t = Level::Core)]
+    pub level: Level,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+    /// Write the report here instead of stdout (a one-line verdict still goes to stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Seed for user names, jitter and fault timing (default: a fresh one, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Multiply every wait by this (slow servers or machines), 0.1 to 100.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub timeout_scale: f64,
+}
+
+/// `--format` of `harness check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// For people.
+    Text,
+    /// Every field, traces included.
+    Json,
+    /// JUnit XML, one test case per clause.
+    Junit,
+}
+
+fn parse_scale(text: &str) -> Result<f64, String> {
+    let scale: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    if !(0.1..=100.0).contains(&scale) {
+        return Err(format!("{scale} is outside 0.1..=100"));
+    }
+    Ok(scale)
+}
+
+fn parse_active(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < Duration::from_secs(1) || duration > Duration::from_millis(MAX_ACTIVE_MS) {
+        return Err(format!(
+            "{} is outside 1s..=24h",
+            humantime::format_duration(duration)
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("expected A..B, got '{text}'"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad start seed '{a}'"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad end seed '{b}'"))?;
+    if a >= b {
+        return Err(format!("empty seed range {a}..{b}"));
+    }
+    Ok(a..b)
+}
+
+fn parse_bug(name: &str) -> Result<Bug, String> {
+    Bug::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown bug '{name}'; known: {}", known.join(", "))
+    })
+}
+
+fn with_bugs(mut line: String, bugs: &[Bug]) -> String {
+    for bug in bugs {
+        line.push_str(&format!(" --bug {bug}"));
+    }
+    line
+}
+
+fn generate_options(users: u64, duration: Duration, faults: &FaultMenu) -> GenerateOptions {
+    GenerateOptions {
+        users: usize::try_from(users).unwrap_or(usize::MAX),
+        active_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        faults: faults.clone(),
+        ..GenerateOptions::default()
+    }
+}

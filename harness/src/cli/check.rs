@@ -1,0 +1,112 @@
+//! `harness check`: resolve the target (or start the embedded reference
+//! server), run the black-box check, render the report.
+
+use super::args::CheckFormat;
+use super::{CheckArgs, Exit};
+use crate::check::{check, report, CheckOptions, Target};
+
+/// The `check` command.
+pub fn run(args: &CheckArgs) -> Exit {
+    let seed = args.seed.unwrap_or_else(fresh_seed);
+    let options = CheckOptions {
+        level: args.level,
+        seed,
+        timeout_scale: args.timeout_scale,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return Exit::Usage;
+        }
+    };
+    let quiet = args.format != CheckFormat::Text || args.out.is_some();
+    let outcome = runtime.block_on(async {
+        let embedded;
+        let url = match &args.url {
+            Some(url) => url.clone(),
+            None => {
+                embedded = start_reference().await?;
+                eprintln!(
+                    "no URL given: checking the embedded reference server at {embedded} \
+                     (pass a URL to check yours)"
+                );
+                embedded.clone()
+            }
+        };
+        let target = Target::resolve(&url).await?;
+        if !quiet {
+            eprintln!(
+                "checking {} at level {} with seed {seed} …",
+                target.url, args.level
+            );
+        }
+        check(&target, &options).await
+    });
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let rendered = match args.format {
+        CheckFormat::Text => report::text(&report),
+        CheckFormat::Json => report::json(&report),
+        CheckFormat::Junit => report::junit(&report),
+    };
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &rendered) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return Exit::Usage;
+            }
+            print!("{}", report::text(&report));
+            println!("report: {}", path.display());
+        }
+        None => print!("{rendered}"),
+    }
+    if report.passed() {
+        Exit::Clean
+    } else {
+        Exit::Violations
+    }
+}
+
+/// Starts the reference server on a free loopback port, in this process, for
+/// as long as the runtime lives; its URL.
+async fn start_reference() -> Result<String, crate::check::CheckError> {
+    use axum::serve::ListenerExt;
+    let unreachable = |reason: String| crate::check::CheckError::Unreachable {
+        url: "the embedded reference server".into(),
+        reason,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| unreachable(format!("cannot listen on loopback: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| unreachable(e.to_string()))?;
+    let config = server_under_test::Config {
+        // Outside any simulation the wall clock is the server's clock.
+        epoch_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0)),
+        ..server_under_test::Config::default()
+    };
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(server_under_test::serve(listener, config));
+    Ok(format!("http://{addr}"))
+}
+
+/// A seed for a check run (outside any simulation, so the clock may be read).
+fn fresh_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64 % 1_000_000_000)
+}

@@ -1,0 +1,153 @@
+//! `harness hunt` and `harness hunt-merge`: render what the library found,
+//! save the shrunk scenario, pick the exit code.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::{json, Exit, Format, HuntArgs};
+use crate::hunt::{hunt, HuntReport, Replay};
+use crate::render;
+
+/// The `hunt` command.
+pub fn run(args: &HuntArgs) -> Exit {
+    let plan = args.plan();
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} hunting {elapsed} · {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let outcome = hunt(&plan, |seed| {
+        bar.set_message(format!("seed {seed}"));
+        bar.tick();
+    });
+    bar.finish_and_clear();
+    let first_seed = plan.seeds.first();
+    let seeds_run = outcome.seeds_run;
+    let Some(finding) = outcome.finding else {
+        let report = HuntReport {
+            first_seed,
+            seeds_run,
+            finding: None,
+            scenario_file: None,
+            replay: None,
+        };
+        match args.format {
+            Format::Json => println!("{}", json(&report)),
+            Format::Text => println!(
+                "clean: no violation in {seeds_run} seeds ({first_seed}..{})",
+                first_seed.saturating_add(seeds_run)
+            ),
+        }
+        return Exit::Clean;
+    };
+    let path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("hunt-{}.json", finding.seed)));
+    if let Err(e) = finding.minimal.save(&path) {
+        // Without the file the replay line would point at nothing.
+        eprintln!(
+            "found {} at seed {}, but {e}",
+            finding.clause, finding.seed
+        );
+        return Exit::Usage;
+    }
+    let replay = args.replay_command(&path);
+    match args.format {
+        Format::Json => {
+            let report = HuntReport {
+                first_seed,
+                seeds_run,
+                scenario_file: Some(path),
+                replay: Some(replay),
+                finding: Some(finding),
+            };
+            println!("{}", json(&report));
+        }
+        Format::Text => {
+            let mut out = String::new();
+            let _ = writeln!(
+                out,
+                "found: {} — {} (seed {}, after {seeds_run} seeds)",
+                finding.clause,
+                finding.clause.statement(),
+                finding.seed
+            );
+            let _ = writeln!(out, "  {}", render::escape(&finding.violation.message));
+            let m = &finding.minimal;
+            let _ = writeln!(
+                out,
+                "shrunk in {} simulations to {} users, {} steps, {} faults:",
+                finding.shrink_runs,
+                m.users.len(),
+                m.steps.len(),
+                m.faults.faults.len()
+            );
+            render::steps(m, &mut out);
+            if let Replay::Diverged { line, .. } = &finding.minimal_replay {
+                let _ = writeln!(
+                    out,
+                    "warning: the shrunk scenario's trace differs run to run (line {line})"
+                );
+            }
+            let _ = writeln!(out, "saved: {}", path.display());
+            let _ = writeln!(out, "replay: {replay}");
+            print!("{out}");
+        }
+    }
+    Exit::Violations
+}
+
+/// The `hunt-merge` command: reads report files, prints one summary; exit 1
+/// when any machine found something, 2 when a file is unreadable.
+pub fn merge(files: &[PathBuf], format: Format) -> Exit {
+    let mut reports = Vec::new();
+    for path in files {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<HuntReport>(&text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                eprintln!("error: {} is not a hunt report: {e}", path.display());
+                return Exit::Usage;
+            }
+        }
+    }
+    let merged = crate::hunt::merge(&reports);
+    match format {
+        Format::Json => println!("{}", json(&merged)),
+        Format::Text => {
+            let ranges: Vec<String> = merged
+                .covered
+                .iter()
+                .map(|r| format!("{}..{}", r.start, r.end))
+                .collect();
+            println!(
+                "{} reports, {} seeds: {}",
+                reports.len(),
+                merged.seeds_run,
+                ranges.join(" ")
+            );
+            for gap in &merged.gaps {
+                println!("gap: seeds {}..{} were not run", gap.start, gap.end);
+            }
+            for (seed, clause, file, replay) in &merged.findings {
+                println!(
+                    "found {clause} at seed {seed}: {} — {}",
+                    file.as_ref()
+                        .map_or("-".into(), |f| f.display().to_string()),
+                    replay.as_deref().unwrap_or("-")
+                );
+            }
+            if merged.findings.is_empty() {
+                println!("clean");
+            }
+        }
+    }
+    if merged.findings.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Violations
+    }
+}

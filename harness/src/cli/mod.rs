@@ -1,0 +1,148 @@
+//! The `harness` command line: parse, run, render, exit code. Library code
+//! never sees these types: each command builds a plain plan, runs it, and
+//! renders the result. Every report starts with the seed and ends with the one
+//! command that replays the run.
+
+mod args;
+mod check;
+mod hunt;
+mod sim;
+
+pub use args::{CheckArgs, HuntArgs, SimArgs};
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// How a command ended, as the process's exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: clean (or a report was printed and nothing failed).
+    Clean,
+    /// 1: the server broke a clause.
+    Violations,
+    /// 2: bad arguments, unreadable input, an unreachable target, a failed run.
+    Usage,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(match exit {
+            Exit::Clean => 0,
+            Exit::Violations => 1,
+            Exit::Usage => 2,
+        })
+    }
+}
+
+/// Deterministic simulation and conformance harness for the chat presence protocol.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one seeded simulation against the reference server and judge its trace.
+    Sim(SimArgs),
+    /// Re-run a simulation and print its full trace, one line per event.
+    Replay {
+        #[command(flatten)]
+        sim: SimArgs,
+        /// Print a Mermaid sequence diagram instead of the event list.
+        #[arg(long)]
+        mermaid: bool,
+    },
+    /// Explore seeds and fault mixes until a violation, then shrink it to a
+    /// minimal scenario and print the command that replays it.
+    Hunt(HuntArgs),
+    /// Merge `hunt --format json` reports from several machines into one summary.
+    HuntMerge {
+        /// The report files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Summary format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Check a server black-box over real TCP, clause by clause (with no URL:
+    /// the embedded reference server, started on loopback).
+    Check(CheckArgs),
+    /// Measure simulation speed, hunt speed, the real-network baseline and the
+    /// reference server's push latency (build with --release).
+    Bench {
+        /// Fewer sizes and repetitions: about a minute.
+        #[arg(long)]
+        quick: bool,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// Report format of `sim`, `hunt` and `bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+}
+
+/// Pretty JSON of a report (serialising plain data cannot fail).
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("reports serialise")
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    // RUST_LOG=server_under_test=info shows the reference server's own log
+    // (its connects, disconnects and deliveries) beside a run, on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .without_time()
+            .init();
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Clean.into()
+            };
+        }
+    };
+    let exit = match cli.command {
+        Command::Sim(args) => sim::run(&args, sim::Show::Report),
+        Command::Replay { sim, mermaid } => sim::run(
+            &sim,
+            if mermaid {
+                sim::Show::Mermaid
+            } else {
+                sim::Show::Trace
+            },
+        ),
+        Command::Hunt(args) => hunt::run(&args),
+        Command::HuntMerge { files, format } => hunt::merge(&files, format),
+        Command::Check(args) => check::run(&args),
+        Command::Bench { quick, format } => {
+            if cfg!(debug_assertions) {
+                eprintln!("note: a debug build; numbers mean little without --release");
+            }
+            let report = crate::bench::run(quick, |what| eprintln!("bench: {what} …"));
+            match format {
+                Format::Text => print!("{}", crate::bench::text(&report)),
+                Format::Json => println!("{}", json(&report)),
+            }
+            Exit::Clean
+        }
+    };
+    exit.into()
+}

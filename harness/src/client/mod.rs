@@ -1,0 +1,332 @@
+//! The reference client: a socket.io-client look-alike written against
+//! [`Connector`], so the same code runs on turmoil's and tokio's TCP.
+//!
+//! A [`User`] owns tabs (each a socket.io-client instance with its own Engine.IO
+//! session and reconnection), a mailbox poll loop with a cursor (L1–L3), and a
+//! de-duplicating inbox (M5). Every observable step is recorded in the trace.
+
+mod http;
+mod session;
+
+pub use http::probe_online;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use crate::contract::Message;
+use crate::net::transport::Connector;
+use crate::scenario::UserSpec;
+use crate::trace::{Recorder, Via, What};
+use session::{End, Session};
+
+/// Client timers, with the seed's values as defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Mailbox poll period (L3: the seed's "0–30 second delay").
+    pub poll_interval_ms: u64,
+    /// First reconnect delay (seed: 1 s), doubled per attempt.
+    pub reconnect_delay_ms: u64,
+    /// Longest reconnect delay (socket.io-client default 5 s).
+    pub reconnect_delay_max_ms: u64,
+    /// Attempts before giving up (seed: 5).
+    pub reconnect_attempts: u32,
+    /// How long an HTTP request may take.
+    pub request_timeout_ms: u64,
+    /// How long opening a session, CONNECT included, may take (socket.io-client `timeout`).
+    pub connect_timeout_ms: u64,
+    /// How long `send_message` waits for its ack.
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 30_000,
+            reconnect_delay_ms: 1_000,
+            reconnect_delay_max_ms: 5_000,
+            reconnect_attempts: 5,
+            request_timeout_ms: 10_000,
+            connect_timeout_ms: 20_000,
+            ack_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// What a user's client shares between its tabs and its poll loop.
+pub(crate) struct Shared<C> {
+    pub(super) connector: C,
+    pub(super) recorder: Recorder,
+    pub(super) config: ClientConfig,
+    pub(super) spec: UserSpec,
+    pub(super) next_conn: AtomicU32,
+    pub(super) inbox: Mutex<Inbox>,
+    pub(super) rng: Mutex<SmallRng>,
+}
+
+/// Ids already shown, and the mailbox cursor.
+#[derive(Default)]
+pub(super) struct Inbox {
+    pub(super) seen: BTreeSet<u64>,
+    pub(super) cursor: u64,
+}
+
+impl<C: Connector> Shared<C> {
+    pub(crate) fn record(&self, actor: &str, what: What) {
+        self.recorder.record(actor, what);
+    }
+
+    /// Records a message's arrival; true when it is new (M5 de-duplication).
+    pub(crate) fn receive(&self, actor: &str, message: &Message, via: Via) {
+        let duplicate = !self.inbox.lock().unwrap().seen.insert(message.id);
+        self.record(
+            actor,
+            What::Received {
+                id: message.id,
+                from: message.from.clone(),
+                to: message.to.clone(),
+                via,
+                duplicate,
+            },
+        );
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+}
+
+/// A command to a tab.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send {
+        client_id: String,
+        to: String,
+        content: String,
+    },
+    SendRaw {
+        client_id: String,
+        payload: Value,
+    },
+    Close,
+    Crash,
+}
+
+/// One socket.io-client instance: a task that keeps a session open, reconnecting.
+struct Tab {
+    commands: mpsc::UnboundedSender<Command>,
+    connected: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Tab {
+    fn is_live(&self) -> bool {
+        !self.task.is_finished()
+    }
+}
+
+/// A user and their client.
+pub struct User<C: Connector> {
+    shared: Arc<Shared<C>>,
+    tabs: Vec<Tab>,
+    next_client_id: u32,
+}
+
+impl<C: Connector> User<C> {
+    /// A user whose client talks through `connector`; `seed` drives its backoff jitter.
+    pub fn new(
+        connector: C,
+        recorder: Recorder,
+        config: ClientConfig,
+        spec: UserSpec,
+        seed: u64,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                connector,
+                recorder,
+                config,
+                spec,
+                next_conn: AtomicU32::new(0),
+                inbox: Mutex::default(),
+                rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            }),
+            tabs: Vec::new(),
+            next_client_id: 0,
+        }
+    }
+
+    /// The user's name.
+    pub fn name(&self) -> &str {
+        &self.shared.spec.name
+    }
+
+    /// Opens a new tab.
+    pub fn open(&mut self) {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let connected = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run_tab(
+            Arc::clone(&self.shared),
+            rx,
+            Arc::clone(&connected),
+        ));
+        self.tabs.push(Tab {
+            commands,
+            connected,
+            task,
+        });
+    }
+
+    /// Closes the oldest live tab cleanly.
+    pub fn close(&mut self) {
+        if let Some(index) = self.tabs.iter().position(Tab::is_live) {
+            let tab = self.tabs.remove(index);
+            let _ = tab.commands.send(Command::Close);
+        }
+    }
+
+    fn next_client_id(&mut self) -> String {
+        self.next_client_id += 1;
+        format!("{}-{}", self.shared.spec.name, self.next_client_id)
+    }
+
+    fn connected_tab(&self) -> Option<&Tab> {
+        self.tabs
+            .iter()
+            .find(|t| t.is_live() && t.connected.load(Ordering::SeqCst))
+    }
+
+    /// Sends `content` to `to` from the oldest connected tab.
+    pub fn send(&mut self, to: &str, content: &str) {
+        let client_id = self.next_client_id();
+        match self.connected_tab() {
+            Some(tab) => {
+                let _ = tab.commands.send(Command::Send {
+                    client_id,
+                    to: to.to_owned(),
+                    content: content.to_owned(),
+                });
+            }
+            None => self.shared.record(
+                &self.shared.spec.name,
+                What::NotSent {
+                    client_id,
+                    to: to.to_owned(),
+                },
+            ),
+        }
+    }
+
+    /// Sends a malformed payload (B1) from the oldest connected tab.
+    pub fn send_raw(&mut self, payload: Value) {
+        let client_id = self.next_client_id();
+        if let Some(tab) = self.connected_tab() {
+            let _ = tab.commands.send(Command::SendRaw { client_id, payload });
+        }
+    }
+
+    /// The client process dies: every tab drops its sockets without a word.
+    /// Returns how many tabs were live, to reopen after the restart.
+    pub fn crash(&mut self) -> usize {
+        let live: Vec<Tab> = self.tabs.drain(..).filter(Tab::is_live).collect();
+        for tab in &live {
+            let _ = tab.commands.send(Command::Crash);
+        }
+        live.len()
+    }
+
+    /// Polls the mailbox once (L1, L2).
+    pub async fn poll(&self) {
+        http::poll_mailbox(&self.shared).await;
+    }
+
+    /// Runs the regular poll loop until `until` (L3): first poll after `offset`.
+    pub fn spawn_poll_loop(&self, offset: Duration, until: Instant) -> tokio::task::JoinHandle<()> {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            let period = Duration::from_millis(shared.config.poll_interval_ms);
+            let mut next = Instant::now() + offset;
+            while next < until {
+                sleep_until(next).await;
+                http::poll_mailbox(&shared).await;
+                next += period;
+            }
+        })
+    }
+
+    /// Stops every tab without recording (the end of a run).
+    pub fn shutdown(&mut self) {
+        for tab in self.tabs.drain(..) {
+            tab.task.abort();
+        }
+    }
+}
+
+async fn run_tab<C: Connector>(
+    shared: Arc<Shared<C>>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    connected: Arc<AtomicBool>,
+) {
+    let mut failures = 0;
+    loop {
+        let conn_no = shared.next_conn.fetch_add(1, Ordering::SeqCst) + 1;
+        let label = format!("{}#{conn_no}", shared.spec.name);
+        let mut session = Session {
+            shared: &shared,
+            label,
+            connected: &connected,
+            next_ack_id: 0,
+            pending: Vec::new(),
+            early: Vec::new(),
+        };
+        let end = session.run(&mut commands).await;
+        connected.store(false, Ordering::SeqCst);
+        match end {
+            End::ByClient | End::Refused => return,
+            End::Lost => failures = 0,
+            End::OpenFailed => {}
+        }
+        failures += 1;
+        if failures > shared.config.reconnect_attempts {
+            shared.record(&shared.spec.name, What::GaveUp);
+            return;
+        }
+        let delay_ms = {
+            let base = shared
+                .config
+                .reconnect_delay_ms
+                .saturating_mul(1 << (failures - 1).min(16));
+            let capped = base.min(shared.config.reconnect_delay_max_ms);
+            // socket.io-client's randomizationFactor 0.5.
+            let jitter = shared.rng.lock().unwrap().random_range(0..=capped / 2);
+            (capped - capped / 4 + jitter).min(shared.config.reconnect_delay_max_ms)
+        };
+        shared.record(
+            &shared.spec.name,
+            What::ReconnectScheduled {
+                attempt: failures,
+                delay_ms,
+            },
+        );
+        // Commands that arrive while down: a close or crash ends the tab.
+        let wake = Instant::now() + Duration::from_millis(delay_ms);
+        loop {
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    None | Some(Command::Close) | Some(Command::Crash) => return,
+                    Some(_) => {}
+                },
+                _ = sleep_until(wake) => break,
+            }
+        }
+    }
+}
+

@@ -1,0 +1,252 @@
+//! Hunting: explore seeds (each with its own swarm fault mix) until a
+//! violation, then investigate it — replay it to see whether it repeats, and
+//! shrink it to a minimal scenario. Library code: plain plans in, data out;
+//! the CLI prints and saves.
+
+mod merge;
+pub mod shrink;
+
+pub use merge::{merge, Merged};
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::judge::{check_all, Violation};
+use crate::scenario::{GenerateOptions, Scenario};
+use crate::spec::Clause;
+use crate::world::{simulate, WorldOptions};
+use shrink::shrink;
+
+/// Most simulations a shrink may spend.
+pub const SHRINK_BUDGET: usize = 400;
+
+/// Which seeds a hunt explores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seeds {
+    /// Exactly these (end excluded): deterministic, splittable across machines.
+    Range(std::ops::Range<u64>),
+    /// From `first` on until the wall-clock budget runs out.
+    Budget {
+        /// The first seed.
+        first: u64,
+        /// How long to keep going.
+        budget: Duration,
+    },
+}
+
+impl Seeds {
+    /// The first seed tried.
+    pub fn first(&self) -> u64 {
+        match self {
+            Seeds::Range(range) => range.start,
+            Seeds::Budget { first, .. } => *first,
+        }
+    }
+}
+
+/// Everything a hunt needs.
+#[derive(Clone, Debug)]
+pub struct HuntPlan {
+    /// Which seeds.
+    pub seeds: Seeds,
+    /// How each seed's scenario is generated.
+    pub generate: GenerateOptions,
+    /// The world (server, timers, client) each scenario runs in.
+    pub world: WorldOptions,
+    /// Most simulations the shrink may spend.
+    pub shrink_budget: usize,
+}
+
+/// Whether a failing scenario gave the same trace when run again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "replay", rename_all = "snake_case")]
+pub enum Replay {
+    /// Byte-identical: the replay line replays it.
+    Identical,
+    /// The traces differ: the server under test is not deterministic in the
+    /// simulation (wall clock, OS randomness, hash order …).
+    Diverged {
+        /// The first differing line of the rendered traces (0-based).
+        line: usize,
+        /// That line in the first run.
+        first: String,
+        /// That line in the second run.
+        second: String,
+    },
+}
+
+impl Replay {
+    /// Compares two rendered traces.
+    pub fn compare(first: &str, second: &str) -> Replay {
+        if first == second {
+            return Replay::Identical;
+        }
+        let (a, b): (Vec<&str>, Vec<&str>) = (first.lines().collect(), second.lines().collect());
+        let line = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
+        Replay::Diverged {
+            line,
+            first: a.get(line).unwrap_or(&"(end of trace)").to_string(),
+            second: b.get(line).unwrap_or(&"(end of trace)").to_string(),
+        }
+    }
+
+    /// Whether both runs agreed.
+    pub fn is_identical(&self) -> bool {
+        matches!(self, Replay::Identical)
+    }
+}
+
+/// A failing seed, investigated.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Finding {
+    /// The seed whose scenario failed.
+    pub seed: u64,
+    /// The clause broken (the earliest violation's).
+    pub clause: Clause,
+    /// The violation as first seen.
+    pub violation: Violation,
+    /// Whether the failing seed ran the same way twice.
+    pub replay: Replay,
+    /// The shrunk scenario (still breaks `clause`).
+    pub minimal: Scenario,
+    /// The first violation of `clause` in the shrunk scenario's run.
+    pub minimal_violation: Option<Violation>,
+    /// The shrunk scenario's rendered trace.
+    pub minimal_trace: String,
+    /// Whether the shrunk scenario ran the same way twice.
+    pub minimal_replay: Replay,
+    /// Simulations spent shrinking.
+    pub shrink_runs: usize,
+}
+
+/// What a hunt did.
+#[derive(Clone, Debug)]
+pub struct HuntOutcome {
+    /// Seeds run.
+    pub seeds_run: u64,
+    /// The first failure, investigated.
+    pub finding: Option<Finding>,
+}
+
+/// The result of a hunt, for `--format json` (several machines' outputs merge by
+/// concatenating `seeds_run` ranges and collecting `finding`s).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HuntReport {
+    /// First seed tried.
+    pub first_seed: u64,
+    /// Seeds run (the first `seeds_run` from `first_seed`).
+    pub seeds_run: u64,
+    /// The failure, if one was found.
+    pub finding: Option<Finding>,
+    /// Where the minimal scenario was written.
+    pub scenario_file: Option<PathBuf>,
+    /// The command that replays it.
+    pub replay: Option<String>,
+}
+
+/// Hunts until a violation or the end of the seeds or budget; `on_seed` hears
+/// each seed as it starts (for a progress bar).
+pub fn hunt(plan: &HuntPlan, mut on_seed: impl FnMut(u64)) -> HuntOutcome {
+    let started = Instant::now();
+    let seeds: Box<dyn Iterator<Item = u64>> = match &plan.seeds {
+        Seeds::Range(range) => Box::new(range.clone()),
+        Seeds::Budget { first, .. } => Box::new(*first..),
+    };
+    let mut seeds_run = 0;
+    for seed in seeds {
+        if let Seeds::Budget { budget, .. } = plan.seeds {
+            if started.elapsed() >= budget {
+                break;
+            }
+        }
+        on_seed(seed);
+        seeds_run += 1;
+        let scenario = Scenario::generate(seed, &plan.generate);
+        let outcome = simulate(&scenario, &plan.world);
+        let Some(first) = check_all(&outcome.trace, &scenario).into_iter().next() else {
+            continue;
+        };
+        let finding = investigate(
+            seed,
+            &scenario,
+            &outcome.trace.render(),
+            first,
+            &plan.world,
+            plan.shrink_budget,
+        );
+        return HuntOutcome {
+            seeds_run,
+            finding: Some(finding),
+        };
+    }
+    HuntOutcome {
+        seeds_run,
+        finding: None,
+    }
+}
+
+/// Replays a failing scenario (does it repeat?), shrinks it, and replays the
+/// shrunk one twice (its trace, and does that repeat?).
+pub fn investigate(
+    seed: u64,
+    scenario: &Scenario,
+    first_trace: &str,
+    violation: Violation,
+    world: &WorldOptions,
+    shrink_budget: usize,
+) -> Finding {
+    let again = simulate(scenario, world).trace.render();
+    let replay = Replay::compare(first_trace, &again);
+    let clause = violation.clause;
+    let (minimal, shrink_runs) = shrink(scenario, world, clause, shrink_budget);
+    let first = simulate(&minimal, world);
+    let second = simulate(&minimal, world).trace.render();
+    let minimal_trace = first.trace.render();
+    let minimal_violation = check_all(&first.trace, &minimal)
+        .into_iter()
+        .find(|v| v.clause == clause);
+    Finding {
+        seed,
+        clause,
+        violation,
+        replay,
+        minimal_replay: Replay::compare(&minimal_trace, &second),
+        minimal,
+        minimal_violation,
+        minimal_trace,
+        shrink_runs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_names_the_first_differing_line() {
+        assert_eq!(Replay::compare("a\nb\n", "a\nb\n"), Replay::Identical);
+        assert_eq!(
+            Replay::compare("a\nb\nc", "a\nx\nc"),
+            Replay::Diverged {
+                line: 1,
+                first: "b".into(),
+                second: "x".into()
+            }
+        );
+        let shorter = Replay::compare("a\nb", "a");
+        assert_eq!(
+            shorter,
+            Replay::Diverged {
+                line: 1,
+                first: "b".into(),
+                second: "(end of trace)".into()
+            }
+        );
+    }
+}

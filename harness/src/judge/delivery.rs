@@ -1,0 +1,155 @@
+//! Where messages go: pushes to online recipients (M3), mail to offline ones
+//! (M4, L1), and nothing accepted lost once healed (M5, L2).
+
+
+use crate::contract::Delivery;
+use crate::spec::Clause;
+use crate::trace::{Via, What};
+
+use super::{user_of, violation, Facts, Violation, POLL_SLACK_MS, PUSH_BOUND_MS};
+
+/// M3: a message to a recipient connected over a clean, fast link is acked
+/// `websocket` and pushed within 100 ms.
+pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    if !facts.plan().is_latency_healthy() {
+        return found;
+    }
+    for sent in facts.sent.values() {
+        let Some((ack, id, delivery)) = &sent.accepted else {
+            continue;
+        };
+        let t = sent.event.at_ms;
+        let bound = facts.plan().push_bound_ms.unwrap_or(PUSH_BOUND_MS);
+        let deadline = t + bound;
+        let sender = user_of(&sent.conn);
+        let Some(sender_conn) = facts.conns.get(&sent.conn) else {
+            continue;
+        };
+        let Some(sender_since) = sender_conn.connected_at else {
+            continue;
+        };
+        if !facts.is_link_clean(sender, sender_since, deadline) || !facts.can_register(&sent.to) {
+            continue;
+        }
+        let healthy_recipient = facts.conns_of(&sent.to).find(|c| {
+            c.connected_at
+                .is_some_and(|since| since < t && facts.is_link_clean(&sent.to, since, deadline))
+                && c.disconnected_at.is_none_or(|d| d > deadline)
+        });
+        let Some(recipient) = healthy_recipient else {
+            continue;
+        };
+        let mut evidence = vec![sent.event.clone(), ack.clone()];
+        evidence.extend(facts.connected_event(&recipient.label));
+        if *delivery != Delivery::Websocket {
+            found.push(violation(
+                Clause::M3,
+                ack.at_ms,
+                format!("message {id} to {}, online on a healthy link, was acked {delivery:?} instead of websocket", sent.to),
+                evidence,
+            ));
+            continue;
+        }
+        let pushed = facts.received.get(&sent.to).and_then(|events| {
+            events.iter().find(|e| matches!(e.what, What::Received { id: got, via: Via::Websocket | Via::PollingTransport, .. } if got == *id))
+        });
+        match pushed {
+            Some(push) if push.at_ms <= deadline => {}
+            other => {
+                evidence.extend(other.map(|e| (*e).clone()));
+                found.push(violation(
+                    Clause::M3,
+                    deadline,
+                    format!(
+                        "message {id} to {} was not pushed within {bound} ms of the send",
+                        sent.to
+                    ),
+                    evidence,
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// M4, L1: a message to a recipient who cannot be online is acked `polling`,
+/// and the recipient's next successful poll returns it.
+pub fn offline_recipients_get_mail(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for sent in facts.sent.values() {
+        let Some((ack, id, delivery)) = &sent.accepted else {
+            continue;
+        };
+        let t = sent.event.at_ms;
+        let never_tried = facts
+            .conns_of(&sent.to)
+            .all(|c| c.attempt_at.is_none_or(|a| a > ack.at_ms + 1_000));
+        if facts.can_register(&sent.to) && !never_tried {
+            continue;
+        }
+        if *delivery != Delivery::Polling {
+            found.push(violation(
+                Clause::M4,
+                ack.at_ms,
+                format!("message {id} to {}, who was not online, was acked {delivery:?} instead of polling", sent.to),
+                vec![sent.event.clone(), ack.clone()],
+            ));
+            continue;
+        }
+        if facts.user_index(&sent.to).is_none() || facts.is_online_at(&sent.to, t) {
+            continue;
+        }
+        let next_poll = facts.trace.events.iter().find(|e| {
+            e.actor == sent.to
+                && e.at_ms >= ack.at_ms + POLL_SLACK_MS
+                && matches!(e.what, What::Polled { .. })
+        });
+        if let Some(poll) = next_poll {
+            let got = facts
+                .first_receipt(&sent.to, *id)
+                .is_some_and(|r| r.at_ms <= poll.at_ms);
+            if !got {
+                found.push(violation(
+                    Clause::L1,
+                    poll.at_ms,
+                    format!("message {id} was acked polling but {}'s next successful poll did not return it", sent.to),
+                    vec![sent.event.clone(), ack.clone(), poll.clone()],
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// M5, L2 (liveness): once healed, every accepted message to a user of the
+/// scenario has reached that user, by push or by poll.
+pub fn nothing_accepted_is_lost(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    if facts.heal_at.is_none() {
+        return found;
+    }
+    for sent in facts.sent.values() {
+        let Some((ack, id, delivery)) = &sent.accepted else {
+            continue;
+        };
+        if facts.user_index(&sent.to).is_none() || facts.first_receipt(&sent.to, *id).is_some() {
+            continue;
+        }
+        let clause = match delivery {
+            Delivery::Websocket => Clause::M5,
+            Delivery::Polling => Clause::L2,
+        };
+        found.push(violation(
+            clause,
+            facts.end_ms,
+            format!(
+                "message {id} to {} was accepted ({delivery:?}) and never arrived, by push or poll",
+                sent.to
+            ),
+            vec![sent.event.clone(), ack.clone()],
+        ));
+    }
+    found
+}
+

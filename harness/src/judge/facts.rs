@@ -1,0 +1,190 @@
+//! Indexes over one trace that every checker shares: connections, sends and
+//! their fates, receipts by user, the heal phase.
+
+use std::collections::BTreeMap;
+
+use crate::contract::Delivery;
+use crate::faults::FaultPlan;
+use crate::scenario::Scenario;
+use crate::trace::{Event, Trace, What};
+use crate::world::host_of;
+
+/// What one connection went through (client view).
+#[derive(Clone, Debug, Default)]
+pub struct Conn {
+    /// `user#n`.
+    pub label: String,
+    /// The user's name.
+    pub user: String,
+    /// When it started opening.
+    pub attempt_at: Option<u64>,
+    /// When CONNECT was accepted.
+    pub connected_at: Option<u64>,
+    /// When it ended.
+    pub disconnected_at: Option<u64>,
+}
+
+impl Conn {
+    /// Open (CONNECT accepted, not yet ended) at `at_ms`.
+    pub fn is_open_at(&self, at_ms: u64) -> bool {
+        self.connected_at.is_some_and(|c| c <= at_ms)
+            && self.disconnected_at.is_none_or(|d| d > at_ms)
+    }
+}
+
+/// One `send_message` and its fate.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    /// The `Sent` event.
+    pub event: Event,
+    /// Recipient.
+    pub to: String,
+    /// The sender's connection label.
+    pub conn: String,
+    /// The ack event, when accepted.
+    pub accepted: Option<(Event, u64, Delivery)>,
+}
+
+/// Indexes over a trace that the checkers share.
+pub struct Facts<'a> {
+    /// The trace.
+    pub trace: &'a Trace,
+    /// The scenario.
+    pub scenario: &'a Scenario,
+    /// Connections by label.
+    pub conns: BTreeMap<String, Conn>,
+    /// Sends by client id.
+    pub sent: BTreeMap<String, Sent>,
+    /// Message id → client id of its accepting ack.
+    pub by_id: BTreeMap<u64, String>,
+    /// Received events by user.
+    pub received: BTreeMap<String, Vec<&'a Event>>,
+    /// The start of the heal phase, if the run had one.
+    pub heal_at: Option<u64>,
+    /// The time of the last event.
+    pub end_ms: u64,
+}
+
+/// The user part of `user#n`.
+pub fn user_of(actor: &str) -> &str {
+    actor.split('#').next().unwrap_or(actor)
+}
+
+impl<'a> Facts<'a> {
+    /// Indexes `trace`.
+    pub fn new(trace: &'a Trace, scenario: &'a Scenario) -> Self {
+        let mut facts = Facts {
+            trace,
+            scenario,
+            conns: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            by_id: BTreeMap::new(),
+            received: BTreeMap::new(),
+            heal_at: None,
+            end_ms: trace.events.last().map_or(0, |e| e.at_ms),
+        };
+        for event in &trace.events {
+            fn conn<'m>(conns: &'m mut BTreeMap<String, Conn>, actor: &str) -> &'m mut Conn {
+                conns.entry(actor.to_owned()).or_insert_with(|| Conn {
+                    label: actor.to_owned(),
+                    user: user_of(actor).to_owned(),
+                    ..Conn::default()
+                })
+            }
+            match &event.what {
+                What::ConnectAttempt { .. } => {
+                    conn(&mut facts.conns, &event.actor).attempt_at = Some(event.at_ms)
+                }
+                What::Connected => {
+                    conn(&mut facts.conns, &event.actor).connected_at = Some(event.at_ms)
+                }
+                What::Disconnected { .. } => {
+                    conn(&mut facts.conns, &event.actor).disconnected_at = Some(event.at_ms)
+                }
+                What::Sent { client_id, to } => {
+                    facts.sent.insert(
+                        client_id.clone(),
+                        Sent {
+                            event: event.clone(),
+                            to: to.clone(),
+                            conn: event.actor.clone(),
+                            accepted: None,
+                        },
+                    );
+                }
+                What::Accepted {
+                    client_id,
+                    id,
+                    delivery,
+                } => {
+                    if let Some(sent) = facts.sent.get_mut(client_id) {
+                        sent.accepted = Some((event.clone(), *id, *delivery));
+                    }
+                    facts.by_id.entry(*id).or_insert_with(|| client_id.clone());
+                }
+                What::Received { .. } => {
+                    facts
+                        .received
+                        .entry(user_of(&event.actor).to_owned())
+                        .or_default()
+                        .push(event);
+                }
+                What::HealPhase => facts.heal_at = Some(event.at_ms),
+                _ => {}
+            }
+        }
+        facts
+    }
+
+    pub(crate) fn plan(&self) -> &FaultPlan {
+        &self.scenario.faults
+    }
+
+    /// The scenario's user by name.
+    pub fn user_index(&self, name: &str) -> Option<usize> {
+        self.scenario.users.iter().position(|u| u.name == name)
+    }
+
+    /// Whether a contract-keeping server may register `name` at all.
+    pub fn can_register(&self, name: &str) -> bool {
+        self.user_index(name)
+            .is_some_and(|i| self.scenario.users[i].can_register())
+    }
+
+    pub(crate) fn host(&self, name: &str) -> Option<String> {
+        self.user_index(name)
+            .map(|i| host_of(i, self.scenario.users.len()))
+    }
+
+    /// The link of `name`'s host stayed clean over `[from, to]`.
+    pub(crate) fn is_link_clean(&self, name: &str, from_ms: u64, to_ms: u64) -> bool {
+        self.host(name)
+            .is_some_and(|h| !self.plan().touches(&h, from_ms, to_ms))
+    }
+
+    pub(crate) fn conns_of(&self, name: &str) -> impl Iterator<Item = &Conn> {
+        let name = name.to_owned();
+        self.conns.values().filter(move |c| c.user == name)
+    }
+
+    /// When `name` first received message `id`, if ever.
+    pub fn first_receipt(&self, name: &str, id: u64) -> Option<&'a Event> {
+        self.received
+            .get(name)?
+            .iter()
+            .copied()
+            .find(|e| matches!(e.what, What::Received { id: got, .. } if got == id))
+    }
+
+    pub(crate) fn is_online_at(&self, name: &str, at_ms: u64) -> bool {
+        self.can_register(name) && self.conns_of(name).any(|c| c.is_open_at(at_ms))
+    }
+
+    pub(crate) fn connected_event(&self, label: &str) -> Option<Event> {
+        self.trace
+            .events
+            .iter()
+            .find(|e| e.actor == label && e.what == What::Connected)
+            .cloned()
+    }
+}

@@ -1,0 +1,310 @@
+//! The invariant checkers (the judge of a trace): pure functions over a trace and the scenario that
+//! produced it. A violation is data — clause, time, evidence — never a panic.
+//! Safety checks look at the whole run; liveness checks (no loss, presence
+//! convergence) only at what must hold once the heal phase has run its course.
+
+mod delivery;
+mod facts;
+mod identity;
+mod presence;
+mod summary;
+
+pub use delivery::{nothing_accepted_is_lost, offline_recipients_get_mail, online_recipients_get_pushes};
+pub use facts::{user_of, Conn, Facts, Sent};
+pub use identity::{bad_sends_are_refused, from_is_the_sender, unregistered_stay_unregistered};
+pub use presence::presence_converges;
+pub use summary::{summarize, Summary};
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::Scenario;
+use crate::spec::Clause;
+use crate::trace::{Event, Trace};
+
+/// M3's bound on push latency over a healthy network.
+pub const PUSH_BOUND_MS: u64 = 100;
+/// Slack for an HTTP poll's own round trip when asking "the next poll".
+pub const POLL_SLACK_MS: u64 = 2_000;
+
+/// A broken clause, with the events that prove it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// The clause broken.
+    pub clause: Clause,
+    /// When it became visible.
+    pub at_ms: u64,
+    /// What went wrong, in one sentence.
+    pub message: String,
+    /// The few events that show it.
+    pub evidence: Vec<Event>,
+}
+
+/// A named checker and the clauses it judges (listed in `specs/clauses.json`).
+pub struct Checker {
+    /// Its name, as `specs/clauses.json` cites it.
+    pub name: &'static str,
+    /// The clauses its violations cite.
+    pub clauses: &'static [Clause],
+    /// The check.
+    pub check: fn(&Facts<'_>) -> Vec<Violation>,
+}
+
+/// Every checker, in the order they run.
+pub const CHECKERS: &[Checker] = &[
+    Checker {
+        name: "unregistered_stay_unregistered",
+        clauses: &[Clause::I3],
+        check: unregistered_stay_unregistered,
+    },
+    Checker {
+        name: "online_recipients_get_pushes",
+        clauses: &[Clause::M3],
+        check: online_recipients_get_pushes,
+    },
+    Checker {
+        name: "offline_recipients_get_mail",
+        clauses: &[Clause::M4, Clause::L1],
+        check: offline_recipients_get_mail,
+    },
+    Checker {
+        name: "from_is_the_sender",
+        clauses: &[Clause::M2],
+        check: from_is_the_sender,
+    },
+    Checker {
+        name: "bad_sends_are_refused",
+        clauses: &[Clause::M2, Clause::B1],
+        check: bad_sends_are_refused,
+    },
+    Checker {
+        name: "nothing_accepted_is_lost",
+        clauses: &[Clause::M5, Clause::L2],
+        check: nothing_accepted_is_lost,
+    },
+    Checker {
+        name: "presence_converges",
+        clauses: &[Clause::P1, Clause::P2, Clause::P3, Clause::P4],
+        check: presence_converges,
+    },
+];
+
+/// Every checker over one trace, violations sorted by time then clause.
+pub fn check_all(trace: &Trace, scenario: &Scenario) -> Vec<Violation> {
+    let facts = Facts::new(trace, scenario);
+    let mut violations: Vec<Violation> = CHECKERS.iter().flat_map(|c| (c.check)(&facts)).collect();
+    violations.sort_by_key(|v| (v.at_ms, v.clause));
+    violations
+}
+
+/// What one connection went through (client view).
+
+pub(crate) fn violation(clause: Clause, at_ms: u64, message: String, evidence: Vec<Event>) -> Violation {
+    Violation {
+        clause,
+        at_ms,
+        message,
+        evidence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! M2, M4 and L1 have no reference-server bug switch; hand-built traces
+    //! prove their checkers can fail.
+    use super::*;
+    use crate::contract::Delivery;
+    use crate::faults::FaultPlan;
+    use crate::trace::{Via, What};
+    use crate::scenario::UserSpec;
+
+    fn scenario() -> Scenario {
+        Scenario {
+            seed: 0,
+            users: vec![UserSpec::node("a"), UserSpec::node("b")],
+            steps: Vec::new(),
+            faults: FaultPlan::calm(),
+            active_ms: 10_000,
+            heal_ms: 10_000,
+            open_world: false,
+        }
+    }
+
+    fn at(at_ms: u64, actor: &str, what: What) -> Event {
+        Event {
+            at_ms,
+            actor: actor.into(),
+            what,
+        }
+    }
+
+    fn mail_trace(delivery: Delivery, from: &str, polled_with: Vec<u64>) -> Trace {
+        let mut events = vec![
+            at(100, "a#1", What::Connected),
+            at(
+                200,
+                "a#1",
+                What::Sent {
+                    client_id: "a-1".into(),
+                    to: "b".into(),
+                },
+            ),
+            at(
+                210,
+                "a#1",
+                What::Accepted {
+                    client_id: "a-1".into(),
+                    id: 1,
+                    delivery,
+                },
+            ),
+        ];
+        if !polled_with.is_empty() {
+            events.push(at(
+                5_000,
+                "b",
+                What::Polled {
+                    after: 0,
+                    seqs: polled_with,
+                },
+            ));
+            let what = What::Received {
+                id: 1,
+                from: from.into(),
+                to: "b".into(),
+                via: Via::Mailbox,
+                duplicate: false,
+            };
+            events.push(at(5_000, "b", what));
+        } else {
+            events.push(at(
+                5_000,
+                "b",
+                What::Polled {
+                    after: 0,
+                    seqs: vec![],
+                },
+            ));
+        }
+        events.push(at(10_000, "world", What::HealPhase));
+        Trace { events }
+    }
+
+    #[test]
+    fn a_correct_mailbox_delivery_passes() {
+        assert_eq!(
+            check_all(&mail_trace(Delivery::Polling, "a", vec![1]), &scenario()),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_forged_sender_is_m2() {
+        let v = from_is_the_sender(&Facts::new(
+            &mail_trace(Delivery::Polling, "mallory", vec![1]),
+            &scenario(),
+        ));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].clause, Clause::M2);
+    }
+
+    #[test]
+    fn a_push_ack_for_an_offline_recipient_is_m4() {
+        let v = offline_recipients_get_mail(&Facts::new(
+            &mail_trace(Delivery::Websocket, "a", vec![1]),
+            &scenario(),
+        ));
+        assert_eq!(
+            v.iter().map(|v| v.clause).collect::<Vec<_>>(),
+            vec![Clause::M4]
+        );
+    }
+
+    #[test]
+    fn a_poll_that_misses_a_stored_message_is_l1_and_its_loss_l2() {
+        let trace = mail_trace(Delivery::Polling, "a", vec![]);
+        let v = check_all(&trace, &scenario());
+        let clauses: Vec<Clause> = v.iter().map(|v| v.clause).collect();
+        assert!(clauses.contains(&Clause::L1), "{v:#?}");
+        assert!(clauses.contains(&Clause::L2), "{v:#?}");
+    }
+
+    fn raw_trace(answer: What) -> Trace {
+        Trace {
+            events: vec![
+                at(100, "a#1", What::Connected),
+                at(
+                    200,
+                    "a#1",
+                    What::SentRaw {
+                        client_id: "a-1".into(),
+                    },
+                ),
+                at(300, "a#1", answer),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_refused_malformed_send_passes_b1() {
+        let refused = What::Refused {
+            client_id: "a-1".into(),
+            error: "bad payload".into(),
+        };
+        assert_eq!(
+            bad_sends_are_refused(&Facts::new(&raw_trace(refused), &scenario())),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn an_accepted_or_unanswered_malformed_send_is_b1() {
+        for answer in [
+            What::Accepted {
+                client_id: "a-1".into(),
+                id: 7,
+                delivery: Delivery::Polling,
+            },
+            What::AckLost {
+                client_id: "a-1".into(),
+                reason: "ack timeout".into(),
+            },
+        ] {
+            let v = bad_sends_are_refused(&Facts::new(&raw_trace(answer), &scenario()));
+            assert_eq!(
+                v.iter().map(|v| v.clause).collect::<Vec<_>>(),
+                vec![Clause::B1]
+            );
+        }
+    }
+
+    #[test]
+    fn a_send_to_an_invalid_name_accepted_is_m2() {
+        let trace = Trace {
+            events: vec![
+                at(100, "a#1", What::Connected),
+                at(
+                    200,
+                    "a#1",
+                    What::Sent {
+                        client_id: "a-1".into(),
+                        to: "no such/user".into(),
+                    },
+                ),
+                at(
+                    210,
+                    "a#1",
+                    What::Accepted {
+                        client_id: "a-1".into(),
+                        id: 1,
+                        delivery: Delivery::Polling,
+                    },
+                ),
+            ],
+        };
+        let v = bad_sends_are_refused(&Facts::new(&trace, &scenario()));
+        assert_eq!(
+            v.iter().map(|v| v.clause).collect::<Vec<_>>(),
+            vec![Clause::M2]
+        );
+    }
+}

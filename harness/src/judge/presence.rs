@@ -1,0 +1,138 @@
+//! Presence converges after the heal (P1–P4).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::spec::Clause;
+use crate::trace::{Event, What};
+
+use super::{user_of, violation, Facts, Violation};
+
+/// P1–P4 (liveness): after the heal, `/api/online` lists exactly the users with
+/// an open registered connection, sorted; and every connection that stayed up
+/// saw each other user's last change as user_online / user_offline.
+pub fn presence_converges(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for event in &facts.trace.events {
+        if let What::OnlineProbe { users } = &event.what {
+            let mut sorted = users.clone();
+            sorted.sort();
+            sorted.dedup();
+            if &sorted != users {
+                found.push(violation(
+                    Clause::P4,
+                    event.at_ms,
+                    format!("/api/online is not sorted and unique: {users:?}"),
+                    vec![event.clone()],
+                ));
+            }
+        }
+    }
+    let Some(heal_at) = facts.heal_at else {
+        return found;
+    };
+    let final_probe = facts
+        .trace
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.at_ms > heal_at && matches!(e.what, What::OnlineProbe { .. }));
+    let Some(probe) = final_probe else {
+        return found;
+    };
+    let What::OnlineProbe { users } = &probe.what else {
+        unreachable!()
+    };
+    let listed: BTreeSet<&str> = users.iter().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = facts
+        .scenario
+        .users
+        .iter()
+        .map(|u| u.name.as_str())
+        .filter(|u| facts.is_online_at(u, probe.at_ms))
+        .collect();
+    for name in expected.difference(&listed) {
+        let mut evidence = vec![probe.clone()];
+        evidence.extend(
+            facts
+                .conns_of(name)
+                .filter(|c| c.is_open_at(probe.at_ms))
+                .filter_map(|c| facts.connected_event(&c.label)),
+        );
+        found.push(violation(
+            Clause::P2,
+            probe.at_ms,
+            format!("{name} has an open registered connection but /api/online leaves them out"),
+            evidence,
+        ));
+    }
+    for name in listed
+        .difference(&expected)
+        .filter(|n| facts.can_register(n))
+    {
+        let last_close =
+            facts.trace.events.iter().rev().find(|e| {
+                user_of(&e.actor) == *name && matches!(e.what, What::Disconnected { .. })
+            });
+        let mut evidence = vec![probe.clone()];
+        evidence.extend(last_close.cloned());
+        found.push(violation(
+            Clause::P3,
+            probe.at_ms,
+            format!("{name} has no open connection but /api/online still lists them"),
+            evidence,
+        ));
+    }
+    found.extend(presence_events_agree(facts, probe.at_ms));
+    found
+}
+
+/// P1, P3: the server's presence events for a user alternate and end in its
+/// final state, and a connection still open at the end received them all (turmoil's
+/// TCP either delivers a stream in order or kills it). So a watcher whose latest
+/// news of a user contradicts that user's final state missed an event. Silence is
+/// not judged: the watcher may have connected after the user's last change.
+fn presence_events_agree(facts: &Facts<'_>, at_ms: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    // Each watcher's latest news of each user, up to the probe: one pass.
+    let mut last_news: BTreeMap<(&str, &str), &Event> = BTreeMap::new();
+    for event in facts.trace.events.iter().take_while(|e| e.at_ms <= at_ms) {
+        if let What::Presence { username, .. } = &event.what {
+            last_news.insert((event.actor.as_str(), username.as_str()), event);
+        }
+    }
+    for user in facts.scenario.users.iter().filter(|u| u.can_register()) {
+        let name = user.name.as_str();
+        let is_online = facts.is_online_at(name, at_ms);
+        for watcher in facts.conns.values() {
+            if watcher.user == name
+                || !facts.can_register(&watcher.user)
+                || !watcher.is_open_at(at_ms)
+            {
+                continue;
+            }
+            let Some(last_seen) = last_news.get(&(watcher.label.as_str(), name)) else {
+                continue;
+            };
+            let seen_online = matches!(last_seen.what, What::Presence { online: true, .. });
+            if seen_online != is_online {
+                let clause = if is_online { Clause::P2 } else { Clause::P3 };
+                let mut evidence: Vec<Event> =
+                    facts.connected_event(&watcher.label).into_iter().collect();
+                evidence.push((*last_seen).clone());
+                found.push(violation(
+                    clause,
+                    at_ms,
+                    format!(
+                        "{} was still connected at the end, but its last presence news says {name} is {} while {name} is {}",
+                        watcher.label,
+                        if seen_online { "online" } else { "offline" },
+                        if is_online { "online" } else { "offline" },
+                    ),
+                    evidence,
+                ));
+            }
+        }
+    }
+    found
+}
+

@@ -1,0 +1,139 @@
+//! The swarm generator: a mixed, seeded workload of users, steps and faults.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Action, GenerateOptions, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
+use crate::faults::FaultPlan;
+
+/// Names the generator picks from, then `u10`, `u11` … beyond them.
+const NAMES: [&str; 10] = [
+    "shyam_patel",
+    "rama",
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+];
+
+impl Scenario {
+    /// A mixed workload drawn from `seed`: users connect (some with a second tab),
+    /// send to online, offline, unknown and own names, close and reopen; a few use
+    /// broken header policies or the browser profile; faults per `FaultMenu::swarm`.
+    pub fn generate(seed: u64, options: &GenerateOptions) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let users = generate_users(&mut rng, options.users);
+        let active_ms = options.active_ms.max(1_000);
+        let steps = generate_steps(&mut rng, &users, active_ms, options.faults.crash);
+        let hosts = crate::world::client_hosts(users.len());
+        let faults = FaultPlan::swarm(&mut rng, &options.faults, &hosts, active_ms);
+        let heal_ms = Self::heal_ms_for(
+            &options.timers,
+            crate::client::ClientConfig::default().poll_interval_ms,
+        );
+        Self {
+            seed,
+            users,
+            steps,
+            faults,
+            active_ms,
+            heal_ms,
+            open_world: false,
+        }
+    }
+}
+
+/// Users with a mix of transports, client profiles and (for all but the
+/// first) broken header policies.
+fn generate_users(rng: &mut SmallRng, count: usize) -> Vec<UserSpec> {
+    (0..count)
+        .map(|i| {
+            let name = NAMES
+                .get(i)
+                .map_or_else(|| format!("u{i}"), |n| (*n).to_owned());
+            let mut user = UserSpec::node(&name);
+            if rng.random_bool(0.3) {
+                user.open = OpenMode::PollingFirst;
+            }
+            if rng.random_bool(0.2) {
+                user.profile = Profile::Browser;
+            }
+            if i > 0 && rng.random_bool(0.1) {
+                user.header = [
+                    HeaderPolicy::Absent,
+                    HeaderPolicy::Empty,
+                    HeaderPolicy::Invalid,
+                    HeaderPolicy::TooLong,
+                ][rng.random_range(0..4)];
+            }
+            user
+        })
+        .collect()
+}
+
+/// Each user opens early, then acts every 0.5–6 s until the active phase ends.
+fn generate_steps(
+    rng: &mut SmallRng,
+    users: &[UserSpec],
+    active_ms: u64,
+    crashes: bool,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (index, _) in users.iter().enumerate() {
+        let mut at_ms = rng.random_range(0..active_ms.min(3_000));
+        steps.push(Step {
+            at_ms,
+            user: index,
+            action: Action::Open,
+        });
+        let mut tabs = 1;
+        let mut sent = 0;
+        loop {
+            at_ms += rng.random_range(500..6_000);
+            if at_ms >= active_ms {
+                break;
+            }
+            let roll = rng.random_range(0..100);
+            let action = if roll < 60 {
+                sent += 1;
+                let to = match rng.random_range(0..10) {
+                    0 => format!("nobody{}", rng.random_range(0..3)),
+                    1 => users[index].name.clone(),
+                    _ => users[rng.random_range(0..users.len())].name.clone(),
+                };
+                Action::Send {
+                    to,
+                    content: format!("{} #{sent}", users[index].name),
+                }
+            } else if roll < 70 && tabs < 2 {
+                tabs += 1;
+                Action::Open
+            } else if roll < 80 && tabs > 0 {
+                tabs -= 1;
+                Action::Close
+            } else if roll < 88 && tabs == 0 {
+                tabs += 1;
+                Action::Open
+            } else if roll < 93 {
+                Action::Poll
+            } else if roll < 96 && crashes {
+                Action::Crash {
+                    down_ms: rng.random_range(500..8_000),
+                }
+            } else {
+                continue;
+            };
+            steps.push(Step {
+                at_ms,
+                user: index,
+                action,
+            });
+        }
+    }
+    steps.sort_by_key(|s| (s.at_ms, s.user));
+    steps
+}

@@ -1,0 +1,257 @@
+//! The simulated world, and the only module that drives turmoil's simulation:
+//! one host for the server under test (with an observer probing `/api/online`
+//! over loopback beside it), and client hosts carrying the users (grouped when
+//! there are many). Faults from the plan are applied between simulation steps
+//! and recorded in the trace.
+//!
+//! - [`server`]: how any server plugs in ([`Server`], [`Listener`], [`ServerEnv`])
+//! - [`reference`]: the reference server, plugged in through that same road
+//! - `script` (re-exported): the users' and the observer's code, which [`play`]
+//!   also runs on real TCP
+//! - `links`: the fault plan as turmoil link state
+
+mod links;
+pub mod reference;
+mod script;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use reference::Reference;
+pub use script::{play, sleep_until_ms, HostScript, Observer};
+pub use server::{Listener, Server, ServerEnv, ServerExit, ServerTimers, SharedServer, SimClock};
+
+use crate::client::ClientConfig;
+use crate::net::transport::SimConnector;
+use crate::scenario::Scenario;
+use crate::trace::{Recorder, ServerRecord, Trace, TraceClock, What};
+use links::Links;
+
+/// The server's turmoil host name.
+pub const SERVER_HOST: &str = "server";
+/// The server's port.
+pub const SERVER_PORT: u16 = 80;
+/// Client hosts beyond which users share hosts. Turmoil's cost is per host per
+/// tick, idle or not (measured: ~1.2 µs), so the world's hosts, not its users,
+/// set the speed: 10 users on 10 hosts ran 513× real time, on 5 hosts 1000×,
+/// and with the observer moved onto the server's host 1170×.
+pub const MAX_CLIENT_HOSTS: usize = 5;
+/// Before the end, every user polls once more and the observer probes presence.
+pub const DRAIN_MS: u64 = 3_000;
+
+/// How the world runs, besides the scenario: which server, with which timers,
+/// and the client's and observer's pace.
+#[derive(Clone)]
+pub struct WorldOptions {
+    /// Turmoil's step; also the granularity of message latency.
+    pub tick_ms: u64,
+    /// The server under test.
+    pub server: SharedServer,
+    /// The timers the server runs with, as far as the harness must assume them.
+    pub timers: ServerTimers,
+    /// The reference client's timers.
+    pub client: ClientConfig,
+    /// How often the observer probes `/api/online`.
+    pub probe_interval_ms: u64,
+}
+
+impl std::fmt::Debug for WorldOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorldOptions")
+            .field("tick_ms", &self.tick_ms)
+            .field("timers", &self.timers)
+            .field("client", &self.client)
+            .field("probe_interval_ms", &self.probe_interval_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WorldOptions {
+    /// The reference server with no bug switch.
+    fn default() -> Self {
+        Self::with_server(Reference::default())
+    }
+}
+
+impl WorldOptions {
+    /// A world around the reference server with these bug switches.
+    pub fn reference(bugs: &[server_under_test::Bug]) -> Self {
+        Self::with_server(Reference::with_bugs(bugs))
+    }
+
+    /// A world around the reference server as configured.
+    pub fn with_server(reference: Reference) -> Self {
+        let timers = reference.timers();
+        Self::foreign(Arc::new(reference), timers)
+    }
+
+    /// A world around any server, assumed to run with `timers`.
+    pub fn foreign(server: SharedServer, timers: ServerTimers) -> Self {
+        Self {
+            tick_ms: 10,
+            server,
+            timers,
+            client: ClientConfig::default(),
+            probe_interval_ms: 5_000,
+        }
+    }
+}
+
+/// Client host names for `users` users.
+pub fn client_hosts(users: usize) -> Vec<String> {
+    let per_host = users_per_host(users);
+    (0..users.div_ceil(per_host))
+        .map(|h| format!("c{h}"))
+        .collect()
+}
+
+/// The host a user runs on.
+pub fn host_of(user: usize, users: usize) -> String {
+    format!("c{}", user / users_per_host(users))
+}
+
+fn users_per_host(users: usize) -> usize {
+    users.div_ceil(MAX_CLIENT_HOSTS).max(1)
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Everything observed.
+    pub trace: Trace,
+    /// A host's software failed (the server crashed, say): the run is invalid.
+    pub error: Option<String>,
+    /// Simulated time covered.
+    pub simulated_ms: u64,
+    /// What the server told of itself through [`ServerEnv::record`] (empty
+    /// for a server that does not).
+    pub server_log: Vec<ServerRecord>,
+}
+
+/// Runs `scenario` in turmoil and returns its trace.
+pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
+    if let Some(fault) = scenario
+        .faults
+        .faults
+        .iter()
+        .find(|f| !f.kind.is_simulated())
+    {
+        return Outcome {
+            trace: Trace::default(),
+            error: Some(format!(
+                "fault {} is not available in the simulation",
+                fault.kind.name()
+            )),
+            simulated_ms: 0,
+            server_log: Vec::new(),
+        };
+    }
+    let end_ms = scenario.end_ms();
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(Duration::from_millis(end_ms.saturating_add(60_000)))
+        .tick_duration(Duration::from_millis(options.tick_ms))
+        .min_message_latency(Duration::from_millis(scenario.faults.latency_ms_min))
+        .max_message_latency(Duration::from_millis(
+            scenario
+                .faults
+                .latency_ms_max
+                .max(scenario.faults.latency_ms_min),
+        ))
+        .rng_seed(scenario.seed)
+        .build();
+    let recorder = Recorder::new(TraceClock::Simulated);
+    host_server(&mut sim, scenario, options, &recorder);
+    host_clients(&mut sim, scenario, options, &recorder);
+
+    let mut links = Links::new(&scenario.faults);
+    let mut heal_recorded = false;
+    let error = loop {
+        let now_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
+        links.advance(now_ms, &sim, &recorder);
+        if !heal_recorded && now_ms >= scenario.active_ms {
+            recorder.record_at(now_ms, "world", What::HealPhase);
+            heal_recorded = true;
+        }
+        match sim.step() {
+            Ok(true) => break None,
+            Ok(false) => {}
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    Outcome {
+        trace: recorder.trace(),
+        error,
+        simulated_ms: u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX),
+        server_log: recorder.server_log(),
+    }
+}
+
+/// The server's host: the server under test on its port, and the observer
+/// beside it.
+fn host_server(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    options: &WorldOptions,
+    recorder: &Recorder,
+) {
+    let observer = Observer {
+        recorder: recorder.clone(),
+        every_ms: options.probe_interval_ms,
+        end_ms: scenario.end_ms(),
+        request_timeout: Duration::from_millis(options.client.request_timeout_ms),
+    };
+    let server = Arc::clone(&options.server);
+    let env = ServerEnv::new(scenario.seed, options.timers, Some(recorder.clone()));
+    sim.host(SERVER_HOST, move || {
+        let (server, env, observer) = (Arc::clone(&server), env.clone(), observer.clone());
+        async move {
+            let listener = turmoil::net::TcpListener::bind(("0.0.0.0", SERVER_PORT)).await?;
+            // The observer lives on the server's host: its probes cross no
+            // link, so no fault touches them, and it costs no host of its own
+            // (turmoil's cost is per host per tick).
+            tokio::spawn(observer.run(SimConnector {
+                host: "127.0.0.1".into(),
+                port: SERVER_PORT,
+            }));
+            match server.serve(Listener::new(listener), env).await {
+                None => Ok(()),
+                Some(error) => Err(format!("the server stopped: {error}").into()),
+            }
+        }
+    });
+}
+
+/// The client hosts, each playing its users' part of the scenario.
+fn host_clients(
+    sim: &mut turmoil::Sim<'_>,
+    scenario: &Scenario,
+    options: &WorldOptions,
+    recorder: &Recorder,
+) {
+    let connector = SimConnector {
+        host: SERVER_HOST.into(),
+        port: SERVER_PORT,
+    };
+    let mut per_host: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for user in 0..scenario.users.len() {
+        per_host
+            .entry(host_of(user, scenario.users.len()))
+            .or_default()
+            .push(user);
+    }
+    for (host, users) in per_host {
+        let script = HostScript {
+            scenario: scenario.clone(),
+            users,
+            connector: connector.clone(),
+            recorder: recorder.clone(),
+            client: options.client.clone(),
+        };
+        sim.client(host.as_str(), async move {
+            script.run().await;
+            Ok(())
+        });
+    }
+}
