@@ -12,14 +12,14 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use crate::judge::check_all;
-use crate::hunt::{HuntPlan, Seeds, SHRINK_BUDGET};
 use crate::faults::FaultMenu;
+use crate::hunt::{HuntPlan, Seeds, SHRINK_BUDGET};
+use crate::judge::check_all;
 use crate::net::packet::SioPacket;
+use crate::net::transport::{self, TcpConnector};
 use crate::scenario::{GenerateOptions, Scenario};
 use crate::spec::Clause;
 use crate::trace::{Recorder, TraceClock};
-use crate::net::transport::{self, TcpConnector};
 use crate::world::{play, simulate, WorldOptions};
 
 /// One row of the simulation-speed curve.
@@ -229,14 +229,13 @@ fn sim_row(users: usize) -> SimRow {
 /// Like the property tests: small generated scenarios on fast timers, run and
 /// checked, for `budget_s` seconds.
 fn property_row(budget_s: f64) -> PropertyRow {
-    let mut world = WorldOptions::with_server(crate::world::Reference::new(
-        server_under_test::Config {
+    let mut world =
+        WorldOptions::with_server(crate::world::Reference::new(server_under_test::Config {
             ping_interval_ms: 1_000,
             ping_timeout_ms: 1_000,
             ack_timeout_ms: 1_000,
             ..server_under_test::Config::default()
-        },
-    ));
+        }));
     world.client.poll_interval_ms = 5_000;
     let started = Instant::now();
     let mut scenarios = 0;

@@ -26,7 +26,7 @@
 //!   server plugs into it)
 //! - who judges: [`judge`] (pure checkers over a trace, per clause family)
 //! - what users call: [`campaign`] (the library API), [`hunt`] (explore and
-//!   shrink), [`check`] (black-box conformance over real TCP), [`bench`]
+//!   shrink), [`check`] (black-box conformance over real TCP), [`mod@bench`]
 //!   (measurements), [`cli`] (the `harness` command)
 #![warn(missing_docs)]
 

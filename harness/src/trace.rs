@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 use crate::contract::Delivery;
+use serde::{Deserialize, Serialize};
 
 use crate::faults::FaultKind;
 use crate::scenario::{HeaderPolicy, OpenMode};

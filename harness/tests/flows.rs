@@ -9,7 +9,8 @@ use harness::world::{simulate, WorldOptions};
 
 fn run_flow(name: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots");
-    let scenario = harness::Scenario::load(&root.join("flows").join(format!("{name}.json"))).unwrap();
+    let scenario =
+        harness::Scenario::load(&root.join("flows").join(format!("{name}.json"))).unwrap();
     // Fewer observer probes keep the pinned trace about the flow.
     let options = WorldOptions {
         probe_interval_ms: 30_000,

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{CheckOptions, Names, Run, Target};
-use crate::judge::{check_all, Violation, PUSH_BOUND_MS};
 use crate::faults::FaultPlan;
+use crate::judge::{check_all, Violation, PUSH_BOUND_MS};
 use crate::scenario::{HeaderPolicy, OpenMode, Scenario, UserSpec};
 use crate::spec::Clause;
 use crate::trace::{Event, Recorder, TraceClock, Via, What};
@@ -207,7 +207,9 @@ pub(super) async fn rust_socketio_run(
                 .expect("connected")
                 .emit_with_ack(
                     "send_message",
-                    Payload::Text(vec![json!({"to": b, "content": "from rust_socketio", "client_id": client_id})]),
+                    Payload::Text(vec![
+                        json!({"to": b, "content": "from rust_socketio", "client_id": client_id}),
+                    ]),
                     patience,
                     move |payload: Payload, _: Client| {
                         // rust_socketio hands an ack's argument list over as one array.
@@ -215,9 +217,18 @@ pub(super) async fn rust_socketio_run(
                             Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
                             other => other,
                         };
-                        let what = match serde_json::from_value::<crate::contract::Accepted>(ack.clone()) {
-                            Ok(accepted) => What::Accepted { client_id: ack_id.clone(), id: accepted.id, delivery: accepted.delivery },
-                            Err(_) => What::Refused { client_id: ack_id.clone(), error: ack.to_string() },
+                        let what = match serde_json::from_value::<crate::contract::Accepted>(
+                            ack.clone(),
+                        ) {
+                            Ok(accepted) => What::Accepted {
+                                client_id: ack_id.clone(),
+                                id: accepted.id,
+                                delivery: accepted.delivery,
+                            },
+                            Err(_) => What::Refused {
+                                client_id: ack_id.clone(),
+                                error: ack.to_string(),
+                            },
                         };
                         ack_recorder.record(&ack_label, what);
                         async {}.boxed()

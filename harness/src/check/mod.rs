@@ -39,14 +39,14 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use crate::judge::{check_all, user_of, Facts, Violation, PUSH_BOUND_MS};
 use crate::client::ClientConfig;
 use crate::faults::{Fault, FaultKind, FaultPlan};
+use crate::judge::{check_all, user_of, Facts, Violation, PUSH_BOUND_MS};
 use crate::net::proxy::{FaultProxy, Mode};
+use crate::net::transport::{self, TcpConnector};
 use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
 use crate::spec::{Clause, Level};
 use crate::trace::{Recorder, Trace, TraceClock, What};
-use crate::net::transport::{self, TcpConnector};
 use crate::world::{host_of, play, sleep_until_ms, DRAIN_MS};
 
 /// How a check runs.
@@ -130,11 +130,20 @@ impl Target {
             });
         }
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = match (uri.port(), uri.port_u16()) {
-            (None, _) => 80,
-            (Some(_), Some(0)) => return Err(bad("port 0 is not a server's port")),
-            (Some(_), Some(port)) => port,
-            (Some(p), None) => return Err(bad(&format!("port {} is not a TCP port (1 to 65535)", p.as_str()))),
+        // `Uri::port` is None both for no port and for one out of range.
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let port_text = authority
+            .rsplit_once(':')
+            .filter(|(_, tail)| !tail.contains(']'))
+            .map(|(_, tail)| tail);
+        let port = match port_text {
+            None | Some("") => 80,
+            Some(text) => match text.parse::<u16>() {
+                Ok(0) | Err(_) => {
+                    return Err(bad(&format!("port {text} is not a TCP port (1 to 65535)")))
+                }
+                Ok(port) => port,
+            },
         };
         let addr = tokio::net::lookup_host((host, port))
             .await
@@ -336,9 +345,7 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
 pub fn rerun_command(target: &Target, options: &CheckOptions) -> String {
     let mut line = format!(
         "harness check {} --level {} --seed {}",
-        target.url,
-        options.level,
-        options.seed
+        target.url, options.level, options.seed
     );
     if options.timeout_scale != 1.0 {
         line.push_str(&format!(" --timeout-scale {}", options.timeout_scale));

@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{CheckOptions, Names, Run, AnnouncedTimers, DAVE_CONTENTS};
+use super::{AnnouncedTimers, CheckOptions, Names, Run, DAVE_CONTENTS};
 use crate::judge::Violation;
 use crate::net::packet::{EioPacket, Handshake};
+use crate::net::transport::{self, TcpConnector};
 use crate::spec::Clause;
 use crate::trace::{Event, Recorder, TraceClock, What};
-use crate::net::transport::{self, TcpConnector};
 
 // ---------------------------------------------------------------------------
 // http: the plain endpoints

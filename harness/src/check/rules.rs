@@ -4,8 +4,8 @@
 //! session opens at all, that presence is announced, that a black hole is
 //! noticed. Pure functions over a trace, like the checkers.
 
-use crate::judge::{user_of, Facts, Violation};
 use crate::faults::FaultKind;
+use crate::judge::{user_of, Facts, Violation};
 use crate::scenario::OpenMode;
 use crate::spec::Clause;
 use crate::trace::{Event, What};
@@ -369,10 +369,10 @@ pub fn half_open_is_noticed(facts: &Facts<'_>, victim: usize, silence_ms: u64) -
 mod tests {
     //! Each rule passes a trace that keeps it and fails one that breaks it.
     use super::*;
+    use crate::contract::Delivery;
     use crate::faults::{Fault, FaultPlan};
     use crate::scenario::{Scenario, UserSpec};
     use crate::trace::Trace;
-    use crate::contract::Delivery;
 
     fn scenario(users: &[&str]) -> Scenario {
         Scenario {

@@ -104,7 +104,7 @@ pub struct HuntArgs {
     /// Reference-server bug switch (repeatable).
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
-    /// Where to write the shrunk scenario (default: hunt-<seed>.json).
+    /// Where to write the shrunk scenario (default: `hunt-<seed>.json`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Report format.

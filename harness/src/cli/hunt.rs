@@ -46,10 +46,7 @@ pub fn run(args: &HuntArgs) -> Exit {
         .unwrap_or_else(|| PathBuf::from(format!("hunt-{}.json", finding.seed)));
     if let Err(e) = finding.minimal.save(&path) {
         // Without the file the replay line would point at nothing.
-        eprintln!(
-            "found {} at seed {}, but {e}",
-            finding.clause, finding.seed
-        );
+        eprintln!("found {} at seed {}, but {e}", finding.clause, finding.seed);
         return Exit::Usage;
     }
     let replay = args.replay_command(&path);

@@ -329,4 +329,3 @@ async fn run_tab<C: Connector>(
         }
     }
 }
-

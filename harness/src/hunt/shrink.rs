@@ -5,8 +5,8 @@
 //! the active phase. Each candidate is simulated; a candidate is kept only when it
 //! still breaks the target clause. Deterministic, like everything else.
 
-use crate::judge::check_all;
 use crate::faults::FaultPlan;
+use crate::judge::check_all;
 use crate::scenario::Scenario;
 use crate::spec::Clause;
 use crate::world::{simulate, WorldOptions};

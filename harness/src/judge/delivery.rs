@@ -1,7 +1,6 @@
 //! Where messages go: pushes to online recipients (M3), mail to offline ones
 //! (M4, L1), and nothing accepted lost once healed (M5, L2).
 
-
 use crate::contract::Delivery;
 use crate::spec::Clause;
 use crate::trace::{Via, What};
@@ -152,4 +151,3 @@ pub fn nothing_accepted_is_lost(facts: &Facts<'_>) -> Vec<Violation> {
     }
     found
 }
-

@@ -151,4 +151,3 @@ pub fn bad_sends_are_refused(facts: &Facts<'_>) -> Vec<Violation> {
     }
     found
 }
-

@@ -9,7 +9,9 @@ mod identity;
 mod presence;
 mod summary;
 
-pub use delivery::{nothing_accepted_is_lost, offline_recipients_get_mail, online_recipients_get_pushes};
+pub use delivery::{
+    nothing_accepted_is_lost, offline_recipients_get_mail, online_recipients_get_pushes,
+};
 pub use facts::{user_of, Conn, Facts, Sent};
 pub use identity::{bad_sends_are_refused, from_is_the_sender, unregistered_stay_unregistered};
 pub use presence::presence_converges;
@@ -96,9 +98,13 @@ pub fn check_all(trace: &Trace, scenario: &Scenario) -> Vec<Violation> {
     violations
 }
 
-/// What one connection went through (client view).
-
-pub(crate) fn violation(clause: Clause, at_ms: u64, message: String, evidence: Vec<Event>) -> Violation {
+/// A violation of `clause`, visible at `at_ms`.
+pub(crate) fn violation(
+    clause: Clause,
+    at_ms: u64,
+    message: String,
+    evidence: Vec<Event>,
+) -> Violation {
     Violation {
         clause,
         at_ms,
@@ -114,8 +120,8 @@ mod tests {
     use super::*;
     use crate::contract::Delivery;
     use crate::faults::FaultPlan;
-    use crate::trace::{Via, What};
     use crate::scenario::UserSpec;
+    use crate::trace::{Via, What};
 
     fn scenario() -> Scenario {
         Scenario {

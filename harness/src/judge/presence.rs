@@ -135,4 +135,3 @@ fn presence_events_agree(facts: &Facts<'_>, at_ms: u64) -> Vec<Violation> {
     }
     found
 }
-

@@ -1,11 +1,10 @@
 //! The numbers of a run, for the report's summary line.
 
-
 use serde::{Deserialize, Serialize};
 
+use super::Facts;
 use crate::contract::Delivery;
 use crate::scenario::Scenario;
-use super::Facts;
 use crate::trace::{Trace, Via, What};
 
 /// Counts for the run summary.
@@ -90,4 +89,3 @@ pub fn summarize(trace: &Trace, scenario: &Scenario) -> Summary {
     summary.push_latency_p99_ms = pct(99);
     summary
 }
-

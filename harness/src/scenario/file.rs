@@ -80,10 +80,12 @@ impl Scenario {
                 path: path.to_owned(),
                 source,
             })?;
-        scenario.validate().map_err(|reason| ScenarioError::Invalid {
-            path: path.to_owned(),
-            reason,
-        })?;
+        scenario
+            .validate()
+            .map_err(|reason| ScenarioError::Invalid {
+                path: path.to_owned(),
+                reason,
+            })?;
         Ok(scenario)
     }
 
@@ -196,7 +198,10 @@ mod tests {
             user: 0,
             action: Action::Poll,
         });
-        assert!(late.validate().unwrap_err().contains("after the active phase"));
+        assert!(late
+            .validate()
+            .unwrap_err()
+            .contains("after the active phase"));
         let mut huge = generated();
         huge.active_ms = u64::MAX;
         assert!(huge.validate().unwrap_err().contains("active_ms"));
@@ -205,7 +210,10 @@ mod tests {
         assert!(nobody.validate().unwrap_err().contains("user 99"));
         let mut bad_name = generated();
         bad_name.users[0].name = "a b".into();
-        assert!(bad_name.validate().unwrap_err().contains("not a valid username"));
+        assert!(bad_name
+            .validate()
+            .unwrap_err()
+            .contains("not a valid username"));
     }
 
     #[test]

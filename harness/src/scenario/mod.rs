@@ -221,7 +221,6 @@ impl Default for GenerateOptions {
     }
 }
 
-
 impl Scenario {
     /// The end of the run.
     pub fn end_ms(&self) -> u64 {

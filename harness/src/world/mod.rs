@@ -5,7 +5,7 @@
 //! and recorded in the trace.
 //!
 //! - [`server`]: how any server plugs in ([`Server`], [`Listener`], [`ServerEnv`])
-//! - [`reference`]: the reference server, plugged in through that same road
+//! - [`mod@reference`]: the reference server, plugged in through that same road
 //! - `script` (re-exported): the users' and the observer's code, which [`play`]
 //!   also runs on real TCP
 //! - `links`: the fault plan as turmoil link state

@@ -47,6 +47,11 @@ impl Server for Reference {
             epoch_unix_ms: env.epoch_unix_ms(),
             ..self.config.clone()
         };
-        Box::pin(async move { server_under_test::serve(listener, config).await.err().map(|e| e.to_string()) })
+        Box::pin(async move {
+            server_under_test::serve(listener, config)
+                .await
+                .err()
+                .map(|e| e.to_string())
+        })
     }
 }

@@ -36,7 +36,7 @@ fn a_violation_exits_1_with_the_clause_and_the_replay_command() {
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("[I3]"), "{out}");
-    assert!(out.contains("replay: harness replay --seed 5 --clients 3 --duration 20s --faults none --bug register_anonymous"), "{out}");
+    assert!(out.contains("replay: harness replay --seed 5 --users 3 --duration 20s --faults none --bug register_anonymous"), "{out}");
 }
 
 #[test]
@@ -63,12 +63,27 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         (vec!["sim", "--bug", "nope"], "unknown bug 'nope'"),
         (vec!["sim", "--faults", "flood"], "unknown fault 'flood'"),
         (vec!["sim", "--duration", "soon"], "--duration"),
-        (vec!["sim", "--clients", "0"], "--clients"),
+        (vec!["sim", "--clients", "0"], "--users"),
+        (vec!["sim", "--users", "1001"], "--users"),
+        (
+            vec!["sim", "--duration", "99999999999h"],
+            "outside 1s..=24h",
+        ),
+        (vec!["hunt", "--duration", "0s"], "outside 1s..=24h"),
+        (vec!["check", "http://127.0.0.1:99999"], "not a TCP port"),
+        (
+            vec!["check", "http://user:secret@127.0.0.1:1"],
+            "credentials",
+        ),
         (vec!["frobnicate"], "unrecognized subcommand"),
     ] {
         let (code, _, err) = harness(&args);
         assert_eq!(code, 2, "{args:?}");
         assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !err.contains("secret"),
+            "a URL's password is never echoed: {err}"
+        );
     }
 }
 
@@ -182,4 +197,53 @@ fn hunt_reports_from_several_machines_merge_into_one_campaign() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not a hunt report"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_hunt_that_cannot_save_its_scenario_says_so_and_exits_2() {
+    // A replay line pointing at a file that was never written would send the
+    // user chasing nothing: the hunt must fail loudly instead.
+    let (code, out, err) = harness(&[
+        "hunt",
+        "--seeds",
+        "1..4",
+        "--users",
+        "4",
+        "--duration",
+        "30s",
+        "--bug",
+        "never_push",
+        "--out",
+        "/nonexistent/dir/hunt.json",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("cannot write scenario"), "{err}");
+    assert!(!out.contains("replay:"), "{out}");
+}
+
+#[test]
+fn a_scenario_with_absurd_values_is_refused_not_run() {
+    let dir = std::env::temp_dir().join(format!("harness-absurd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("absurd.json");
+    let (_, _, _) = harness(&[
+        "hunt",
+        "--seeds",
+        "1..4",
+        "--users",
+        "4",
+        "--duration",
+        "30s",
+        "--bug",
+        "never_push",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    let mut scenario: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    scenario["active_ms"] = serde_json::json!(u64::MAX);
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let (code, _, err) = harness(&["sim", "--scenario", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("active_ms"), "{err}");
 }

@@ -1,5 +1,5 @@
-use harness::judge::Violation;
 use harness::faults::{Fault, FaultKind};
+use harness::judge::Violation;
 use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, UserSpec};
 use harness::spec::Clause;
 use server_under_test::Bug;

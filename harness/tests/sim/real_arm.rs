@@ -1,11 +1,11 @@
 //! The same client code and scenario on real loopback TCP: "if both arms pass,
 //! you can trust the sim".
 
-use harness::judge::check_all;
 use harness::client::ClientConfig;
+use harness::judge::check_all;
+use harness::net::transport::TcpConnector;
 use harness::scenario::{Action, Scenario, UserSpec};
 use harness::trace::{Recorder, TraceClock};
-use harness::net::transport::TcpConnector;
 use harness::world::play;
 
 use crate::support::*;
@@ -39,7 +39,12 @@ async fn a_calm_scenario_passes_the_same_checkers_on_real_tcp() {
     // assertion on a shared machine, so this arm declares its links unknown-slow
     // and M3 is not judged; every other checker is.
     s.faults.latency_ms_max = 1_000;
-    s.heal_ms = Scenario::heal_ms_for(&harness::world::Reference::new(server.clone()).timers(), client.poll_interval_ms) - 17_000 - 5_000 + 1_500;
+    s.heal_ms = Scenario::heal_ms_for(
+        &harness::world::Reference::new(server.clone()).timers(),
+        client.poll_interval_ms,
+    ) - 17_000
+        - 5_000
+        + 1_500;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let connector = TcpConnector {

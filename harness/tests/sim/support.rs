@@ -1,7 +1,7 @@
 //! Hand-built scenarios for the checker tests.
 
-use harness::judge::{check_all, Violation};
 use harness::faults::{Fault, FaultKind, FaultPlan};
+use harness::judge::{check_all, Violation};
 use harness::scenario::{Action, Scenario, Step, UserSpec};
 use harness::trace::Trace;
 use harness::world::{simulate, WorldOptions};
