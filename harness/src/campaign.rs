@@ -17,6 +17,7 @@
 //! `HARNESS_SEED=N` one seed, `HARNESS_CASES=N` the first N seeds of the range.
 
 use std::fmt::Write as _;
+use std::future::IntoFuture;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +29,9 @@ use crate::hunt::{self, HuntPlan, Seeds, SHRINK_BUDGET};
 use crate::judge::check_all;
 use crate::render;
 use crate::scenario::{GenerateOptions, Scenario, ScenarioError};
-use crate::world::{simulate, Reference, Server, ServerTimers, WorldOptions};
+use crate::world::{
+    simulate, Listener, Reference, Server, ServerEnv, ServerExit, ServerTimers, WorldOptions,
+};
 
 pub use crate::hunt::{Finding, Replay};
 
@@ -71,8 +74,20 @@ impl Campaign {
     }
 
     /// The server under test: a function from the simulated listener and the
-    /// environment to its serve future, called at every run.
-    pub fn server<S: Server + 'static>(mut self, server: S) -> Self {
+    /// environment to its serve future (anything `IntoFuture`, ending in `()` or
+    /// a `Result` whose error prints), called at every run.
+    pub fn server<F, Fut>(self, server: F) -> Self
+    where
+        F: Fn(Listener, ServerEnv) -> Fut + Send + Sync + 'static,
+        Fut: IntoFuture,
+        Fut::IntoFuture: 'static,
+        Fut::Output: ServerExit,
+    {
+        self.server_impl(server)
+    }
+
+    /// The server under test, as any [`Server`] implementation.
+    pub fn server_impl<S: Server + 'static>(mut self, server: S) -> Self {
         self.world.server = Arc::new(server);
         self.server_name = "the server under test".into();
         self

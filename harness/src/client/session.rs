@@ -63,18 +63,8 @@ impl<C: Connector> Session<'_, C> {
         let limit = Duration::from_millis(self.shared.config.connect_timeout_ms);
         let opened = match timeout(limit, self.open(header.as_deref())).await {
             Ok(Ok(opened)) => opened,
-            Ok(Err(e)) => {
-                self.record(What::OpenFailed {
-                    reason: e.to_string(),
-                });
-                return End::OpenFailed;
-            }
-            Err(_) => {
-                self.record(What::OpenFailed {
-                    reason: "timed out".into(),
-                });
-                return End::OpenFailed;
-            }
+            Ok(Err(e)) => return self.open_failed(e.to_string()),
+            Err(_) => return self.open_failed("timed out".into()),
         };
         let (ws, handshake, refused) = opened;
         if refused {
@@ -91,6 +81,22 @@ impl<C: Connector> Session<'_, C> {
             );
         }
         end
+    }
+
+    /// Opening failed. A polling-first session can fail in its upgrade after
+    /// CONNECT was already answered: that session was connected, so it ends as
+    /// a disconnect (the client abandons it; the server notices by its ping
+    /// timeout), never as a second, contradictory "open failed".
+    fn open_failed(&self, reason: String) -> End {
+        if self.connected.load(Ordering::SeqCst) {
+            self.record(What::Disconnected {
+                reason: format!("upgrade failed ({reason}): session abandoned"),
+            });
+            End::Lost
+        } else {
+            self.record(What::OpenFailed { reason });
+            End::OpenFailed
+        }
     }
 
     /// Opens the session and connects the namespace. Returns the websocket, the

@@ -14,7 +14,7 @@ fn a_correct_server_of_our_own_is_clean_over_a_fixed_seed_range() {
     // Every fault kind, 12 seeds: a false positive here would blame a server
     // that keeps the contract, so this must stay clean.
     let report = Campaign::new()
-        .server(|listener, env| serve(listener, env, Defect::None))
+        .server(|listener, env| serve(listener, env.clone(), Defect::None))
         .users(5)
         .duration(Duration::from_secs(40))
         .faults(FaultMenu::all())

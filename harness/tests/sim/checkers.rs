@@ -132,3 +132,26 @@ fn push_into_a_dead_connection_falls_back_to_the_mailbox_m5() {
     let trace = reference_passes_bug_breaks(&s, Bug::NoAckFallback, Clause::M5);
     assert!(trace.contains("via=Mailbox"), "{trace}");
 }
+
+#[test]
+fn a_stalled_writer_does_not_keep_a_closed_user_online_p3() {
+    // engineioxide 0.17.9 (vendor/…-close-stalled-writer.patch): bob's link is
+    // cut while alice floods him with pushes, so the server's websocket writer
+    // blocks on a stream nobody reads; bob closes his tab behind the partition.
+    // Only the ping timeout can notice, and its close_session used to wait for
+    // that writer forever: bob stayed in /api/online for good (P3).
+    let mut flood: Vec<(u64, usize, Action)> =
+        (0..120).map(|i| (6_000 + i * 25, 0, send("bob"))).collect();
+    flood.push((9_000, 1, Action::Close));
+    let s = alice_and_bob(
+        flood,
+        vec![fault(5_000, 14_000, "c1", FaultKind::Partition)],
+    );
+    let (trace, violations) = run(&s, &[]);
+    assert_clean(&violations);
+    assert!(
+        trace.render().contains("user-offline       bob"),
+        "{}",
+        trace.render()
+    );
+}
