@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::client::ClientConfig;
 use crate::faults::FaultMenu;
 use crate::hunt::{self, HuntPlan, Seeds, SHRINK_BUDGET};
-use crate::judge::check_all;
+use crate::judge::judge_run;
 use crate::render;
 use crate::scenario::{GenerateOptions, Scenario, ScenarioError};
 use crate::world::{
@@ -200,7 +200,8 @@ impl Campaign {
         if let Some(error) = outcome.error {
             return report.error = Some(format!("the simulation failed: {error}"));
         }
-        if let Some(first) = check_all(&outcome.trace, &scenario).into_iter().next() {
+        let violations = judge_run(&outcome, &scenario, &self.world.timers);
+        if let Some(first) = violations.into_iter().next() {
             // Already minimal (or as the user wrote it): replayed, not shrunk.
             report.finding = Some(hunt::investigate(
                 scenario.seed,

@@ -111,31 +111,86 @@ pub fn steps(scenario: &Scenario, out: &mut String) {
     faults(scenario, out);
 }
 
-/// `violations: I3×13 M2×4`, or `violations: none`.
+/// `violations: I3×13 M2×4 (server 17)`, or `violations: none`.
 pub fn counts(violations: &[Violation]) -> String {
     if violations.is_empty() {
         return "violations: none".into();
     }
     let mut by_clause = std::collections::BTreeMap::new();
+    let mut by_blame = std::collections::BTreeMap::new();
     for v in violations {
         *by_clause.entry(v.clause).or_insert(0) += 1;
+        if let Some(r) = &v.ruling {
+            *by_blame.entry(r.blame).or_insert(0) += 1;
+        }
     }
     let counts: Vec<String> = by_clause.iter().map(|(c, n)| format!("{c}×{n}")).collect();
-    format!("violations: {}", counts.join(" "))
+    let blames: Vec<String> = by_blame
+        .iter()
+        .map(|(b, n)| format!("{} {n}", b.name()))
+        .collect();
+    if blames.is_empty() {
+        format!("violations: {}", counts.join(" "))
+    } else {
+        format!("violations: {} ({})", counts.join(" "), blames.join(", "))
+    }
 }
 
-/// One violation: clause, time, message, the clause's statement, evidence.
+/// One violation: clause, the referee's class, time, message, the clause's
+/// statement, the ruling's reason, and the evidence (an `/api/online` list
+/// longer than a screen line is cut down to what concerns the subject).
 pub fn violation(v: &Violation, out: &mut String) {
+    let blame = v
+        .ruling
+        .as_ref()
+        .map_or(String::new(), |r| format!("{} · ", r.blame.name()));
     let _ = writeln!(
         out,
-        "  [{}] {} {} — {}",
+        "  [{}] {blame}{} {} — {}",
         v.clause,
         secs(v.at_ms),
         escape(&v.message),
         v.clause.statement()
     );
+    if let Some(r) = &v.ruling {
+        let _ = writeln!(
+            out,
+            "      referee: {} — {}",
+            r.blame.name(),
+            escape(&r.why)
+        );
+    }
     for e in &v.evidence {
-        let _ = writeln!(out, "      {}", escape(&render_event(e)));
+        let _ = writeln!(
+            out,
+            "      {}",
+            escape(&evidence(e, v.subject.user.as_deref()))
+        );
+    }
+}
+
+/// Names listed before an `/api/online` probe is summarised.
+const ONLINE_LIST_MAX: usize = 8;
+
+fn evidence(e: &crate::trace::Event, user: Option<&str>) -> String {
+    match (&e.what, user) {
+        (crate::trace::What::OnlineProbe { users }, Some(user))
+            if users.len() > ONLINE_LIST_MAX =>
+        {
+            let state = if users.iter().any(|u| u == user) {
+                "present in"
+            } else {
+                "absent from"
+            };
+            format!(
+                "{:>11}  {:<16} {:<18} {user} {state} /api/online ({} users listed)",
+                secs(e.at_ms),
+                e.actor,
+                "online",
+                users.len()
+            )
+        }
+        _ => render_event(e),
     }
 }
 

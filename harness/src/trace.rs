@@ -315,6 +315,7 @@ pub struct Recorder {
     clock: TraceClock,
     events: Arc<Mutex<Vec<Event>>>,
     server: Arc<Mutex<Vec<ServerRecord>>>,
+    sids: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Recorder {
@@ -324,7 +325,21 @@ impl Recorder {
             clock,
             events: Arc::default(),
             server: Arc::default(),
+            sids: Arc::default(),
         }
+    }
+
+    /// Notes the Socket.IO sid a connection (`user#n`) was given.
+    pub fn note_sid(&self, label: &str, sid: &str) {
+        self.sids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(label.to_owned(), sid.to_owned());
+    }
+
+    /// Connection label → Socket.IO sid, for every connection that got one.
+    pub fn sids(&self) -> std::collections::BTreeMap<String, String> {
+        self.sids.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Records what the server saw of itself, now.

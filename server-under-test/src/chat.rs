@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{Bug, Config};
+use crate::observe::{Observed, Observer};
 use crate::presence::{ConnNo, Mode, Presence};
 use crate::store::{Accepted, Delivery, Message, Store};
 use crate::username::{InvalidUsername, Username};
@@ -26,6 +27,7 @@ pub struct Chat {
     clock: Clock,
     store: Arc<dyn Store>,
     state: Mutex<ChatState>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 struct ChatState {
@@ -67,7 +69,27 @@ impl Chat {
                 presence: Presence::new(mode),
                 unacked: BTreeMap::new(),
             }),
+            observer: None,
         }
+    }
+
+    /// The same chat, telling `observer` what it sees.
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, event: impl FnOnce() -> Observed) {
+        if let Some(observer) = &self.observer {
+            observer.observe(event());
+        }
+    }
+
+    /// Appends to the mailbox, and tells the observer why.
+    fn store_message(&self, message: Message, reason: &'static str) {
+        let (id, to) = (message.id, message.to.clone());
+        self.store.append_to_mailbox(message);
+        self.observe(|| Observed::Stored { id, to, reason });
     }
 
     /// The configuration the chat runs with.
@@ -96,6 +118,10 @@ impl Chat {
         let mut state = self.state();
         let registered = state.presence.register(username, socket.clone());
         socket.extensions.insert(Registration(registered.conn_no));
+        self.observe(|| Observed::Registered {
+            user: username.to_owned(),
+            sid: socket.id.to_string(),
+        });
         info!("🟢 User '{username}' connected (sid: {})", socket.id);
         if registered.came_online {
             let others = state.presence.connections_except(username);
@@ -105,10 +131,17 @@ impl Chat {
 
     /// P2, P3: forgets a closed connection; the user goes offline with its last one.
     /// Pushes still waiting for this connection's ack go to the mailbox at once (M5).
-    fn unregister(&self, socket: &SocketRef) {
-        let Some(Registration(conn_no)) = socket.extensions.get::<Registration>() else {
+    fn unregister(&self, socket: &SocketRef, reason: &str) {
+        let Some(Registration(conn_no)) = socket.extensions.remove::<Registration>() else {
             return;
         };
+        if let Some(Identity { username }) = socket.extensions.get::<Identity>() {
+            self.observe(|| Observed::Unregistered {
+                user: username,
+                sid: socket.id.to_string(),
+                reason: reason.to_owned(),
+            });
+        }
         let mut state = self.state();
         if let Some(gone) = state.presence.unregister(conn_no) {
             if gone.went_offline {
@@ -132,7 +165,7 @@ impl Chat {
                     "📬 Message {id} for {} stored for polling: its connection closed before acking",
                     push.message.to
                 );
-                self.store.append_to_mailbox(push.message);
+                self.store_message(push.message, "connection closed");
             }
         }
     }
@@ -167,10 +200,16 @@ impl Chat {
             Delivery::Websocket
         } else {
             info!("📬 Message {id} stored for polling: {to} is offline");
-            self.store.append_to_mailbox(message);
+            self.store_message(message, "offline");
             Delivery::Polling
         };
         let accepted = Accepted { id, delivery };
+        self.observe(|| Observed::Accepted {
+            id,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            delivery,
+        });
         self.store.remember(from, &request.client_id, accepted);
         accepted
     }
@@ -186,7 +225,12 @@ impl Chat {
         let id = message.id;
         if self.config.has_bug(Bug::NoAckFallback) {
             for (_, socket) in &conns {
-                let _ = socket.emit(wire::NEW_MESSAGE, &message);
+                if socket.emit(wire::NEW_MESSAGE, &message).is_ok() {
+                    self.observe(|| Observed::Pushed {
+                        id,
+                        sid: socket.id.to_string(),
+                    });
+                }
             }
             return;
         }
@@ -196,6 +240,10 @@ impl Chat {
                 .timeout(self.config.ack_timeout())
                 .emit_with_ack::<_, Value>(wire::NEW_MESSAGE, &message);
             let Ok(ack) = sent else { continue };
+            self.observe(|| Observed::Pushed {
+                id,
+                sid: socket.id.to_string(),
+            });
             waiting.insert(conn_no);
             let chat = Arc::clone(self);
             tokio::spawn(async move {
@@ -208,7 +256,7 @@ impl Chat {
         }
         if waiting.is_empty() {
             // Every connection closed under us: straight to the mailbox (M5).
-            self.store.append_to_mailbox(message);
+            self.store_message(message, "no connection took it");
         } else {
             state.unacked.insert(
                 id,
@@ -223,6 +271,7 @@ impl Chat {
     fn push_acked(&self, id: u64) {
         if self.state().unacked.remove(&id).is_some() {
             debug!("message {id} acknowledged by its recipient");
+            self.observe(|| Observed::PushAcked { id });
         }
     }
 
@@ -234,7 +283,7 @@ impl Chat {
                 "📬 Message {id} for {} stored for polling: no ack within {} ms",
                 push.message.to, self.config.ack_timeout_ms
             );
-            self.store.append_to_mailbox(push.message);
+            self.store_message(push.message, "ack timeout");
         }
     }
 }
@@ -277,6 +326,10 @@ async fn identify(socket: SocketRef, State(chat): State<Arc<Chat>>) -> Result<()
                 "⚠️ Connection without username (sid: {}): {reason}",
                 socket.id
             );
+            chat.observe(|| Observed::NotRegistered {
+                sid: socket.id.to_string(),
+                reason: reason.to_string(),
+            });
             return Err(ConnectRefused);
         }
     };
@@ -293,7 +346,7 @@ async fn identify(socket: SocketRef, State(chat): State<Arc<Chat>>) -> Result<()
     tokio::spawn(async move {
         tokio::time::sleep(CONNECT_SETTLE).await;
         if !settling.connected() {
-            chat.unregister(&settling);
+            chat.unregister(&settling, "CONNECT never answered");
         }
     });
     Ok(())
@@ -309,7 +362,7 @@ async fn on_connect(socket: SocketRef) {
 
 async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(chat): State<Arc<Chat>>) {
     info!("🔌 Client disconnected: {} ({reason:?})", socket.id);
-    chat.unregister(&socket);
+    chat.unregister(&socket, &format!("{reason:?}"));
 }
 
 /// M1, M2, B1: validates and accepts a message; every refusal is an error ack.

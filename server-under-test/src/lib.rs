@@ -8,6 +8,7 @@
 //! - [`chat`]: the Socket.IO handlers (I3, P1–P3, M2–M5)
 //! - [`http`]: `/api/online`, `/api/messages`, `/health` (P4, L1, H1)
 //! - [`config`]: timers, limits, and the bug switches
+//! - [`observe`]: what the server saw of itself, for a harness's referee
 //!
 //! [`serve`] runs it on any listener: `tokio::net::TcpListener` in the binary,
 //! turmoil's listener in the harness's simulation.
@@ -17,6 +18,7 @@ pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod observe;
 pub mod presence;
 pub mod store;
 pub mod username;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 
 pub use chat::Chat;
 pub use config::{Bug, Bugs, Config};
+pub use observe::{Observed, Observer};
 pub use store::{MemoryStore, Store};
 pub use username::Username;
 
@@ -48,4 +51,18 @@ where
 {
     let (router, _chat) = app(config);
     axum::serve(listener, router).await
+}
+
+/// Like [`serve`], telling `observer` what the server sees of itself.
+pub async fn serve_observed<L>(
+    listener: L,
+    config: Config,
+    observer: Arc<dyn Observer>,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let chat = Arc::new(Chat::new(config, Arc::new(MemoryStore::new())).observed_by(observer));
+    axum::serve(listener, router(chat)).await
 }

@@ -151,6 +151,8 @@ pub(super) async fn rust_socketio_run(
                 at_ms: trace.events.last().map_or(0, |e| e.at_ms),
                 message: format!("with rust_socketio 0.6: {message}"),
                 evidence: trace.events.iter().rev().take(5).rev().cloned().collect(),
+                subject: Default::default(),
+                ruling: None,
             });
         }
         ok

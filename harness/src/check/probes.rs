@@ -71,6 +71,8 @@ fn finding(clause: Clause, event: &Event, message: String) -> Violation {
         at_ms: event.at_ms,
         message,
         evidence: vec![event.clone()],
+        subject: Default::default(),
+        ruling: None,
     }
 }
 

@@ -101,6 +101,8 @@ pub fn sessions_open(facts: &Facts<'_>) -> Vec<Violation> {
                 at_ms,
                 message,
                 evidence,
+                subject: Default::default(),
+                ruling: None,
             });
         }
     }
@@ -150,6 +152,8 @@ pub fn registered_are_listed(facts: &Facts<'_>, bounds: &[String]) -> Vec<Violat
                         .chain(std::iter::once(probe))
                         .cloned()
                         .collect(),
+                    subject: Default::default(),
+                    ruling: None,
                 });
             }
         }
@@ -217,6 +221,8 @@ pub fn presence_is_announced(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
                             }
                         ),
                         evidence: cause.into_iter().cloned().collect(),
+                        subject: Default::default(),
+                        ruling: None,
                     });
                 }
             }
@@ -249,6 +255,8 @@ pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
                     sent.to
                 ),
                 evidence: vec![sent.event.clone(), refusal.clone()],
+                subject: Default::default(),
+                ruling: None,
             });
         }
         let Some((ack, id, delivery)) = &sent.accepted else {
@@ -269,6 +277,8 @@ pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
                     sent.to
                 ),
                 evidence: vec![sent.event.clone(), ack.clone()],
+                subject: Default::default(),
+                ruling: None,
             });
         }
     }
@@ -294,6 +304,8 @@ pub fn abuse_harms_nobody(facts: &Facts<'_>, abuse_at_ms: u64) -> Vec<Violation>
                     event.actor
                 ),
                 evidence: vec![event.clone()],
+                subject: Default::default(),
+                ruling: None,
             });
         }
         if event.actor == "abuser" {
@@ -305,6 +317,8 @@ pub fn abuse_harms_nobody(facts: &Facts<'_>, abuse_at_ms: u64) -> Vec<Violation>
                         message: "the server stopped answering /health after malformed packets"
                             .into(),
                         evidence: vec![event.clone()],
+                        subject: Default::default(),
+                        ruling: None,
                     });
                 }
                 if answer.contains("\"id\"") && answer.starts_with("43") {
@@ -314,6 +328,8 @@ pub fn abuse_harms_nobody(facts: &Facts<'_>, abuse_at_ms: u64) -> Vec<Violation>
                         message: "a malformed packet was acknowledged as an accepted message"
                             .into(),
                         evidence: vec![event.clone()],
+                        subject: Default::default(),
+                        ruling: None,
                     });
                 }
             }
@@ -359,6 +375,8 @@ pub fn half_open_is_noticed(facts: &Facts<'_>, victim: usize, silence_ms: u64) -
                     probe.at_ms - hole.at_ms
                 ),
                 evidence: vec![probe.clone()],
+                subject: Default::default(),
+                ruling: None,
             });
         }
     }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{json, Exit, Format, SimArgs};
-use crate::judge::{check_all, summarize, Summary, Violation};
+use crate::judge::{judge_run, summarize, Summary, Violation};
 use crate::render;
 use crate::scenario::Scenario;
 use crate::world::simulate;
@@ -42,13 +42,15 @@ pub fn run(args: &SimArgs, show: Show) -> Exit {
     if args.format == Format::Text {
         print!("{}", plan(args, &scenario));
     }
-    let outcome = simulate(&scenario, &args.world());
+    let world = args.world();
+    let outcome = simulate(&scenario, &world);
     if let Some(error) = &outcome.error {
         eprintln!("error: the simulation failed: {error}");
         eprintln!("replay: {}", args.command("replay"));
         return Exit::Usage;
     }
-    let trace = outcome.trace;
+    let violations = judge_run(&outcome, &scenario, &world.timers);
+    let trace = &outcome.trace;
     if let Some(path) = &args.trace {
         let saved = serde_json::json!({
             "scenario": &scenario,
@@ -60,11 +62,10 @@ pub fn run(args: &SimArgs, show: Show) -> Exit {
             return Exit::Usage;
         }
     }
-    let violations = check_all(&trace, &scenario);
     let report = Report {
         seed: scenario.seed,
         scenario: &scenario,
-        summary: summarize(&trace, &scenario),
+        summary: summarize(trace, &scenario),
         violations: &violations,
         replay: args.command("replay"),
         trace_hash: trace.hash_hex(),
@@ -75,7 +76,7 @@ pub fn run(args: &SimArgs, show: Show) -> Exit {
             match show {
                 Show::Report => {}
                 Show::Trace => print!("{}", render::escape(&trace.render())),
-                Show::Mermaid => print!("{}", render::escape(&crate::trace::mermaid(&trace))),
+                Show::Mermaid => print!("{}", render::escape(&crate::trace::mermaid(trace))),
             }
             print!("{}", text(&report));
         }

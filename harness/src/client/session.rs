@@ -269,9 +269,18 @@ impl<C: Connector> Session<'_, C> {
     /// Reads the namespace's answer to CONNECT: `Some(refused)` once it came.
     fn on_connect_reply(&mut self, data: &str) -> Option<bool> {
         match SioPacket::decode(data) {
-            Ok(SioPacket::Connect(_)) => {
+            Ok(SioPacket::Connect(data)) => {
                 self.connected.store(true, Ordering::SeqCst);
                 self.record(What::Connected);
+                // The sid pairs this connection with the server's own record
+                // (the referee); it is random, so it stays out of the trace.
+                if let Some(sid) = data
+                    .as_ref()
+                    .and_then(|d| d.get("sid"))
+                    .and_then(Value::as_str)
+                {
+                    self.shared.recorder.note_sid(&self.label, sid);
+                }
                 Some(false)
             }
             Ok(SioPacket::ConnectError(data)) => {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::judge::{check_all, Violation};
+use crate::judge::{judge_run, Violation};
 use crate::scenario::{GenerateOptions, Scenario};
 use crate::spec::Clause;
 use crate::world::{simulate, WorldOptions};
@@ -169,7 +169,8 @@ pub fn hunt(plan: &HuntPlan, mut on_seed: impl FnMut(u64)) -> HuntOutcome {
         seeds_run += 1;
         let scenario = Scenario::generate(seed, &plan.generate);
         let outcome = simulate(&scenario, &plan.world);
-        let Some(first) = check_all(&outcome.trace, &scenario).into_iter().next() else {
+        let first = judge_run(&outcome, &scenario, &plan.world.timers);
+        let Some(first) = first.into_iter().next() else {
             continue;
         };
         let finding = investigate(
@@ -208,7 +209,7 @@ pub fn investigate(
     let first = simulate(&minimal, world);
     let second = simulate(&minimal, world).trace.render();
     let minimal_trace = first.trace.render();
-    let minimal_violation = check_all(&first.trace, &minimal)
+    let minimal_violation = judge_run(&first, &minimal, &world.timers)
         .into_iter()
         .find(|v| v.clause == clause);
     Finding {

@@ -47,7 +47,10 @@ pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
                 ack.at_ms,
                 format!("message {id} to {}, online on a healthy link, was acked {delivery:?} instead of websocket", sent.to),
                 evidence,
-            ));
+            )
+            .user(&sent.to)
+            .conn(&recipient.label)
+            .message_id(*id));
             continue;
         }
         let pushed = facts.received.get(&sent.to).and_then(|events| {
@@ -57,15 +60,20 @@ pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
             Some(push) if push.at_ms <= deadline => {}
             other => {
                 evidence.extend(other.map(|e| (*e).clone()));
-                found.push(violation(
-                    Clause::M3,
-                    deadline,
-                    format!(
-                        "message {id} to {} was not pushed within {bound} ms of the send",
-                        sent.to
-                    ),
-                    evidence,
-                ));
+                found.push(
+                    violation(
+                        Clause::M3,
+                        deadline,
+                        format!(
+                            "message {id} to {} was not pushed within {bound} ms of the send",
+                            sent.to
+                        ),
+                        evidence,
+                    )
+                    .user(&sent.to)
+                    .conn(&recipient.label)
+                    .message_id(*id),
+                );
             }
         }
     }
@@ -93,7 +101,9 @@ pub fn offline_recipients_get_mail(facts: &Facts<'_>) -> Vec<Violation> {
                 ack.at_ms,
                 format!("message {id} to {}, who was not online, was acked {delivery:?} instead of polling", sent.to),
                 vec![sent.event.clone(), ack.clone()],
-            ));
+            )
+            .user(&sent.to)
+            .message_id(*id));
             continue;
         }
         if facts.user_index(&sent.to).is_none() || facts.is_online_at(&sent.to, t) {
@@ -114,7 +124,9 @@ pub fn offline_recipients_get_mail(facts: &Facts<'_>) -> Vec<Violation> {
                     poll.at_ms,
                     format!("message {id} was acked polling but {}'s next successful poll did not return it", sent.to),
                     vec![sent.event.clone(), ack.clone(), poll.clone()],
-                ));
+                )
+                .user(&sent.to)
+                .message_id(*id));
             }
         }
     }
@@ -139,15 +151,19 @@ pub fn nothing_accepted_is_lost(facts: &Facts<'_>) -> Vec<Violation> {
             Delivery::Websocket => Clause::M5,
             Delivery::Polling => Clause::L2,
         };
-        found.push(violation(
-            clause,
-            facts.end_ms,
-            format!(
+        found.push(
+            violation(
+                clause,
+                facts.end_ms,
+                format!(
                 "message {id} to {} was accepted ({delivery:?}) and never arrived, by push or poll",
                 sent.to
             ),
-            vec![sent.event.clone(), ack.clone()],
-        ));
+                vec![sent.event.clone(), ack.clone()],
+            )
+            .user(&sent.to)
+            .message_id(*id),
+        );
     }
     found
 }

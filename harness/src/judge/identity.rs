@@ -27,15 +27,19 @@ pub fn unregistered_stay_unregistered(facts: &Facts<'_>) -> Vec<Violation> {
                 _ => None,
             };
             if let Some(what) = what {
-                found.push(violation(
-                    Clause::I3,
-                    event.at_ms,
-                    format!(
-                        "{}, whose handshake carried no valid username, {what}",
-                        event.actor
-                    ),
-                    vec![event.clone()],
-                ));
+                found.push(
+                    violation(
+                        Clause::I3,
+                        event.at_ms,
+                        format!(
+                            "{}, whose handshake carried no valid username, {what}",
+                            event.actor
+                        ),
+                        vec![event.clone()],
+                    )
+                    .user(user)
+                    .conn(&event.actor),
+                );
             }
         }
         // In an open world other clients may be online under other names.
@@ -54,7 +58,8 @@ pub fn unregistered_stay_unregistered(facts: &Facts<'_>) -> Vec<Violation> {
                 event.at_ms,
                 format!("'{name}' was reported online, but no connection of that name carried a valid username"),
                 vec![event.clone()],
-            ));
+            )
+            .user(&name));
         }
     }
     found
@@ -70,12 +75,15 @@ pub fn from_is_the_sender(facts: &Facts<'_>) -> Vec<Violation> {
             continue;
         };
         if let Some(other) = ids.insert(*id, sent) {
-            found.push(violation(
-                Clause::M2,
-                ack.at_ms,
-                format!("two different messages were acked with the same id {id}"),
-                vec![other.event.clone(), sent.event.clone(), ack.clone()],
-            ));
+            found.push(
+                violation(
+                    Clause::M2,
+                    ack.at_ms,
+                    format!("two different messages were acked with the same id {id}"),
+                    vec![other.event.clone(), sent.event.clone(), ack.clone()],
+                )
+                .message_id(*id),
+            );
         }
     }
     for events in facts.received.values() {
@@ -86,15 +94,18 @@ pub fn from_is_the_sender(facts: &Facts<'_>) -> Vec<Violation> {
             let Some(sent) = ids.get(id) else { continue };
             let sender = user_of(&sent.conn);
             if from != sender || *to != sent.to {
-                found.push(violation(
-                    Clause::M2,
-                    event.at_ms,
-                    format!(
-                        "message {id} arrived as {from} → {to}, but {sender} sent it to {}",
-                        sent.to
-                    ),
-                    vec![sent.event.clone(), (*event).clone()],
-                ));
+                found.push(
+                    violation(
+                        Clause::M2,
+                        event.at_ms,
+                        format!(
+                            "message {id} arrived as {from} → {to}, but {sender} sent it to {}",
+                            sent.to
+                        ),
+                        vec![sent.event.clone(), (*event).clone()],
+                    )
+                    .message_id(*id),
+                );
             }
         }
     }
@@ -109,15 +120,18 @@ pub fn bad_sends_are_refused(facts: &Facts<'_>) -> Vec<Violation> {
     for sent in facts.sent.values() {
         if let Some((ack, id, _)) = &sent.accepted {
             if !crate::contract::is_valid_username(&sent.to) {
-                found.push(violation(
-                    Clause::M2,
-                    ack.at_ms,
-                    format!(
-                        "a message to {:?}, not a valid username, was accepted as {id}",
-                        sent.to
-                    ),
-                    vec![sent.event.clone(), ack.clone()],
-                ));
+                found.push(
+                    violation(
+                        Clause::M2,
+                        ack.at_ms,
+                        format!(
+                            "a message to {:?}, not a valid username, was accepted as {id}",
+                            sent.to
+                        ),
+                        vec![sent.event.clone(), ack.clone()],
+                    )
+                    .message_id(*id),
+                );
             }
         }
     }

@@ -7,6 +7,7 @@ mod delivery;
 mod facts;
 mod identity;
 mod presence;
+pub mod referee;
 mod summary;
 
 pub use delivery::{
@@ -39,6 +40,54 @@ pub struct Violation {
     pub message: String,
     /// The few events that show it.
     pub evidence: Vec<Event>,
+    /// Whom it is about: a user, a connection, a message (the referee and the
+    /// evidence renderer read it).
+    #[serde(default, skip_serializing_if = "Subject::is_empty")]
+    pub subject: Subject,
+    /// The referee's ruling: whose fault it is, when the server told its side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruling: Option<referee::Ruling>,
+}
+
+/// Whom a violation is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The user whose state is wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The connection (`user#n`) that saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<String>,
+    /// The message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<u64>,
+}
+
+impl Subject {
+    /// Nothing known.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_none() && self.conn.is_none() && self.message.is_none()
+    }
+}
+
+impl Violation {
+    /// About this user.
+    pub fn user(mut self, user: &str) -> Self {
+        self.subject.user = Some(user.to_owned());
+        self
+    }
+
+    /// Seen by this connection.
+    pub fn conn(mut self, label: &str) -> Self {
+        self.subject.conn = Some(label.to_owned());
+        self
+    }
+
+    /// About this message.
+    pub fn message_id(mut self, id: u64) -> Self {
+        self.subject.message = Some(id);
+        self
+    }
 }
 
 /// A named checker and the clauses it judges (listed in `specs/clauses.json`).
@@ -98,6 +147,26 @@ pub fn check_all(trace: &Trace, scenario: &Scenario) -> Vec<Violation> {
     violations
 }
 
+/// Every checker over a simulated run, then the referee's ruling on each
+/// violation from the server's own record (when it kept one).
+pub fn judge_run(
+    outcome: &crate::world::Outcome,
+    scenario: &Scenario,
+    timers: &crate::world::ServerTimers,
+) -> Vec<Violation> {
+    let facts = Facts::new(&outcome.trace, scenario);
+    let mut violations: Vec<Violation> = CHECKERS.iter().flat_map(|c| (c.check)(&facts)).collect();
+    violations.sort_by_key(|v| (v.at_ms, v.clause));
+    referee::rule_all(
+        &mut violations,
+        &facts,
+        &outcome.server_log,
+        &outcome.sids,
+        timers,
+    );
+    violations
+}
+
 /// A violation of `clause`, visible at `at_ms`.
 pub(crate) fn violation(
     clause: Clause,
@@ -110,6 +179,8 @@ pub(crate) fn violation(
         at_ms,
         message,
         evidence,
+        subject: Subject::default(),
+        ruling: None,
     }
 }
 

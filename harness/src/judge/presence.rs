@@ -58,12 +58,15 @@ pub fn presence_converges(facts: &Facts<'_>) -> Vec<Violation> {
                 .filter(|c| c.is_open_at(probe.at_ms))
                 .filter_map(|c| facts.connected_event(&c.label)),
         );
-        found.push(violation(
-            Clause::P2,
-            probe.at_ms,
-            format!("{name} has an open registered connection but /api/online leaves them out"),
-            evidence,
-        ));
+        found.push(
+            violation(
+                Clause::P2,
+                probe.at_ms,
+                format!("{name} has an open registered connection but /api/online leaves them out"),
+                evidence,
+            )
+            .user(name),
+        );
     }
     for name in listed
         .difference(&expected)
@@ -75,12 +78,15 @@ pub fn presence_converges(facts: &Facts<'_>) -> Vec<Violation> {
             });
         let mut evidence = vec![probe.clone()];
         evidence.extend(last_close.cloned());
-        found.push(violation(
-            Clause::P3,
-            probe.at_ms,
-            format!("{name} has no open connection but /api/online still lists them"),
-            evidence,
-        ));
+        found.push(
+            violation(
+                Clause::P3,
+                probe.at_ms,
+                format!("{name} has no open connection but /api/online still lists them"),
+                evidence,
+            )
+            .user(name),
+        );
     }
     found.extend(presence_events_agree(facts, probe.at_ms));
     found
@@ -129,7 +135,9 @@ fn presence_events_agree(facts: &Facts<'_>, at_ms: u64) -> Vec<Violation> {
                         if is_online { "online" } else { "offline" },
                     ),
                     evidence,
-                ));
+                )
+                .user(name)
+                .conn(&watcher.label));
             }
         }
     }

@@ -128,6 +128,9 @@ pub struct Outcome {
     /// What the server told of itself through [`ServerEnv::record`] (empty
     /// for a server that does not).
     pub server_log: Vec<ServerRecord>,
+    /// Each connection's Socket.IO sid (`user#n` → sid), to pair it with the
+    /// server's log; never rendered (sids are random).
+    pub sids: std::collections::BTreeMap<String, String>,
 }
 
 /// Runs `scenario` in turmoil and returns its trace.
@@ -146,6 +149,7 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
             )),
             simulated_ms: 0,
             server_log: Vec::new(),
+            sids: Default::default(),
         };
     }
     let end_ms = scenario.end_ms();
@@ -185,6 +189,7 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
         error,
         simulated_ms: u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX),
         server_log: recorder.server_log(),
+        sids: recorder.sids(),
     }
 }
 

@@ -1,9 +1,12 @@
 //! The reference server (`server-under-test`), plugged into the world through
 //! the same [`Server`] trait as anyone's server: no private road.
 
-use server_under_test::{Bug, Config};
+use std::sync::Arc;
+
+use server_under_test::{Bug, Config, Observed};
 
 use super::server::{Listener, Server, ServerEnv, ServerTimers, Serving};
+use crate::trace::ServerEvent;
 
 /// The reference server with a configuration (timers, bug switches).
 #[derive(Clone, Debug, Default)]
@@ -47,11 +50,53 @@ impl Server for Reference {
             epoch_unix_ms: env.epoch_unix_ms(),
             ..self.config.clone()
         };
+        if !env.is_recording() {
+            return Box::pin(async move {
+                server_under_test::serve(listener, config)
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
+            });
+        }
+        let observer = Arc::new(move |seen: Observed| env.record(ground_truth(seen)));
         Box::pin(async move {
-            server_under_test::serve(listener, config)
+            server_under_test::serve_observed(listener, config, observer)
                 .await
                 .err()
                 .map(|e| e.to_string())
         })
+    }
+}
+
+/// The reference server's own record, in the harness's terms.
+fn ground_truth(seen: Observed) -> ServerEvent {
+    match seen {
+        Observed::Registered { user, sid } => ServerEvent::Registered { user, sid },
+        Observed::Unregistered { user, sid, reason } => {
+            ServerEvent::Unregistered { user, sid, reason }
+        }
+        Observed::NotRegistered { sid, reason } => ServerEvent::NotRegistered { sid, reason },
+        Observed::Accepted {
+            id,
+            from,
+            to,
+            delivery,
+        } => ServerEvent::Accepted {
+            id,
+            from,
+            to,
+            delivery: match delivery {
+                server_under_test::store::Delivery::Websocket => "websocket",
+                server_under_test::store::Delivery::Polling => "polling",
+            }
+            .into(),
+        },
+        Observed::Pushed { id, sid } => ServerEvent::Pushed { id, sid },
+        Observed::PushAcked { id } => ServerEvent::PushAcked { id },
+        Observed::Stored { id, to, reason } => ServerEvent::Stored {
+            id,
+            to,
+            reason: reason.into(),
+        },
     }
 }

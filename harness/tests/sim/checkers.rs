@@ -1,4 +1,5 @@
 use harness::faults::{Fault, FaultKind};
+use harness::judge::referee::Blame;
 use harness::judge::Violation;
 use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, UserSpec};
 use harness::spec::Clause;
@@ -24,6 +25,12 @@ fn reference_passes_bug_breaks(s: &Scenario, bug: Bug, clause: Clause) -> String
         "expected a {clause} violation with --bug {bug}, got {:?}",
         broken.iter().map(|v| v.clause).collect::<Vec<_>>()
     );
+    // The referee, comparing with the server's own record, blames the server
+    // for every one of them: a bug switch is a server defect by construction.
+    for v in &broken {
+        let blame = v.ruling.as_ref().map(|r| r.blame);
+        assert_eq!(blame, Some(Blame::Server), "--bug {bug}: {v:#?}");
+    }
     trace.render()
 }
 

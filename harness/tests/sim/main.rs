@@ -4,4 +4,5 @@
 mod checkers;
 mod determinism;
 mod real_arm;
+mod scale;
 mod support;

@@ -1,7 +1,7 @@
 //! Hand-built scenarios for the checker tests.
 
 use harness::faults::{Fault, FaultKind, FaultPlan};
-use harness::judge::{check_all, Violation};
+use harness::judge::{judge_run, Violation};
 use harness::scenario::{Action, Scenario, Step, UserSpec};
 use harness::trace::Trace;
 use harness::world::{simulate, WorldOptions};
@@ -57,6 +57,6 @@ pub fn run(scenario: &Scenario, bugs: &[Bug]) -> (Trace, Vec<Violation>) {
     let options = WorldOptions::reference(bugs);
     let outcome = simulate(scenario, &options);
     assert_eq!(outcome.error, None, "the simulation itself must not fail");
-    let violations = check_all(&outcome.trace, scenario);
+    let violations = judge_run(&outcome, scenario, &options.timers);
     (outcome.trace, violations)
 }
