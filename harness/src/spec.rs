@@ -40,6 +40,8 @@ pub enum Clause {
     L2,
     /// The client polls every 30 s.
     L3,
+    /// A stale cursor (above every seq assigned) gets 409 with `latest`, discards nothing.
+    L4,
     /// `/health`.
     H1,
     /// Malformed input gets a clear error and harms nobody.
@@ -76,7 +78,7 @@ impl std::fmt::Display for Level {
 
 impl Clause {
     /// Every clause, in contract order.
-    pub const ALL: [Clause; 19] = [
+    pub const ALL: [Clause; 20] = [
         Clause::T1,
         Clause::T2,
         Clause::I1,
@@ -94,6 +96,7 @@ impl Clause {
         Clause::L1,
         Clause::L2,
         Clause::L3,
+        Clause::L4,
         Clause::H1,
         Clause::B1,
     ];
@@ -118,6 +121,7 @@ impl Clause {
             Clause::L1 => "L1",
             Clause::L2 => "L2",
             Clause::L3 => "L3",
+            Clause::L4 => "L4",
             Clause::H1 => "H1",
             Clause::B1 => "B1",
         }
@@ -131,7 +135,7 @@ impl Clause {
     /// Core (MUST) or robust (SHOULD under faults).
     pub fn level(self) -> Level {
         match self {
-            Clause::M5 => Level::Robust,
+            Clause::M5 | Clause::L4 => Level::Robust,
             _ => Level::Core,
         }
     }

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::{Bug, Config};
 use crate::observe::{Observed, Observer};
 use crate::presence::{ConnNo, Mode, Presence};
-use crate::store::{Accepted, Delivery, Message, Store};
+use crate::store::{Accepted, Delivery, Message, Remembered, Store};
 use crate::username::{InvalidUsername, Username};
 use crate::wire::{self, ErrorBody, PresenceEvent, Refusal, SendMessage};
 
@@ -171,12 +171,18 @@ impl Chat {
     }
 
     /// M2–M5: accepts a validated message from `from` and delivers it.
-    fn accept(self: &Arc<Self>, from: &str, request: SendMessage) -> Accepted {
+    fn accept(self: &Arc<Self>, from: &str, request: SendMessage) -> Result<Accepted, Refusal> {
         let mut state = self.state();
         if let Some(original) = self.store.recall(from, &request.client_id) {
-            debug!("retry of client_id {} from {from}", request.client_id);
-            return original;
+            // M1: only the same message again is a retry; another one under a
+            // used id would otherwise be answered with the old ack and lost.
+            if original.to == request.to.as_str() && original.content == request.content {
+                debug!("retry of client_id {} from {from}", request.client_id);
+                return Ok(original.accepted);
+            }
+            return Err(Refusal::ClientIdReused);
         }
+        let (to_kept, content_kept) = (request.to.clone(), request.content.clone());
         let to = request.to.as_str();
         let message = Message {
             id: self.store.next_message_id(),
@@ -204,14 +210,22 @@ impl Chat {
             Delivery::Polling
         };
         let accepted = Accepted { id, delivery };
+        self.store.remember(
+            from,
+            &request.client_id,
+            Remembered {
+                accepted,
+                to: to_kept.to_string(),
+                content: content_kept,
+            },
+        );
         self.observe(|| Observed::Accepted {
             id,
             from: from.to_owned(),
             to: to.to_owned(),
             delivery,
         });
-        self.store.remember(from, &request.client_id, accepted);
-        accepted
+        Ok(accepted)
     }
 
     /// M3, M5: emits `new_message` to every connection with an ack request, and
@@ -375,7 +389,7 @@ async fn send_message(
     let outcome = match socket.extensions.get::<Identity>() {
         None => Err(Refusal::NotRegistered),
         Some(identity) => SendMessage::parse(payload.as_ref().ok(), &chat.config)
-            .map(|request| chat.accept(&identity.username, request)),
+            .and_then(|request| chat.accept(&identity.username, request)),
     };
     let sent = match &outcome {
         Ok(accepted) => ack.send(accepted),

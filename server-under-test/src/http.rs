@@ -42,6 +42,19 @@ struct Online {
 #[derive(Serialize)]
 struct Messages {
     messages: Vec<MailboxEntry>,
+    /// L1: the answer is a prefix; poll again from its last `seq`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    more: bool,
+}
+
+/// Most entries one poll returns (L1 allows a prefix of at least 100 with
+/// `"more": true`), so a flooded mailbox never makes one unbounded body.
+pub const PAGE_ENTRIES: usize = 500;
+
+#[derive(Serialize)]
+struct Stale {
+    error: String,
+    latest: u64,
 }
 
 fn error(status: StatusCode, reason: impl std::fmt::Display) -> Response {
@@ -74,8 +87,21 @@ async fn messages(
         Ok(after) => after,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
-    let messages = chat.store().mailbox_after(username.as_str(), after);
-    Json(Messages { messages }).into_response()
+    // L4: a cursor above every seq this mailbox ever assigned (a cursor from
+    // before a restart with a fresh store, or a client bug) discards nothing.
+    let latest = chat.store().last_seq(username.as_str());
+    if after > latest {
+        info!("🚫 stale cursor from {username}: after={after}, latest={latest}");
+        let body = Stale {
+            error: format!("cursor {after} is above the latest seq {latest}: poll again from 0"),
+            latest,
+        };
+        return (StatusCode::CONFLICT, Json(body)).into_response();
+    }
+    let mut messages = chat.store().mailbox_after(username.as_str(), after);
+    let more = messages.len() > PAGE_ENTRIES;
+    messages.truncate(PAGE_ENTRIES);
+    Json(Messages { messages, more }).into_response()
 }
 
 /// Why an `after` cursor is refused (L1).

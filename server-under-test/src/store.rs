@@ -69,11 +69,26 @@ pub trait Store: Send + Sync + 'static {
     /// or below `after` are acknowledged by the caller and may be discarded (L2).
     fn mailbox_after(&self, recipient: &str, after: u64) -> Vec<MailboxEntry>;
 
-    /// The ack already given for `(sender, client_id)`, if any (M1 retries).
-    fn recall(&self, sender: &str, client_id: &str) -> Option<Accepted>;
+    /// The highest `seq` the recipient's mailbox ever assigned, 0 if none (L4).
+    fn last_seq(&self, recipient: &str) -> u64;
 
-    /// Remembers the ack given for `(sender, client_id)`.
-    fn remember(&self, sender: &str, client_id: &str, accepted: Accepted);
+    /// What was accepted for `(sender, client_id)`, if anything (M1 retries).
+    fn recall(&self, sender: &str, client_id: &str) -> Option<Remembered>;
+
+    /// Remembers what was accepted for `(sender, client_id)`.
+    fn remember(&self, sender: &str, client_id: &str, remembered: Remembered);
+}
+
+/// An accepted send, kept so that a retry gets its original ack (M1) and a
+/// reused `client_id` with another message does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remembered {
+    /// The ack given.
+    pub accepted: Accepted,
+    /// The recipient it was for.
+    pub to: String,
+    /// Its content.
+    pub content: String,
 }
 
 /// The in-memory store: one lock, ordered maps, nothing random.
@@ -87,7 +102,7 @@ struct Memory {
     last_message_id: u64,
     mailboxes: BTreeMap<String, Mailbox>,
     // Lookup only, never iterated: its order cannot reach a response.
-    accepted: HashMap<(String, String), Accepted>,
+    accepted: HashMap<(String, String), Remembered>,
 }
 
 #[derive(Debug, Default)]
@@ -135,17 +150,24 @@ impl Store for MemoryStore {
         mailbox.entries.clone()
     }
 
-    fn recall(&self, sender: &str, client_id: &str) -> Option<Accepted> {
+    fn last_seq(&self, recipient: &str) -> u64 {
+        self.memory()
+            .mailboxes
+            .get(recipient)
+            .map_or(0, |m| m.last_seq)
+    }
+
+    fn recall(&self, sender: &str, client_id: &str) -> Option<Remembered> {
         self.memory()
             .accepted
             .get(&(sender.to_owned(), client_id.to_owned()))
-            .copied()
+            .cloned()
     }
 
-    fn remember(&self, sender: &str, client_id: &str, accepted: Accepted) {
+    fn remember(&self, sender: &str, client_id: &str, remembered: Remembered) {
         self.memory()
             .accepted
-            .insert((sender.to_owned(), client_id.to_owned()), accepted);
+            .insert((sender.to_owned(), client_id.to_owned()), remembered);
     }
 }
 
@@ -211,12 +233,24 @@ mod tests {
     #[test]
     fn retries_are_remembered_per_sender_m1() {
         let store = MemoryStore::new();
-        let ack = Accepted {
-            id: 7,
-            delivery: Delivery::Polling,
+        let kept = Remembered {
+            accepted: Accepted {
+                id: 7,
+                delivery: Delivery::Polling,
+            },
+            to: "b".into(),
+            content: "hi".into(),
         };
-        store.remember("a", "c1", ack);
-        assert_eq!(store.recall("a", "c1"), Some(ack));
+        store.remember("a", "c1", kept.clone());
+        assert_eq!(store.recall("a", "c1"), Some(kept));
         assert_eq!(store.recall("b", "c1"), None);
+        assert_eq!(store.last_seq("b"), 0);
+        store.append_to_mailbox(message(1, "b"));
+        store.mailbox_after("b", 1);
+        assert_eq!(
+            store.last_seq("b"),
+            1,
+            "a poll's discard keeps the last seq (L4)"
+        );
     }
 }

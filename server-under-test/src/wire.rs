@@ -71,6 +71,9 @@ pub enum Refusal {
     /// `client_id` is empty or too long.
     #[error("client_id must be 1 to {0} characters")]
     ClientIdLength(usize),
+    /// `client_id` was already used by this sender for another message (M1).
+    #[error("client_id already used for a different message")]
+    ClientIdReused,
 }
 
 impl SendMessage {

@@ -207,11 +207,19 @@ pub(super) async fn http_run(
         );
     }
     let messages = |b: &Value| b["messages"].is_array();
-    for path in [
-        "/api/messages",
-        "/api/messages?after=0",
-        "/api/messages?after=18446744073709551615",
-    ] {
+    stale_cursor(
+        &mut found,
+        get(
+            connector,
+            &recorder,
+            "/api/messages?after=18446744073709551615",
+            Some(&nobody),
+            patience,
+        )
+        .await,
+        0,
+    );
+    for path in ["/api/messages", "/api/messages?after=0"] {
         let (e, r) = get(connector, &recorder, path, Some(&nobody), patience).await;
         expect_json(
             &mut found,
@@ -227,6 +235,9 @@ pub(super) async fn http_run(
 
 // ---------------------------------------------------------------------------
 // handshake: the server's timers
+
+/// Longest pingInterval or pingTimeout the check will wait out.
+pub const TIMER_CAP_MS: u64 = 60_000;
 
 pub(super) async fn handshake_run(
     connector: &TcpConnector,
@@ -270,10 +281,14 @@ pub(super) async fn handshake_run(
                     "the polling handshake does not offer the websocket upgrade".into(),
                 ));
             }
+            // A hostile or broken server may announce 2^53 ms: the check waits
+            // at most TIMER_CAP_MS per timer and says so in the report.
+            let clamped = ping_interval > TIMER_CAP_MS || ping_timeout > TIMER_CAP_MS;
             let timers = AnnouncedTimers {
-                ping_interval_ms: ping_interval,
-                ping_timeout_ms: ping_timeout,
+                ping_interval_ms: ping_interval.min(TIMER_CAP_MS),
+                ping_timeout_ms: ping_timeout.min(TIMER_CAP_MS),
                 max_payload,
+                clamped_from: clamped.then_some((ping_interval, ping_timeout)),
             };
             (found, Some(timers))
         }
@@ -387,6 +402,27 @@ pub(super) async fn cursor_run(
             "a second poll with after=0 lost entries the first returned".into(),
         ));
     }
+    // A cursor far above the mailbox's last seq (L4): 409 with latest, and
+    // nothing discarded by it (L4, L2).
+    let latest = last_seq;
+    let stale = "/api/messages?after=18446744073709551615";
+    stale_cursor(
+        &mut found,
+        get(connector, &recorder, stale, Some(&dave), patience).await,
+        latest,
+    );
+    let (after_stale, entries) = poll(0).await;
+    let kept = entries.unwrap_or_default();
+    if !seqs
+        .iter()
+        .all(|s| kept.iter().any(|e| e["seq"].as_u64() == Some(*s)))
+    {
+        found.push(finding(
+            Clause::L4,
+            &after_stale,
+            "a poll with a stale cursor discarded entries: after=0 no longer returns them".into(),
+        ));
+    }
     // after=first seq: only the later ones (L1); twice, still there (L2).
     for attempt in 0..2 {
         let (event, entries) = poll(seqs[0]).await;
@@ -419,6 +455,48 @@ pub(super) async fn cursor_run(
         }
     }
     cursor_done(recorder, found, started)
+}
+
+/// L4 (SHOULD): a cursor above every seq the mailbox assigned is answered
+/// `409 {"error", "latest"}` with `latest` the highest seq; a v1 server that
+/// answers 200 with the entries above the cursor (none) keeps L1 but not L4.
+fn stale_cursor(
+    found: &mut Vec<Violation>,
+    (event, response): (Event, Option<transport::Response>),
+    latest: u64,
+) {
+    let Some(r) = response else {
+        return; // no answer: the exchange's own error shows in the trace
+    };
+    let body: Option<Value> = serde_json::from_str(&r.body).ok();
+    match r.status {
+        409 => {
+            let ok = body
+                .as_ref()
+                .is_some_and(|b| b["error"].is_string() && b["latest"].as_u64() == Some(latest));
+            if !ok {
+                found.push(finding(
+                    Clause::L4,
+                    &event,
+                    format!("a stale cursor got 409 but not {{\"error\", \"latest\": {latest}}}"),
+                ));
+            }
+        }
+        200 if body.as_ref().is_some_and(|b| b["messages"].is_array()) => {
+            found.push(finding(
+                Clause::L4,
+                &event,
+                format!("a cursor above every seq the mailbox assigned was answered 200, not 409 {{\"error\", \"latest\": {latest}}}: a cursor from before a restart would hide new mail"),
+            ));
+        }
+        status => found.push(finding(
+            Clause::L1,
+            &event,
+            format!(
+                "a poll with an out-of-range cursor should get 409 (L4) or 200 (L1), got {status}"
+            ),
+        )),
+    }
 }
 
 fn cursor_done(recorder: Recorder, violations: Vec<Violation>, started: Instant) -> Run {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::{CheckReport, ClauseReport, Evidence, Verdict};
+use crate::render::escape;
 use crate::spec::Level;
 use crate::trace::render_event;
 
@@ -25,9 +26,14 @@ fn verdict_name(verdict: &Verdict) -> &'static str {
 /// Evidence of one finding, indented: message, events, run.
 fn describe(finding: &Evidence, out: &mut String) {
     let v = &finding.violation;
-    let _ = writeln!(out, "      {:.3}s  {}", v.at_ms as f64 / 1000.0, v.message);
+    let _ = writeln!(
+        out,
+        "      {:.3}s  {}",
+        v.at_ms as f64 / 1000.0,
+        escape(&v.message)
+    );
     for event in &v.evidence {
-        let _ = writeln!(out, "        {}", render_event(event));
+        let _ = writeln!(out, "        {}", escape(&render_event(event)));
     }
     let _ = writeln!(
         out,
@@ -54,6 +60,14 @@ pub fn text(report: &CheckReport) -> String {
                 "server: pingInterval {} ms, pingTimeout {} ms, maxPayload {} bytes",
                 t.ping_interval_ms, t.ping_timeout_ms, t.max_payload
             );
+            if let Some((interval, timeout)) = t.clamped_from {
+                let _ = writeln!(
+                    out,
+                    "finding: the server announced pingInterval {interval} ms, pingTimeout {timeout} ms; \
+                     the check waits at most {} ms for each",
+                    super::probes::TIMER_CAP_MS
+                );
+            }
         }
         None => {
             let _ = writeln!(out, "server: no Engine.IO handshake");

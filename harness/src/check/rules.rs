@@ -23,7 +23,7 @@ pub struct Rule {
 pub const RULES: &[Rule] = &[
     Rule {
         name: "http_probes",
-        clauses: &[Clause::H1, Clause::T2, Clause::L1, Clause::P4],
+        clauses: &[Clause::H1, Clause::T2, Clause::L1, Clause::L4, Clause::P4],
     },
     Rule {
         name: "handshake_probe",
@@ -51,7 +51,11 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         name: "cursor_probe",
-        clauses: &[Clause::L1, Clause::L2, Clause::B1],
+        clauses: &[Clause::L1, Clause::L2, Clause::L4, Clause::B1],
+    },
+    Rule {
+        name: "reused_client_id_gets_no_old_ack",
+        clauses: &[Clause::M1],
     },
     Rule {
         name: "rust_socketio_flow",
@@ -62,6 +66,47 @@ pub const RULES: &[Rule] = &[
         clauses: &[Clause::P3],
     },
 ];
+
+/// The abuser's ack ids for the two sends that share a `client_id` (M1).
+pub const REUSED_ID_ACKS: (u64, u64) = (10, 11);
+
+/// M1: a `client_id` reused for a different message must not get the first
+/// message's ack (refused with `{error}`, or accepted as a new message). The
+/// abuser sends `{client_id: "m1"}` twice with different contents, ack ids
+/// [`REUSED_ID_ACKS`]; its exchanges carry the answers.
+pub fn reused_client_id_gets_no_old_ack(facts: &Facts<'_>) -> Vec<Violation> {
+    let ack_of = |ack_id: u64| {
+        facts.trace.events.iter().find_map(|e| match &e.what {
+            What::Exchange { request, answer }
+                if e.actor == "abuser" && request.starts_with(&format!("42{ack_id}[")) =>
+            {
+                let prefix = format!("43{ack_id}[");
+                let body = answer.split(" | ").find_map(|a| a.strip_prefix(&prefix))?;
+                let args: serde_json::Value = serde_json::from_str(&format!("[{body}")).ok()?;
+                Some((e.clone(), args[0].clone()))
+            }
+            _ => None,
+        })
+    };
+    let (Some((_, first)), Some((event, second))) =
+        (ack_of(REUSED_ID_ACKS.0), ack_of(REUSED_ID_ACKS.1))
+    else {
+        return Vec::new();
+    };
+    if first["id"].is_u64() && second["id"] == first["id"] {
+        return vec![Violation {
+            clause: Clause::M1,
+            at_ms: event.at_ms,
+            message: format!(
+                "client_id \"m1\" reused for a different message got the first message's ack {first}: the second message is lost"
+            ),
+            evidence: vec![event],
+            subject: Default::default(),
+            ruling: None,
+        }];
+    }
+    Vec::new()
+}
 
 /// T1, I1: every user whose handshake carries a valid name gets a session, and a
 /// polling-first one upgrades to websocket.
@@ -426,6 +471,42 @@ mod tests {
 
     fn clauses(v: &[Violation]) -> Vec<Clause> {
         v.iter().map(|v| v.clause).collect()
+    }
+
+    #[test]
+    fn a_reused_client_id_answered_with_the_old_ack_is_m1() {
+        let s = scenario(&["alice"]);
+        let exchange = |ack_id: u64, answer: &str| {
+            at(
+                100 + ack_id,
+                "abuser",
+                What::Exchange {
+                    request: format!("42{ack_id}[\"send_message\",{{\"client_id\":\"m1\"}}]"),
+                    answer: answer.into(),
+                },
+            )
+        };
+        let trace = |second: &str| Trace {
+            events: vec![
+                exchange(10, r#"4310[{"id":7,"delivery":"polling"}]"#),
+                exchange(11, second),
+            ],
+        };
+        let old = trace(r#"4311[{"id":7,"delivery":"polling"}]"#);
+        assert_eq!(
+            clauses(&reused_client_id_gets_no_old_ack(&Facts::new(&old, &s))),
+            vec![Clause::M1]
+        );
+        for fine in [
+            r#"4311[{"error":"client_id already used"}]"#,
+            r#"4311[{"id":8,"delivery":"polling"}]"#,
+        ] {
+            let t = trace(fine);
+            assert!(
+                reused_client_id_gets_no_old_ack(&Facts::new(&t, &s)).is_empty(),
+                "{fine}"
+            );
+        }
     }
 
     #[test]

@@ -11,8 +11,36 @@ use crate::contract::MailboxEntry;
 use crate::net::transport::{self, TransportError};
 use crate::trace::{Recorder, Via, What};
 
-/// Polls `GET /api/messages` from the cursor once, recording what came back.
+/// Most pages one poll follows (`"more": true`, L1) before waiting for the
+/// next poll: bounds the work a server that always says "more" can cause.
+const MAX_PAGES: usize = 64;
+
+/// Polls `GET /api/messages` from the cursor, recording what came back: pages
+/// while the server says `"more": true` (L1), and starts over from 0 when it
+/// answers a stale cursor with 409 (L4; duplicates are shown once, by id).
 pub(super) async fn poll_mailbox<C: Connector>(shared: &Shared<C>) {
+    for _ in 0..MAX_PAGES {
+        match poll_page(shared).await {
+            Page::More => continue,
+            Page::Stale if shared.inbox.lock().unwrap().cursor > 0 => {
+                shared.inbox.lock().unwrap().cursor = 0;
+            }
+            Page::Done | Page::Stale => return,
+        }
+    }
+}
+
+/// What one page said about the next.
+enum Page {
+    /// The server has more after this page.
+    More,
+    /// The cursor is above anything the mailbox ever assigned (409, L4).
+    Stale,
+    /// Nothing more now (or the poll failed).
+    Done,
+}
+
+async fn poll_page<C: Connector>(shared: &Shared<C>) -> Page {
     let name = &shared.spec.name;
     let after = shared.inbox.lock().unwrap().cursor;
     let path = format!("/api/messages?after={after}");
@@ -28,37 +56,34 @@ pub(super) async fn poll_mailbox<C: Connector>(shared: &Shared<C>) {
     )
     .await
     .unwrap_or(Err(TransportError::Timeout));
+    let failed = |reason: String| {
+        shared.record(name, What::PollFailed { after, reason });
+        Page::Done
+    };
     let response = match outcome {
         Ok(r) if r.status == 200 => r,
-        Ok(r) => {
-            let reason = format!("status {}: {}", r.status, r.body);
-            return shared.record(name, What::PollFailed { after, reason });
-        }
-        Err(e) => {
-            return shared.record(
+        Ok(r) if r.status == 409 => {
+            shared.record(
                 name,
                 What::PollFailed {
                     after,
-                    reason: e.to_string(),
+                    reason: format!("stale cursor (409): {}", r.body),
                 },
-            )
+            );
+            return Page::Stale;
         }
+        Ok(r) => return failed(format!("status {}: {}", r.status, r.body)),
+        Err(e) => return failed(e.to_string()),
     };
     #[derive(serde::Deserialize)]
     struct Mailbox {
         messages: Vec<MailboxEntry>,
+        #[serde(default)]
+        more: bool,
     }
-    let entries = match serde_json::from_str::<Mailbox>(&response.body) {
-        Ok(m) => m.messages,
-        Err(e) => {
-            return shared.record(
-                name,
-                What::PollFailed {
-                    after,
-                    reason: format!("bad body: {e}"),
-                },
-            );
-        }
+    let (entries, more) = match serde_json::from_str::<Mailbox>(&response.body) {
+        Ok(m) => (m.messages, m.more),
+        Err(e) => return failed(format!("bad body: {e}")),
     };
     shared.record(
         name,
@@ -70,9 +95,16 @@ pub(super) async fn poll_mailbox<C: Connector>(shared: &Shared<C>) {
     for entry in &entries {
         shared.receive(name, &entry.message, Via::Mailbox);
     }
-    if let Some(last) = entries.iter().map(|e| e.seq).max() {
-        let mut inbox = shared.inbox.lock().unwrap();
-        inbox.cursor = inbox.cursor.max(last);
+    let Some(last) = entries.iter().map(|e| e.seq).max() else {
+        return Page::Done;
+    };
+    let mut inbox = shared.inbox.lock().unwrap();
+    let advanced = last > inbox.cursor;
+    inbox.cursor = inbox.cursor.max(last);
+    if more && advanced {
+        Page::More
+    } else {
+        Page::Done
     }
 }
 

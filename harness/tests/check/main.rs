@@ -7,6 +7,8 @@
 mod bin;
 use bin::harness;
 
+mod hostile;
+
 use harness::check::{check, CheckOptions, CheckReport, Target, Verdict};
 use harness::spec::{Clause, Level};
 use server_under_test::{Bug, Config};

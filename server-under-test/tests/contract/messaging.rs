@@ -74,6 +74,28 @@ async fn a_retry_with_the_same_client_id_returns_the_original_ack_m1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_client_id_with_another_message_never_gets_the_old_ack_m1() {
+    // A client that restarts its id counter reuses "c1" for a new message: the
+    // old ack would tell it the new message was accepted while it was dropped.
+    let server = start(quick_config()).await;
+    let alice = Peer::connect(&server.url, "alice").await;
+    let first = alice.send("bob", "first", "c1").await;
+    assert!(first["id"].is_u64(), "{first}");
+    for (to, content) in [("bob", "second"), ("carol", "first")] {
+        let reused = alice.send(to, content, "c1").await;
+        assert_ne!(reused, first, "{to}/{content}");
+        assert!(
+            reused["error"].is_string(),
+            "refused with an error: {reused}"
+        );
+    }
+    let (_, body) = poll(&server.url, Some("bob"), "").await;
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1);
+    // The same message again is still a retry.
+    assert_eq!(alice.send("bob", "first", "c1").await, first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unacknowledged_push_also_lands_in_the_mailbox_m5() {
     // rust_socketio never answers the server's ack request on new_message: the
     // ack timeout (1.5 s here) must move a copy to the mailbox, and not before.

@@ -1,0 +1,129 @@
+//! `harness check` against small hostile fakes (loopback only, bounded): a
+//! clause whose evidence never happened is SKIP, never PASS; absurd announced
+//! timers are cut down and reported; bytes from the server never reach the
+//! terminal raw.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use harness::check::{check, report, CheckOptions, CheckReport, Target, Verdict};
+use harness::spec::{Clause, Level};
+
+/// Serves `app` on a free loopback port for as long as the returned task lives.
+async fn fake(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+async fn check_core(url: &str) -> CheckReport {
+    let target = Target::resolve(url).await.unwrap();
+    let options = CheckOptions {
+        level: Level::Core,
+        seed: 3,
+        timeout_scale: 1.0,
+    };
+    check(&target, &options)
+        .await
+        .expect("the fake answers HTTP")
+}
+
+fn verdict(report: &CheckReport, clause: Clause) -> &Verdict {
+    &report
+        .clauses
+        .iter()
+        .find(|c| c.clause == clause)
+        .expect("the clause is in the report")
+        .verdict
+}
+
+/// Clauses only a registered session can give evidence for.
+const SESSION_CLAUSES: [Clause; 10] = [
+    Clause::I1,
+    Clause::I3,
+    Clause::P1,
+    Clause::P2,
+    Clause::P3,
+    Clause::M1,
+    Clause::M2,
+    Clause::M3,
+    Clause::M4,
+    Clause::L2,
+];
+
+fn assert_nothing_vacuous(report: &CheckReport) {
+    let text = report::text(report);
+    for clause in SESSION_CLAUSES {
+        assert!(
+            !matches!(verdict(report, clause), Verdict::Pass),
+            "{clause} passed although no session ever opened:\n{text}"
+        );
+    }
+    assert!(!report.passed(), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_answers_500_everywhere_passes_nothing_it_never_did() {
+    let (url, _task) = fake(
+        axum::Router::new()
+            .fallback(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response() }),
+    )
+    .await;
+    let report = check_core(&url).await;
+    assert_nothing_vacuous(&report);
+    assert!(matches!(verdict(&report, Clause::H1), Verdict::Fail));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_socket_io_passes_nothing_it_never_did() {
+    // Healthy HTTP endpoints, but /socket.io/ answers nonsense (with an
+    // escape sequence that must not reach a terminal raw).
+    let app = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/api/online",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"users": []})) }),
+        )
+        .fallback(|| async { "garbage\u{1b}[2J".into_response() });
+    let (url, _task) = fake(app).await;
+    let report = check_core(&url).await;
+    assert_nothing_vacuous(&report);
+    assert!(matches!(verdict(&report, Clause::T1), Verdict::Fail));
+    let text = report::text(&report);
+    assert!(
+        !text.contains('\u{1b}'),
+        "server bytes are escaped:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_announced_timers_are_cut_down_and_reported() {
+    // pingInterval 2^53 ms: the check must neither overflow nor wait for it.
+    let handshake = r#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":9007199254740992,"pingTimeout":18446744073709551615,"maxPayload":1000}"#;
+    let app = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/socket.io/",
+            axum::routing::get(move || async move { handshake }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no").into_response() });
+    let (url, _task) = fake(app).await;
+    let started = Instant::now();
+    let report = check_core(&url).await;
+    assert!(started.elapsed() < Duration::from_secs(120), "bounded");
+    let timers = report.server.expect("the handshake was read");
+    assert_eq!(timers.clamped_from, Some((9007199254740992, u64::MAX)));
+    assert!(timers.ping_interval_ms <= 60_000 && timers.ping_timeout_ms <= 60_000);
+    assert!(report::text(&report).contains("announced pingInterval 9007199254740992"));
+    assert_nothing_vacuous(&report);
+}
