@@ -318,6 +318,10 @@ pub fn socket_io_layer(chat: Arc<Chat>) -> socketioxide::layer::SocketIoLayer {
         .connect_timeout(config.connect_timeout())
         .ack_timeout(config.ack_timeout())
         .max_payload(config.max_payload_bytes)
+        // maxPayload is announced for every transport, but engineioxide caps
+        // websocket messages separately (64 MiB by default): hold them to it.
+        .ws_max_message_size(usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX))
+        .ws_max_frame_size(usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX))
         .with_state(chat)
         .build_layer();
     use socketioxide::handler::ConnectHandler;

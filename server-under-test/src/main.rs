@@ -22,18 +22,23 @@ struct Args {
     /// last_sid_wins, no_ack_fallback, stale_presence.
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     bugs: Vec<Bug>,
-    /// Engine.IO ping interval in milliseconds.
-    #[arg(long, default_value_t = Config::default().ping_interval_ms)]
+    /// Engine.IO ping interval in milliseconds (50 to 600000: 0 would stop
+    /// heartbeats, and dead peers would never be noticed).
+    #[arg(long, default_value_t = Config::default().ping_interval_ms,
+          value_parser = clap::value_parser!(u64).range(50..=600_000))]
     ping_interval_ms: u64,
-    /// Engine.IO ping timeout in milliseconds.
-    #[arg(long, default_value_t = Config::default().ping_timeout_ms)]
+    /// Engine.IO ping timeout in milliseconds (50 to 600000).
+    #[arg(long, default_value_t = Config::default().ping_timeout_ms,
+          value_parser = clap::value_parser!(u64).range(50..=600_000))]
     ping_timeout_ms: u64,
     /// How long a pushed message waits for the recipient's ack before it is also
-    /// stored for polling (M5).
-    #[arg(long, default_value_t = Config::default().ack_timeout_ms)]
+    /// stored for polling (M5), 50 to 600000 ms.
+    #[arg(long, default_value_t = Config::default().ack_timeout_ms,
+          value_parser = clap::value_parser!(u64).range(50..=600_000))]
     ack_timeout_ms: u64,
-    /// Engine.IO maxPayload in bytes.
-    #[arg(long, default_value_t = Config::default().max_payload_bytes)]
+    /// Engine.IO maxPayload in bytes (1 KiB to 64 MiB).
+    #[arg(long, default_value_t = Config::default().max_payload_bytes,
+          value_parser = clap::value_parser!(u64).range(1_024..=64 << 20))]
     max_payload_bytes: u64,
 }
 

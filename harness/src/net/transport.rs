@@ -97,6 +97,12 @@ pub struct Response {
     pub body: String,
 }
 
+/// Largest HTTP response body the harness reads (a full mailbox page of the
+/// reference server is about 2.5 MB).
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// Largest WebSocket message or frame the harness accepts.
+pub const MAX_WS_MESSAGE_BYTES: usize = 8 << 20;
+
 /// One HTTP/1.1 request on a fresh connection.
 pub async fn request<C: Connector>(
     connector: &C,
@@ -130,7 +136,16 @@ pub async fn request<C: Connector>(
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = response.into_body().collect().await?.to_bytes();
+        // A hostile server can answer an endless body: read at most this much.
+        let bytes = http_body_util::Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                TransportError::Request(format!(
+                    "response body unreadable or above {MAX_BODY_BYTES} bytes: {e}"
+                ))
+            })?
+            .to_bytes();
         Ok(Response {
             status,
             content_type,
@@ -158,6 +173,10 @@ pub async fn websocket<C: Connector>(
             .map_err(|e| TransportError::Request(e.to_string()))?;
         request.headers_mut().insert(name, value);
     }
-    let (socket, _response) = tokio_tungstenite::client_async(request, stream).await?;
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_WS_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_WS_MESSAGE_BYTES));
+    let (socket, _response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(socket)
 }

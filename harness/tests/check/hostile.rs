@@ -127,3 +127,33 @@ async fn absurd_announced_timers_are_cut_down_and_reported() {
     assert!(report::text(&report).contains("announced pingInterval 9007199254740992"));
     assert_nothing_vacuous(&report);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_body_is_cut_off_not_read_into_memory() {
+    // Every answer is an endless stream of bytes: the harness reads at most
+    // MAX_BODY_BYTES of each, so the check ends (here: nothing ever answered
+    // in full, so the server counts as unreachable, exit 2) instead of
+    // growing without bound.
+    let endless = || async {
+        let chunk = bytes::Bytes::from(vec![b'x'; 64 << 10]);
+        let stream =
+            futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        axum::body::Body::from_stream(stream).into_response()
+    };
+    let (url, _task) = fake(axum::Router::new().fallback(endless)).await;
+    let target = Target::resolve(&url).await.unwrap();
+    let options = CheckOptions {
+        level: Level::Core,
+        seed: 3,
+        timeout_scale: 1.0,
+    };
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), check(&target, &options))
+        .await
+        .expect("the check ends");
+    let error = outcome
+        .err()
+        .expect("no answer ever completes: unreachable");
+    assert!(error.to_string().contains("bytes"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

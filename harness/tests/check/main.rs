@@ -222,3 +222,61 @@ fn junit_and_json_reports_carry_every_clause() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_closes_a_websocket_frame_above_max_payload_b1() {
+    // maxPayload is announced for every transport; engineioxide used to let
+    // websocket frames through up to 64 MiB. The sender's own connection may
+    // be closed (B1), and nothing above the limit is read.
+    use futures_util::{SinkExt, StreamExt};
+    let server = start(Config {
+        max_payload_bytes: 10_000,
+        ..quick(&[])
+    })
+    .await;
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    request
+        .headers_mut()
+        .insert("username", "mallory".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    let _open = ws.next().await;
+    ws.send(tokio_tungstenite::tungstenite::Message::text("40"))
+        .await
+        .unwrap();
+    let big = format!(
+        r#"42["send_message",{{"to":"bob","content":"{}","client_id":"c"}}]"#,
+        "x".repeat(20_000)
+    );
+    let _ = ws
+        .send(tokio_tungstenite::tungstenite::Message::text(big))
+        .await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        loop {
+            match ws.next().await {
+                None
+                | Some(Err(_))
+                | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return true,
+                // Answer heartbeats: only the frame may close the connection.
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) if t.as_str() == "2" => {
+                    let _ = ws
+                        .send(tokio_tungstenite::tungstenite::Message::text("3"))
+                        .await;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(
+        closed,
+        "a frame above maxPayload closes the sender's connection"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bugs;
+mod cli;
 mod identity;
 mod messaging;
 mod polling;
