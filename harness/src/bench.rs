@@ -105,11 +105,57 @@ pub struct LatencyRow {
     pub messages_per_s: f64,
 }
 
+/// The machine a bench ran on, so figures from two machines compare honestly.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// `model name` from /proc/cpuinfo (Linux), else "unknown".
+    pub cpu_model: String,
+    /// Cores this process may use.
+    pub cores: usize,
+}
+
+impl Machine {
+    fn read() -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Self {
+            cpu_model,
+            cores: crate::hunt::default_jobs(),
+        }
+    }
+}
+
+/// Campaign throughput: the same seed range hunted on 1 and on N jobs.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignRow {
+    /// Threads in the pool.
+    pub jobs: usize,
+    /// Seeds simulated and judged.
+    pub scenarios: u64,
+    /// Wall time, s.
+    pub wall_s: f64,
+    /// Scenarios per wall second.
+    pub per_s: f64,
+    /// Throughput relative to the 1-job row of the same run.
+    pub vs_one_job: f64,
+}
+
 /// Everything `harness bench` measures.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     /// Whether this was the `--quick` variant.
     pub quick: bool,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Campaign throughput at 1 and at every core.
+    pub campaign: Vec<CampaignRow>,
     /// Simulation speed by users.
     pub simulation: Vec<SimRow>,
     /// Property throughput.
@@ -144,8 +190,26 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
     }
     progress("property throughput");
     let properties = property_row(if quick { 2.0 } else { 10.0 });
+    let machine = Machine::read();
+    let mut campaign = Vec::new();
+    for jobs in [1, machine.cores.max(2)] {
+        progress(&format!("campaign throughput: {jobs} jobs"));
+        campaign.push(campaign_row(jobs, if quick { 40 } else { 200 }));
+    }
+    let one = campaign[0].per_s;
+    for row in &mut campaign {
+        row.vs_one_job = row.per_s / one;
+    }
     let mut hunts = Vec::new();
-    for bug in server_under_test::Bug::ALL {
+    // The generator sends neither a payload `from` nor extra arguments (those
+    // two switches are `check`'s abuser's to find), so they have no hunt row.
+    let simulated = server_under_test::Bug::ALL.into_iter().filter(|b| {
+        !matches!(
+            b,
+            server_under_test::Bug::TrustPayloadFrom | server_under_test::Bug::ExtraArgs
+        )
+    });
+    for bug in simulated {
         progress(&format!("hunt: {bug}"));
         hunts.push(hunt_row(bug, if quick { 1 } else { 5 }));
     }
@@ -163,6 +227,8 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
     }
     BenchReport {
         quick,
+        machine,
+        campaign,
         simulation,
         properties,
         hunts,
@@ -263,6 +329,40 @@ fn property_row(budget_s: f64) -> PropertyRow {
     }
 }
 
+/// A clean campaign over `seeds` small scenarios (the property tests' size:
+/// 1–4 users, 20 s, fast timers) on `jobs` threads.
+fn campaign_row(jobs: usize, seeds: u64) -> CampaignRow {
+    let world =
+        WorldOptions::with_server(crate::world::Reference::new(server_under_test::Config {
+            ping_interval_ms: 1_000,
+            ping_timeout_ms: 1_000,
+            ack_timeout_ms: 1_000,
+            ..server_under_test::Config::default()
+        }));
+    let plan = HuntPlan {
+        seeds: Seeds::Range(1..1 + seeds),
+        generate: GenerateOptions {
+            users: 3,
+            active_ms: 20_000,
+            faults: FaultMenu::all(),
+            timers: world.timers,
+        },
+        world,
+        shrink_budget: 0,
+        jobs,
+    };
+    let started = Instant::now();
+    let outcome = crate::hunt::hunt(&plan, |_| {});
+    let wall_s = started.elapsed().as_secs_f64();
+    CampaignRow {
+        jobs,
+        scenarios: outcome.seeds_run,
+        wall_s,
+        per_s: outcome.seeds_run as f64 / wall_s,
+        vs_one_job: 1.0,
+    }
+}
+
 fn hunt_row(bug: server_under_test::Bug, hunts: usize) -> HuntRow {
     let mut times = Vec::new();
     let mut clause = None;
@@ -279,6 +379,7 @@ fn hunt_row(bug: server_under_test::Bug, hunts: usize) -> HuntRow {
             },
             world: WorldOptions::reference(&[bug]),
             shrink_budget: SHRINK_BUDGET,
+            jobs: 1,
         };
         let started = Instant::now();
         let outcome = crate::hunt::hunt(&plan, |_| {});
@@ -520,6 +621,15 @@ async fn latency_row(users: usize, messages: usize) -> LatencyRow {
 pub fn text(report: &BenchReport) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
+    let m = &report.machine;
+    let _ = writeln!(out, "machine: {} ({} cores)", m.cpu_model, m.cores);
+    for r in &report.campaign {
+        let _ = writeln!(
+            out,
+            "campaign throughput, {} job(s): {} scenarios in {:.1} s = {:.1}/s ({:.2}× the 1-job row)",
+            r.jobs, r.scenarios, r.wall_s, r.per_s, r.vs_one_job
+        );
+    }
     let _ = writeln!(
         out,
         "simulation speed (mixed scenario, 120 s active + heal, every fault, tick 10 ms)"

@@ -45,6 +45,7 @@ pub struct Campaign {
     scenario: Option<PathBuf>,
     hunt: Option<Duration>,
     shrink_budget: usize,
+    jobs: usize,
 }
 
 impl Default for Campaign {
@@ -70,7 +71,15 @@ impl Campaign {
             scenario: None,
             hunt: None,
             shrink_budget: SHRINK_BUDGET,
+            jobs: crate::hunt::default_jobs(),
         }
+    }
+
+    /// Simulations run side by side (default: the available cores); the
+    /// report is the same whatever the number.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
     }
 
     /// The server under test: a function from the simulated listener and the
@@ -233,6 +242,7 @@ impl Campaign {
             generate: self.generate.clone(),
             world: self.world.clone(),
             shrink_budget: self.shrink_budget,
+            jobs: self.jobs,
         };
         let outcome = hunt::hunt(&plan, |_| {});
         report.seeds_run = outcome.seeds_run;

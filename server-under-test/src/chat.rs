@@ -351,7 +351,11 @@ async fn identify(socket: SocketRef, State(chat): State<Arc<Chat>>) -> Result<()
             return Err(ConnectRefused);
         }
     };
-    socket.on(wire::SEND_MESSAGE, send_message);
+    if chat.config.has_bug(Bug::ExtraArgs) {
+        socket.on(wire::SEND_MESSAGE, send_message_first_arg);
+    } else {
+        socket.on(wire::SEND_MESSAGE, send_message);
+    }
     socket.on_fallback(unknown_event);
     socket.on_disconnect(on_disconnect);
     // Registered before CONNECT goes out, so a client that acts the moment it is
@@ -387,13 +391,41 @@ async fn on_disconnect(socket: SocketRef, reason: DisconnectReason, State(chat):
 async fn send_message(
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
+    TryData(payload): TryData<(Value,)>,
+    ack: AckSender,
+) {
+    // A 1-tuple makes socketioxide deserialize every argument, so a second
+    // one fails here instead of being dropped unseen (M1: one argument).
+    let payload = payload.ok().map(|(value,)| value);
+    handle_send(socket, chat, payload, ack);
+}
+
+/// [`Bug::ExtraArgs`]: reads the first argument only, as socketioxide does
+/// for a plain `TryData<Value>`, so `["send_message", {…}, "extra"]` passes.
+async fn send_message_first_arg(
+    socket: SocketRef,
+    State(chat): State<Arc<Chat>>,
     TryData(payload): TryData<Value>,
     ack: AckSender,
 ) {
+    handle_send(socket, chat, payload.ok(), ack);
+}
+
+fn handle_send(socket: SocketRef, chat: Arc<Chat>, payload: Option<Value>, ack: AckSender) {
     let outcome = match socket.extensions.get::<Identity>() {
         None => Err(Refusal::NotRegistered),
-        Some(identity) => SendMessage::parse(payload.as_ref().ok(), &chat.config)
-            .and_then(|request| chat.accept(&identity.username, request)),
+        Some(identity) => {
+            // [`Bug::TrustPayloadFrom`]: the payload's `from`, when present, wins.
+            let claimed = payload
+                .as_ref()
+                .and_then(|p| p.get("from"))
+                .and_then(Value::as_str)
+                .filter(|_| chat.config.has_bug(Bug::TrustPayloadFrom))
+                .map(str::to_owned);
+            let from = claimed.unwrap_or(identity.username);
+            SendMessage::parse(payload.as_ref(), &chat.config)
+                .and_then(|request| chat.accept(&from, request))
+        }
     };
     let sent = match &outcome {
         Ok(accepted) => ack.send(accepted),

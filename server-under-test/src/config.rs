@@ -88,16 +88,22 @@ pub enum Bug {
     NoAckFallback,
     /// Users are never removed from presence on disconnect (breaks P3, P4).
     StalePresence,
+    /// A `from` field in the `send_message` payload is taken as the sender (breaks M2).
+    TrustPayloadFrom,
+    /// `send_message` reads its first argument and ignores the rest (breaks M1: one argument).
+    ExtraArgs,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 7] = [
         Bug::RegisterAnonymous,
         Bug::NeverPush,
         Bug::LastSidWins,
         Bug::NoAckFallback,
         Bug::StalePresence,
+        Bug::TrustPayloadFrom,
+        Bug::ExtraArgs,
     ];
 
     /// The switch's name on the command line and in reports.
@@ -108,6 +114,8 @@ impl Bug {
             Bug::LastSidWins => "last_sid_wins",
             Bug::NoAckFallback => "no_ack_fallback",
             Bug::StalePresence => "stale_presence",
+            Bug::TrustPayloadFrom => "trust_payload_from",
+            Bug::ExtraArgs => "extra_args",
         }
     }
 

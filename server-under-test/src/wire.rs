@@ -56,8 +56,8 @@ pub enum Refusal {
     /// The sending connection is not registered (I3).
     #[error("not registered: connect with a valid username header")]
     NotRegistered,
-    /// The argument is missing or not a JSON object.
-    #[error("payload must be a JSON object {{\"to\", \"content\", \"client_id\"}}")]
+    /// The argument is missing, not a JSON object, or not the only one.
+    #[error("send_message takes exactly one argument, a JSON object {{\"to\", \"content\", \"client_id\"}}")]
     NotAnObject,
     /// A required field is absent or not a string.
     #[error("field '{0}' is missing or not a string")]

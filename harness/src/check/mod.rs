@@ -321,7 +321,8 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
 
     let clauses = Clause::ALL
         .into_iter()
-        .filter(|c| c.level() <= options.level || *c == Clause::M5)
+        // Every clause, so a report always has the same lines (those above
+        // the level are SKIP with the reason).
         .map(|clause| judge(clause, options.level, &runs))
         .collect();
     Ok(CheckReport {
@@ -659,6 +660,7 @@ async fn core_run(
     violations.extend(calm_deliveries(&facts, slack));
     violations.extend(abuse_harms_nobody(&facts, ABUSE_AT_MS));
     violations.extend(rules::reused_client_id_gets_no_old_ack(&facts));
+    violations.extend(rules::one_argument_only(&facts));
     Run::new("core", Some(scenario), trace, violations, started)
 }
 
@@ -694,10 +696,14 @@ async fn abuse(
                     json!(["send_message", {"to": sink, "content": content, "client_id": "m1"}]);
                 format!("42{ack_id}{event}")
             };
+            let two_args = json!(["send_message", {"to": sink, "content": "m1 two arguments", "client_id": "m1-two"}, "extra"]);
+            let forged = json!(["send_message", {"to": sink, "content": "m2 forged from", "client_id": "m2", "from": names.user("dave")}]);
             let mut packets = vec![
                 "40".to_owned(),
                 reused(rules::REUSED_ID_ACKS.0, "m1 first"),
                 reused(rules::REUSED_ID_ACKS.1, "m1 second, same client_id"),
+                format!("42{}{two_args}", rules::TWO_ARGS_ACK),
+                format!("42{}{forged}", rules::FORGED_FROM_ACK),
                 r#"42["send_message",{"to":"#.to_owned(),
                 "42not json at all".to_owned(),
                 r#"421["no_such_event",{"x":1}]"#.to_owned(),

@@ -454,7 +454,51 @@ pub(super) async fn cursor_run(
             ));
         }
     }
+    from_is_never_the_payloads(&mut found, connector, &recorder, names, patience).await;
     cursor_done(recorder, found, started)
+}
+
+/// M2: the abuser (mallory) sent `{"from": "dave.<tag>", …}` to the sink; the
+/// stored entry must name mallory, the registered sender, whatever the payload
+/// claims. Evidence only when the entry is there (a refusal is not judged here).
+async fn from_is_never_the_payloads(
+    found: &mut Vec<Violation>,
+    connector: &TcpConnector,
+    recorder: &Recorder,
+    names: &Names,
+    patience: Duration,
+) {
+    let sink = names.user("m1sink");
+    let (event, response) = get(
+        connector,
+        recorder,
+        "/api/messages?after=0",
+        Some(&sink),
+        patience,
+    )
+    .await;
+    let entries = response
+        .filter(|r| r.status == 200)
+        .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+        .and_then(|b| b["messages"].as_array().cloned())
+        .unwrap_or_default();
+    let mallory = names.user("mallory");
+    for entry in entries
+        .iter()
+        .filter(|e| e["content"] == json!("m2 forged from"))
+    {
+        if entry["from"] != json!(mallory) {
+            found.push(finding(
+                Clause::M2,
+                &event,
+                format!(
+                    "{mallory} sent a payload claiming \"from\": {}, and the stored message says from {}: `from` must be the registered sender",
+                    json!(names.user("dave")),
+                    entry["from"]
+                ),
+            ));
+        }
+    }
 }
 
 /// L4 (SHOULD): a cursor above every seq the mailbox assigned is answered

@@ -58,6 +58,14 @@ pub const RULES: &[Rule] = &[
         clauses: &[Clause::M1],
     },
     Rule {
+        name: "one_argument_only",
+        clauses: &[Clause::M1],
+    },
+    Rule {
+        name: "from_is_never_the_payloads",
+        clauses: &[Clause::M2],
+    },
+    Rule {
         name: "rust_socketio_flow",
         clauses: &[Clause::T1, Clause::P1, Clause::M2, Clause::P3],
     },
@@ -69,6 +77,10 @@ pub const RULES: &[Rule] = &[
 
 /// The abuser's ack ids for the two sends that share a `client_id` (M1).
 pub const REUSED_ID_ACKS: (u64, u64) = (10, 11);
+/// The abuser's ack id for a `send_message` with two arguments (M1: one argument).
+pub const TWO_ARGS_ACK: u64 = 12;
+/// The abuser's ack id for a send whose payload claims another `from` (M2).
+pub const FORGED_FROM_ACK: u64 = 13;
 
 /// M1: a `client_id` reused for a different message must not get the first
 /// message's ack (refused with `{error}`, or accepted as a new message). The
@@ -106,6 +118,37 @@ pub fn reused_client_id_gets_no_old_ack(facts: &Facts<'_>) -> Vec<Violation> {
         }];
     }
     Vec::new()
+}
+
+/// M1: `send_message` takes one argument; a second one makes the payload
+/// wrong-shaped, to be refused with `{error}`, not accepted.
+pub fn one_argument_only(facts: &Facts<'_>) -> Vec<Violation> {
+    let prefix = format!("42{TWO_ARGS_ACK}[");
+    let ack = format!("43{TWO_ARGS_ACK}[");
+    facts
+        .trace
+        .events
+        .iter()
+        .filter(|e| e.actor == "abuser")
+        .filter_map(|e| match &e.what {
+            What::Exchange { request, answer }
+                if request.starts_with(&prefix)
+                    && answer
+                        .split(" | ")
+                        .any(|a| a.starts_with(&ack) && a.contains("\"id\"")) =>
+            {
+                Some(Violation {
+                    clause: Clause::M1,
+                    at_ms: e.at_ms,
+                    message: "send_message with two arguments was accepted: the contract's payload is one object".into(),
+                    evidence: vec![e.clone()],
+                    subject: Default::default(),
+                    ruling: None,
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// T1, I1: every user whose handshake carries a valid name gets a session, and a
@@ -366,7 +409,16 @@ pub fn abuse_harms_nobody(facts: &Facts<'_>, abuse_at_ms: u64) -> Vec<Violation>
                         ruling: None,
                     });
                 }
-                if answer.contains("\"id\"") && answer.starts_with("43") {
+                // The two well-formed sends of the M1 probe may be accepted.
+                let well_formed = [
+                    REUSED_ID_ACKS.0,
+                    REUSED_ID_ACKS.1,
+                    FORGED_FROM_ACK,
+                    TWO_ARGS_ACK,
+                ]
+                .iter()
+                .any(|ack_id| request.starts_with(&format!("42{ack_id}[")));
+                if !well_formed && answer.contains("\"id\"") && answer.starts_with("43") {
                     found.push(Violation {
                         clause: Clause::B1,
                         at_ms: event.at_ms,
@@ -507,6 +559,30 @@ mod tests {
                 "{fine}"
             );
         }
+    }
+
+    #[test]
+    fn two_arguments_accepted_is_m1() {
+        let s = scenario(&["alice"]);
+        let trace = |answer: &str| Trace {
+            events: vec![at(
+                100,
+                "abuser",
+                What::Exchange {
+                    request: format!("42{TWO_ARGS_ACK}[\"send_message\",{{}},\"extra\"]"),
+                    answer: answer.into(),
+                },
+            )],
+        };
+        let accepted = trace(&format!(
+            "43{TWO_ARGS_ACK}[{{\"id\":3,\"delivery\":\"polling\"}}]"
+        ));
+        assert_eq!(
+            clauses(&one_argument_only(&Facts::new(&accepted, &s))),
+            vec![Clause::M1]
+        );
+        let refused = trace(&format!("43{TWO_ARGS_ACK}[{{\"error\":\"one argument\"}}]"));
+        assert!(one_argument_only(&Facts::new(&refused, &s)).is_empty());
     }
 
     #[test]

@@ -104,6 +104,10 @@ pub struct HuntArgs {
     /// Reference-server bug switch (repeatable).
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
+    /// Simulations run side by side (default: the available cores); the
+    /// findings, shrunk scenario and report are the same whatever N is.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: Option<u64>,
     /// Where to write the shrunk scenario (default: `hunt-<seed>.json`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -126,6 +130,9 @@ impl HuntArgs {
             generate: generate_options(self.users, self.duration, &self.faults),
             world: WorldOptions::reference(&self.bugs),
             shrink_budget: SHRINK_BUDGET,
+            jobs: self
+                .jobs
+                .map_or_else(crate::hunt::default_jobs, |j| j as usize),
         }
     }
 

@@ -57,6 +57,8 @@ pub struct HuntPlan {
     pub world: WorldOptions,
     /// Most simulations the shrink may spend.
     pub shrink_budget: usize,
+    /// Simulations run side by side (the result does not depend on it).
+    pub jobs: usize,
 }
 
 /// Whether a failing scenario gave the same trace when run again.
@@ -151,45 +153,95 @@ pub struct HuntReport {
 }
 
 /// Hunts until a violation or the end of the seeds or budget; `on_seed` hears
-/// each seed as it starts (for a progress bar).
+/// each seed as its result is read (for a progress bar).
+///
+/// Seeds run `plan.jobs` at a time on a thread pool, in batches; results are
+/// read in seed order and the first failing seed wins, so the finding, the
+/// shrunk scenario and `seeds_run` are the same whatever `jobs` is (a batch's
+/// seeds after the first failure are run and thrown away). With a wall-clock
+/// budget, a batch started before the budget ran out is finished.
 pub fn hunt(plan: &HuntPlan, mut on_seed: impl FnMut(u64)) -> HuntOutcome {
     let started = Instant::now();
-    let seeds: Box<dyn Iterator<Item = u64>> = match &plan.seeds {
-        Seeds::Range(range) => Box::new(range.clone()),
-        Seeds::Budget { first, .. } => Box::new(*first..),
+    let (first, end) = match &plan.seeds {
+        Seeds::Range(range) => (range.start, range.end),
+        Seeds::Budget { first, .. } => (*first, u64::MAX),
     };
-    let mut seeds_run = 0;
-    for seed in seeds {
+    let jobs = plan.jobs.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .expect("a thread pool of at least one thread");
+    let batch = (jobs as u64).saturating_mul(2);
+    let mut next = first;
+    while next < end {
         if let Seeds::Budget { budget, .. } = plan.seeds {
             if started.elapsed() >= budget {
                 break;
             }
         }
-        on_seed(seed);
-        seeds_run += 1;
-        let scenario = Scenario::generate(seed, &plan.generate);
-        let outcome = simulate(&scenario, &plan.world);
-        let first = judge_run(&outcome, &scenario, &plan.world.timers);
-        let Some(first) = first.into_iter().next() else {
-            continue;
-        };
-        let finding = investigate(
-            seed,
-            &scenario,
-            &outcome.trace.render(),
-            first,
-            &plan.world,
-            plan.shrink_budget,
-        );
-        return HuntOutcome {
-            seeds_run,
-            finding: Some(finding),
-        };
+        let upto = next.saturating_add(batch).min(end);
+        let results: Vec<SeedRun> = pool.install(|| {
+            use rayon::prelude::*;
+            (next..upto)
+                .into_par_iter()
+                .map(|seed| run_seed(seed, plan))
+                .collect()
+        });
+        for run in results {
+            on_seed(run.seed);
+            let Some(violation) = run.violation else {
+                continue;
+            };
+            let finding = investigate(
+                run.seed,
+                &run.scenario,
+                &run.trace,
+                violation,
+                &plan.world,
+                plan.shrink_budget,
+            );
+            return HuntOutcome {
+                seeds_run: run.seed - first + 1,
+                finding: Some(finding),
+            };
+        }
+        next = upto;
     }
     HuntOutcome {
-        seeds_run,
+        seeds_run: next - first,
         finding: None,
     }
+}
+
+/// One seed's run: its scenario, rendered trace and first violation.
+struct SeedRun {
+    seed: u64,
+    scenario: Scenario,
+    trace: String,
+    violation: Option<Violation>,
+}
+
+fn run_seed(seed: u64, plan: &HuntPlan) -> SeedRun {
+    let scenario = Scenario::generate(seed, &plan.generate);
+    let outcome = simulate(&scenario, &plan.world);
+    let violation = judge_run(&outcome, &scenario, &plan.world.timers)
+        .into_iter()
+        .next();
+    SeedRun {
+        seed,
+        trace: if violation.is_some() {
+            outcome.trace.render()
+        } else {
+            String::new()
+        },
+        scenario,
+        violation,
+    }
+}
+
+/// The default for `--jobs`: the cores this process may use.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Replays a failing scenario (does it repeat?), shrinks it, and replays the

@@ -151,9 +151,7 @@ async fn an_endless_body_is_cut_off_not_read_into_memory() {
     let outcome = tokio::time::timeout(Duration::from_secs(60), check(&target, &options))
         .await
         .expect("the check ends");
-    let error = outcome
-        .err()
-        .expect("no answer ever completes: unreachable");
+    let error = outcome.expect_err("no answer ever completes: unreachable");
     assert!(error.to_string().contains("bytes"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(60));
 }

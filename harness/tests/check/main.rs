@@ -143,6 +143,16 @@ async fn stale_presence_fails_p3() {
     bug_fails(Bug::StalePresence, Clause::P3).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusting_the_payloads_from_fails_m2() {
+    bug_fails(Bug::TrustPayloadFrom, Clause::M2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_extra_arguments_fails_m1() {
+    bug_fails(Bug::ExtraArgs, Clause::M1).await;
+}
+
 // The command line: exit codes, messages, report files.
 
 #[test]

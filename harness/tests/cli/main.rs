@@ -247,3 +247,37 @@ fn a_scenario_with_absurd_values_is_refused_not_run() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("active_ms"), "{err}");
 }
+
+#[test]
+fn a_hunt_gives_the_same_report_bytes_on_one_job_or_four() {
+    // Seeds run side by side, results read in seed order: the finding, the
+    // shrunk scenario and seeds_run must not depend on the pool's size.
+    let dir = std::env::temp_dir().join(format!("harness-jobs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("hunt.json");
+    let run = |jobs: &str| {
+        let (code, stdout, stderr) = harness(&[
+            "hunt",
+            "--seeds",
+            "1..13",
+            "--users",
+            "4",
+            "--duration",
+            "30s",
+            "--bug",
+            "last_sid_wins",
+            "--format",
+            "json",
+            "--jobs",
+            jobs,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "last_sid_wins is found: {stdout}{stderr}");
+        (stdout, std::fs::read_to_string(&out).unwrap())
+    };
+    let one = run("1");
+    let four = run("4");
+    assert_eq!(one.0, four.0, "the JSON report is byte-identical");
+    assert_eq!(one.1, four.1, "the saved shrunk scenario is byte-identical");
+}
