@@ -55,13 +55,7 @@ pub fn shape(scenario: &Scenario) -> String {
 
 /// Users, then the fault plan: what runs before anything runs.
 pub fn plan(scenario: &Scenario, out: &mut String) {
-    for user in &scenario.users {
-        let _ = writeln!(
-            out,
-            "  user {:<12} {} {} header={}",
-            user.name, user.profile, user.open, user.header
-        );
-    }
+    users(scenario, out);
     let plan = &scenario.faults;
     let _ = writeln!(
         out,
@@ -71,6 +65,19 @@ pub fn plan(scenario: &Scenario, out: &mut String) {
         plan.faults.len()
     );
     faults(scenario, out);
+}
+
+fn users(scenario: &Scenario, out: &mut String) {
+    for user in &scenario.users {
+        let _ = writeln!(
+            out,
+            "  user {:<12} {} {} header={}",
+            escape(&user.name),
+            user.profile,
+            user.open,
+            user.header
+        );
+    }
 }
 
 fn faults(scenario: &Scenario, out: &mut String) {
@@ -88,13 +95,7 @@ fn faults(scenario: &Scenario, out: &mut String) {
 
 /// Users, steps and faults: a shrunk scenario in full.
 pub fn steps(scenario: &Scenario, out: &mut String) {
-    for user in &scenario.users {
-        let _ = writeln!(
-            out,
-            "  user {:<12} {} {} header={}",
-            user.name, user.profile, user.open, user.header
-        );
-    }
+    users(scenario, out);
     for step in &scenario.steps {
         let name = scenario
             .users
