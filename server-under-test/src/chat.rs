@@ -8,7 +8,7 @@ use serde_json::Value;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 use socketioxide::AckError;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{Bug, Config};
@@ -31,6 +31,8 @@ pub struct Chat {
 }
 
 struct ChatState {
+    /// Per sender: tokens left and when they were counted (a token bucket).
+    send_budget: BTreeMap<String, (f64, tokio::time::Instant)>,
     presence: Presence<SocketRef>,
     /// Pushed messages not yet acknowledged by any recipient connection (M5),
     /// by message id.
@@ -66,6 +68,7 @@ impl Chat {
             config,
             store,
             state: Mutex::new(ChatState {
+                send_budget: BTreeMap::new(),
                 presence: Presence::new(mode),
                 unacked: BTreeMap::new(),
             }),
@@ -173,6 +176,9 @@ impl Chat {
     /// M2–M5: accepts a validated message from `from` and delivers it.
     fn accept(self: &Arc<Self>, from: &str, request: SendMessage) -> Result<Accepted, Refusal> {
         let mut state = self.state();
+        if !self.spend_send_token(&mut state, from) {
+            return Err(Refusal::RateLimited(self.config.send_rate_per_s));
+        }
         if let Some(original) = self.store.recall(from, &request.client_id) {
             // M1: only the same message again is a retry; another one under a
             // used id would otherwise be answered with the old ack and lost.
@@ -201,9 +207,14 @@ impl Chat {
         let push = !conns.is_empty() && !self.config.has_bug(Bug::NeverPush);
         let delivery = if push {
             info!("💬 Real-time message: {from} → {to}");
-            self.push(&mut state, message, conns);
-            info!("✅ Message delivered to {to} via WebSocket");
-            Delivery::Websocket
+            let delivery = self.push(&mut state, message, conns);
+            if delivery == Delivery::Websocket {
+                info!("✅ Message delivered to {to} via WebSocket");
+            }
+            delivery
+        } else if self.store.mailbox_len(to) >= self.config.max_mailbox_entries {
+            // Refused before anything is accepted: never accepted and then lost.
+            return Err(Refusal::MailboxFull);
         } else {
             info!("📬 Message {id} stored for polling: {to} is offline");
             self.store_message(message, "offline");
@@ -228,14 +239,39 @@ impl Chat {
         Ok(accepted)
     }
 
+    /// A token bucket per sender: `send_burst` at once, `send_rate_per_s` after.
+    fn spend_send_token(&self, state: &mut ChatState, from: &str) -> bool {
+        let now = tokio::time::Instant::now();
+        let (rate, burst) = (
+            f64::from(self.config.send_rate_per_s),
+            f64::from(self.config.send_burst),
+        );
+        let (tokens, at) = state
+            .send_budget
+            .entry(from.to_owned())
+            .or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// M3, M5: emits `new_message` to every connection with an ack request, and
     /// arranges the mailbox fallback.
+    /// Returns how the message actually travels: `websocket` when at least one
+    /// push was written, `polling` when none could be (every connection closed
+    /// or its send buffer full) and the message went to the mailbox instead, so
+    /// the sender's ack tells the truth (M2).
     fn push(
         self: &Arc<Self>,
         state: &mut ChatState,
         message: Message,
         conns: Vec<(ConnNo, SocketRef)>,
-    ) {
+    ) -> Delivery {
         let id = message.id;
         if self.config.has_bug(Bug::NoAckFallback) {
             for (_, socket) in &conns {
@@ -246,14 +282,20 @@ impl Chat {
                     });
                 }
             }
-            return;
+            return Delivery::Websocket;
         }
         let mut waiting = BTreeSet::new();
         for (conn_no, socket) in conns {
             let sent = socket
                 .timeout(self.config.ack_timeout())
                 .emit_with_ack::<_, Value>(wire::NEW_MESSAGE, &message);
-            let Ok(ack) = sent else { continue };
+            let ack = match sent {
+                Ok(ack) => ack,
+                Err(e) => {
+                    warn!("⚠️ push of message {id} to {} failed: {e}", socket.id);
+                    continue;
+                }
+            };
             self.observe(|| Observed::Pushed {
                 id,
                 sid: socket.id.to_string(),
@@ -269,8 +311,9 @@ impl Chat {
             });
         }
         if waiting.is_empty() {
-            // Every connection closed under us: straight to the mailbox (M5).
+            // Every connection closed or full under us: straight to the mailbox (M5).
             self.store_message(message, "no connection took it");
+            Delivery::Polling
         } else {
             state.unacked.insert(
                 id,
@@ -279,6 +322,7 @@ impl Chat {
                     conns: waiting,
                 },
             );
+            Delivery::Websocket
         }
     }
 
@@ -435,8 +479,10 @@ fn handle_send(socket: SocketRef, chat: Arc<Chat>, payload: Option<Value>, ack: 
         }
     };
     if let Err(e) = sent {
-        // No ack requested, or the sender is gone; the message (if accepted) is not affected.
-        debug!("send_message ack not sent: {e}");
+        // The sender asked for an ack and cannot get it (its connection is
+        // gone or its send buffer full): the message, if accepted, is not
+        // affected, but a client now thinks it was lost. Say so loudly.
+        error!("❌ send_message ack to {} not sent: {e}", socket.id);
     }
 }
 

@@ -26,6 +26,15 @@ pub struct Config {
     pub max_content_chars: usize,
     /// Longest `client_id`, in characters (M1).
     pub max_client_id_chars: usize,
+    /// Sustained sends per second one sender may make; beyond the burst the
+    /// rest are refused with `{"error": "rate limited …"}`, never dropped.
+    pub send_rate_per_s: u32,
+    /// Sends one sender may make at once before the rate applies.
+    pub send_burst: u32,
+    /// Most entries one mailbox holds; a message to an offline recipient with a
+    /// full mailbox is refused (never accepted and then lost). Fallbacks of
+    /// already accepted messages (M5) are always stored.
+    pub max_mailbox_entries: u64,
     /// Unix time in milliseconds at the moment the server starts; message `ts`
     /// is this plus the runtime clock's elapsed time. The binary reads the wall
     /// clock once for it; the simulation passes a constant so traces repeat.
@@ -44,6 +53,9 @@ impl Default for Config {
             max_payload_bytes: 1_000_000,
             max_content_chars: 4096,
             max_client_id_chars: 64,
+            send_rate_per_s: 200,
+            send_burst: 1_000,
+            max_mailbox_entries: 100_000,
             // 2025-10-09T00:00:00Z, the seed's date.
             epoch_unix_ms: 1_759_968_000_000,
             bugs: Bugs::default(),

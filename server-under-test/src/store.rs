@@ -72,6 +72,9 @@ pub trait Store: Send + Sync + 'static {
     /// The highest `seq` the recipient's mailbox ever assigned, 0 if none (L4).
     fn last_seq(&self, recipient: &str) -> u64;
 
+    /// How many entries the recipient's mailbox holds now.
+    fn mailbox_len(&self, recipient: &str) -> u64;
+
     /// What was accepted for `(sender, client_id)`, if anything (M1 retries).
     fn recall(&self, sender: &str, client_id: &str) -> Option<Remembered>;
 
@@ -155,6 +158,13 @@ impl Store for MemoryStore {
             .mailboxes
             .get(recipient)
             .map_or(0, |m| m.last_seq)
+    }
+
+    fn mailbox_len(&self, recipient: &str) -> u64 {
+        self.memory()
+            .mailboxes
+            .get(recipient)
+            .map_or(0, |m| m.entries.len() as u64)
     }
 
     fn recall(&self, sender: &str, client_id: &str) -> Option<Remembered> {

@@ -74,6 +74,12 @@ pub enum Refusal {
     /// `client_id` was already used by this sender for another message (M1).
     #[error("client_id already used for a different message")]
     ClientIdReused,
+    /// The sender is over its rate.
+    #[error("rate limited: at most {0} messages per second; retry later")]
+    RateLimited(u32),
+    /// The recipient's mailbox is full.
+    #[error("the recipient's mailbox is full")]
+    MailboxFull,
 }
 
 impl SendMessage {

@@ -143,3 +143,57 @@ async fn message_to_self_is_pushed_to_own_tabs_m3() {
         "note to self"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_sender_is_rate_limited_with_an_error_and_nothing_accepted_is_lost() {
+    // Past its burst a sender gets {"error": "rate limited …"}: every send is
+    // answered, and every one answered with an id is in the mailbox.
+    let server = start(server_under_test::Config {
+        send_rate_per_s: 5,
+        send_burst: 20,
+        ..quick_config()
+    })
+    .await;
+    let alice = Peer::connect(&server.url, "alice").await;
+    let mut accepted = 0;
+    let mut limited = 0;
+    for i in 0..60 {
+        let ack = alice.send("bob", &format!("m{i}"), &format!("c{i}")).await;
+        if ack["id"].is_u64() {
+            accepted += 1;
+        } else {
+            assert!(
+                ack["error"].as_str().unwrap().contains("rate limited"),
+                "{ack}"
+            );
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "60 sends at once exceed a burst of 20");
+    assert!((20..40).contains(&accepted), "{accepted} accepted");
+    let (_, body) = poll(&server.url, Some("bob"), "").await;
+    assert_eq!(body["messages"].as_array().unwrap().len(), accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mailbox_refuses_new_mail_instead_of_growing_without_bound() {
+    let server = start(server_under_test::Config {
+        max_mailbox_entries: 5,
+        ..quick_config()
+    })
+    .await;
+    let alice = Peer::connect(&server.url, "alice").await;
+    let mut refused = 0;
+    for i in 0..8 {
+        let ack = alice.send("bob", &format!("m{i}"), &format!("c{i}")).await;
+        if ack["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("mailbox is full"))
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 3);
+    let (_, body) = poll(&server.url, Some("bob"), "").await;
+    assert_eq!(body["messages"].as_array().unwrap().len(), 5);
+}
