@@ -35,6 +35,9 @@ pub struct Config {
     /// full mailbox is refused (never accepted and then lost). Fallbacks of
     /// already accepted messages (M5) are always stored.
     pub max_mailbox_entries: u64,
+    /// Origins whose browser pages may call the server (CORS: the `username`
+    /// header, GET and POST); empty allows no other origin.
+    pub cors_origins: Vec<String>,
     /// Unix time in milliseconds at the moment the server starts; message `ts`
     /// is this plus the runtime clock's elapsed time. The binary reads the wall
     /// clock once for it; the simulation passes a constant so traces repeat.
@@ -56,6 +59,7 @@ impl Default for Config {
             send_rate_per_s: 200,
             send_burst: 1_000,
             max_mailbox_entries: 100_000,
+            cors_origins: Vec::new(),
             // 2025-10-09T00:00:00Z, the seed's date.
             epoch_unix_ms: 1_759_968_000_000,
             bugs: Bugs::default(),

@@ -16,6 +16,24 @@ use crate::store::MailboxEntry;
 use crate::username::{InvalidUsername, Username};
 use crate::wire::ErrorBody;
 
+/// CORS for the configured origins: a page there may send the `username`
+/// header (a preflighted request) on GET and POST, to the HTTP routes and to
+/// Socket.IO's polling transport alike. No origin configured: no CORS headers.
+pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<http::HeaderValue> = origins
+        .iter()
+        .filter_map(|o| http::HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([http::Method::GET, http::Method::POST])
+        .allow_headers([
+            http::HeaderName::from_static("username"),
+            http::header::CONTENT_TYPE,
+        ])
+}
+
 /// The HTTP routes, with JSON answers for unknown paths and methods too.
 pub fn routes(chat: Arc<Chat>) -> Router {
     Router::new()

@@ -40,7 +40,10 @@ pub fn app(config: Config) -> (axum::Router, Arc<Chat>) {
 
 /// The router for an existing chat (to run it over another store).
 pub fn router(chat: Arc<Chat>) -> axum::Router {
-    http::routes(Arc::clone(&chat)).layer(chat::socket_io_layer(chat))
+    let cors = http::cors(&chat.config().cors_origins);
+    http::routes(Arc::clone(&chat))
+        .layer(chat::socket_io_layer(chat))
+        .layer(cors)
 }
 
 /// Serves the reference server on `listener` until the listener fails for good.

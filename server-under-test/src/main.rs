@@ -36,10 +36,28 @@ struct Args {
     #[arg(long, default_value_t = Config::default().ack_timeout_ms,
           value_parser = clap::value_parser!(u64).range(50..=600_000))]
     ack_timeout_ms: u64,
+    /// An origin whose browser pages may call the server (repeatable), e.g.
+    /// http://localhost:5173: CORS for the `username` header on GET and POST.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_origin)]
+    cors_origins: Vec<String>,
     /// Engine.IO maxPayload in bytes (1 KiB to 64 MiB).
     #[arg(long, default_value_t = Config::default().max_payload_bytes,
           value_parser = clap::value_parser!(u64).range(1_024..=64 << 20))]
     max_payload_bytes: u64,
+}
+
+fn parse_origin(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e| format!("'{text}' is not an origin: {e}"))?;
+    match (uri.scheme_str(), uri.host(), uri.path()) {
+        (Some("http" | "https"), Some(_), "" | "/") if uri.query().is_none() => {
+            Ok(text.trim_end_matches('/').to_owned())
+        }
+        _ => Err(format!(
+            "'{text}' is not an origin: expected scheme://host[:port], e.g. http://localhost:5173"
+        )),
+    }
 }
 
 fn parse_bug(name: &str) -> Result<Bug, String> {
@@ -68,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         // The only wall-clock read: message `ts` counts from here.
         epoch_unix_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
         bugs: args.bugs.into_iter().collect(),
+        cors_origins: args.cors_origins,
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind(args.addr)

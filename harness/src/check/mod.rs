@@ -271,6 +271,8 @@ pub struct CheckReport {
     pub clauses: Vec<ClauseReport>,
     /// The runs, with their scenarios and traces.
     pub runs: Vec<Run>,
+    /// Observations that are not clauses of the contract (CORS, clamped timers).
+    pub findings: Vec<String>,
     /// The command that runs this check again.
     pub rerun: String,
     /// Wall time of the whole check, ms.
@@ -309,6 +311,7 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
     let names = Names::new(options.seed, fresh_tag_source());
 
     let mut runs = vec![http_run(&connector, &names, options).await];
+    let findings = vec![probes::cors_finding(&connector, options.patience()).await];
     let (handshake, timers) = handshake_run(&connector, &names, options).await;
     runs.push(handshake);
     let core = core_run(&connector, &names, options, timers).await;
@@ -334,6 +337,7 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
         server: timers,
         clauses,
         runs,
+        findings,
         rerun: rerun_command(target, options),
         wall_ms: elapsed_ms(started),
     })

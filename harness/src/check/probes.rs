@@ -546,3 +546,48 @@ fn stale_cursor(
 fn cursor_done(recorder: Recorder, violations: Vec<Violation>, started: Instant) -> Run {
     Run::new("cursor", None, recorder.trace(), violations, started)
 }
+
+/// Whether a browser page on another origin could use the server: a CORS
+/// preflight for `GET /api/messages` with the `username` header. Not a clause
+/// of v1 (a finding): the seed's front end runs on another origin in
+/// development (a dev server on another port), where this decides everything.
+pub(super) async fn cors_finding(connector: &TcpConnector, patience: Duration) -> String {
+    let origin = "http://example.test";
+    let headers = [
+        ("origin", origin),
+        ("access-control-request-method", "GET"),
+        ("access-control-request-headers", "username"),
+    ];
+    let outcome = tokio::time::timeout(
+        patience,
+        transport::request(
+            connector,
+            http::Method::OPTIONS,
+            "/api/messages",
+            &headers,
+            None,
+        ),
+    )
+    .await
+    .unwrap_or(Err(transport::TransportError::Timeout));
+    match outcome {
+        Err(e) => format!("CORS: the preflight from {origin} got no answer ({e})"),
+        Ok(r) => {
+            let allowed = r
+                .allow_origin
+                .as_deref()
+                .is_some_and(|o| o == origin || o == "*");
+            if allowed {
+                format!(
+                    "CORS: a page on {origin} may send the username header (preflight {})",
+                    r.status
+                )
+            } else {
+                format!(
+                    "CORS: a page on another origin ({origin}) cannot send the username header: preflight answered {} without Access-Control-Allow-Origin (configure the server's allowed origins if its front end is served elsewhere)",
+                    r.status
+                )
+            }
+        }
+    }
+}

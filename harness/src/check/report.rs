@@ -73,6 +73,9 @@ pub fn text(report: &CheckReport) -> String {
             let _ = writeln!(out, "server: no Engine.IO handshake");
         }
     }
+    for finding in &report.findings {
+        let _ = writeln!(out, "finding: {}", escape(finding));
+    }
     for run in &report.runs {
         let _ = writeln!(
             out,

@@ -93,6 +93,8 @@ pub struct Response {
     pub status: u16,
     /// `Content-Type`, if any.
     pub content_type: Option<String>,
+    /// `Access-Control-Allow-Origin`, if any (the CORS finding).
+    pub allow_origin: Option<String>,
     /// Body as UTF-8 (lossy).
     pub body: String,
 }
@@ -131,11 +133,15 @@ pub async fn request<C: Connector>(
     let outcome = async {
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: http::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(http::header::CONTENT_TYPE);
+        let allow_origin = header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
         // A hostile server can answer an endless body: read at most this much.
         let bytes = http_body_util::Limited::new(response.into_body(), MAX_BODY_BYTES)
             .collect()
@@ -149,6 +155,7 @@ pub async fn request<C: Connector>(
         Ok(Response {
             status,
             content_type,
+            allow_origin,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         })
     }

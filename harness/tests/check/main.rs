@@ -77,6 +77,43 @@ async fn the_reference_server_passes_core() {
     assert!(matches!(verdict(Clause::M5), Some(Verdict::Skip(_))));
     assert!(matches!(verdict(Clause::L3), Some(Verdict::Skip(_))));
     assert_eq!(report.server.map(|t| t.ping_interval_ms), Some(500));
+    // No origin configured: the CORS finding says a page elsewhere cannot.
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.contains("cannot send the username header")),
+        "{:?}",
+        report.findings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cors_finding_sees_a_configured_origin() {
+    let server = start(Config {
+        cors_origins: vec!["http://example.test".into()],
+        ..quick(&[])
+    })
+    .await;
+    let target = Target::resolve(&server.url).await.unwrap();
+    let report = check(
+        &target,
+        &CheckOptions {
+            level: Level::Core,
+            seed: 2,
+            timeout_scale: 2.0,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.contains("may send the username header")),
+        "{:?}",
+        report.findings
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,3 +38,37 @@ async fn json_endpoints_and_health_t2_h1() {
     assert_eq!(status, 404);
     assert!(body["error"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_origin_may_send_the_username_header_cors() {
+    // A page on another origin must preflight the `username` header: the
+    // configured origin gets it allowed, any other gets no CORS headers.
+    let server = start(server_under_test::Config {
+        cors_origins: vec!["http://app.test".into()],
+        ..quick_config()
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        let url = format!("{}/api/messages", server.url);
+        async move {
+            reqwest::Client::new()
+                .request(reqwest::Method::OPTIONS, url)
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "GET")
+                .header("Access-Control-Request-Headers", "username")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let allowed = preflight("http://app.test").await;
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(headers["access-control-allow-origin"], "http://app.test");
+    assert!(headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("username"));
+    let other = preflight("http://evil.test").await;
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
