@@ -153,6 +153,29 @@ pub fn bad_sends_are_refused(facts: &Facts<'_>) -> Vec<Violation> {
                     "a malformed send_message ({client_id}) got no answer: no ack {{\"error\"}}"
                 )
             }
+            // B1: only a frame above maxPayload may close the sender's own
+            // connection, and the generator's malformed payloads are small.
+            // A connection the server (or the transport) ended right after,
+            // on a link no fault touched, is the server's answer to the
+            // packet: no {error} ack, just a closed connection.
+            Some(What::AckLost { reason, .. }) if reason == "connection ended" => {
+                let user = user_of(&event.actor);
+                let ended_by_server = facts.trace.events.iter().any(|e| {
+                    e.actor == event.actor
+                        && e.at_ms >= event.at_ms
+                        && matches!(&e.what, What::Disconnected { reason }
+                            if reason != "client close" && reason != "client crashed" && !reason.starts_with("upgrade failed"))
+                });
+                let answer_at = answer.map_or(event.at_ms, |a| a.at_ms);
+                if !ended_by_server
+                    || !facts.is_link_clean(user, event.at_ms.saturating_sub(1_000), answer_at)
+                {
+                    continue;
+                }
+                format!(
+                    "a malformed send_message ({client_id}) closed the sender's connection instead of an ack {{\"error\"}}"
+                )
+            }
             _ => continue,
         };
         let answer = answer.expect("matched above");

@@ -355,6 +355,35 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_send_answered_by_closing_the_connection_is_b1() {
+        // No {error} ack: the server closed the sender's connection on a calm
+        // link. Only a frame above maxPayload may do that (B1).
+        let closed = |reason: &str| {
+            let mut t = raw_trace(What::AckLost {
+                client_id: "a-1".into(),
+                reason: "connection ended".into(),
+            });
+            t.events.push(at(
+                300,
+                "a#1",
+                What::Disconnected {
+                    reason: reason.into(),
+                },
+            ));
+            t
+        };
+        let by_server =
+            bad_sends_are_refused(&Facts::new(&closed("server disconnect"), &scenario()));
+        assert_eq!(
+            by_server.iter().map(|v| v.clause).collect::<Vec<_>>(),
+            vec![Clause::B1]
+        );
+        // The client closing its own tab right after is no answer at all.
+        let by_client = bad_sends_are_refused(&Facts::new(&closed("client close"), &scenario()));
+        assert!(by_client.is_empty(), "{by_client:?}");
+    }
+
+    #[test]
     fn a_send_to_an_invalid_name_accepted_is_m2() {
         let trace = Trace {
             events: vec![
