@@ -69,3 +69,80 @@ where
     let chat = Arc::new(Chat::new(config, Arc::new(MemoryStore::new())).observed_by(observer));
     axum::serve(listener, router(chat)).await
 }
+
+/// Limits for serving on real TCP, against slow and idle clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection must send a request's headers within this, also when it
+    /// idles between requests (slowloris, idle keep-alive connections).
+    pub header_read_timeout: std::time::Duration,
+    /// Connections served at once; beyond it new ones are closed at once, so
+    /// a flood cannot exhaust the process's descriptors.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Serves on real TCP through hyper's builder with `limits`: what the binary
+/// runs. WebSocket upgrades are served as usual; once upgraded a connection is
+/// the Engine.IO heartbeat's to watch.
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    limits: Limits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let (router, _chat) = app(config);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: pause instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(
+                "🚫 {peer}: {} connections already open; closed",
+                limits.max_connections
+            );
+            continue;
+        };
+        // Small frames are the whole traffic: Nagle would add tens of ms to a push (M3).
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(|req: ::http::Request<hyper::body::Incoming>| {
+                req.map(axum::body::Body::new)
+            });
+        tokio::spawn(async move {
+            // HTTP/1 only (all the contract needs): hyper-util's auto builder
+            // first sniffs for an HTTP/2 preface with no timeout at all, which
+            // would keep an idle connection forever.
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await
+            {
+                tracing::debug!("{peer}: connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+}

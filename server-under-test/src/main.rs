@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::serve::ListenerExt;
 use clap::Parser;
 use server_under_test::{Bug, Config};
 
@@ -40,6 +39,15 @@ struct Args {
     /// http://localhost:5173: CORS for the `username` header on GET and POST.
     #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     cors_origins: Vec<String>,
+    /// A connection must send a request's headers within this many ms, also
+    /// between requests (closes slowloris and idle connections), 100 to 600000.
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    header_read_timeout_ms: u64,
+    /// Connections served at once; beyond it new ones are closed at once.
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
     /// Engine.IO maxPayload in bytes (1 KiB to 64 MiB).
     #[arg(long, default_value_t = Config::default().max_payload_bytes,
           value_parser = clap::value_parser!(u64).range(1_024..=64 << 20))]
@@ -99,10 +107,10 @@ async fn main() -> anyhow::Result<()> {
     } else {
         println!("listening on http://{addr} with bugs: {}", bugs.join(", "));
     }
-    // Small frames are the whole traffic: Nagle would add tens of ms to a push (M3).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    server_under_test::serve(listener, config).await?;
+    let limits = server_under_test::Limits {
+        header_read_timeout: std::time::Duration::from_millis(args.header_read_timeout_ms),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+    };
+    server_under_test::serve_tcp(listener, config, limits).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The reference server against the wire contract, clause by clause, over real
 //! loopback TCP with rust_socketio as an independent client.
 
+mod abuse;
 mod bad_input;
 mod bugs;
 mod cli;
