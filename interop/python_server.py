@@ -40,7 +40,7 @@ class Chat:
         self.sids = {}  # username -> [sid, ...] (the seed: exactly one)
         self.ids = itertools.count(1)
         self.mailboxes = {}  # username -> (next_seq, [entry, ...])
-        self.retries = {}  # (sender, client_id) -> ack
+        self.retries = {}  # (sender, client_id) -> (to, content, ack)
         self.unacked = {}  # message id -> (message, {sid, ...})
 
     def online(self):
@@ -99,7 +99,11 @@ class Chat:
         if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
             return {"error": "'client_id' must be 1 to 64 characters"}
         if (sender, client_id) in self.retries:
-            return self.retries[(sender, client_id)]
+            # M1: only the same message again is a retry.
+            old_to, old_content, old_ack = self.retries[(sender, client_id)]
+            if (old_to, old_content) == (to, content):
+                return old_ack
+            return {"error": "client_id already used for a different message"}
         message = {"id": next(self.ids), "from": sender, "to": to,
                    "content": content, "ts": int(time.time() * 1000)}
         sids = list(self.sids.get(to, []))
@@ -119,7 +123,7 @@ class Chat:
         else:
             self.store(message)
             ack = {"id": message["id"], "delivery": "polling"}
-        self.retries[(sender, client_id)] = ack
+        self.retries[(sender, client_id)] = (to, content, ack)
         return ack
 
     def fall_back(self, message_id):
@@ -148,7 +152,9 @@ def build(args):
         await chat.disconnect(sid)
 
     @sio.event
-    async def send_message(sid, data=None, *_):
+    async def send_message(sid, data=None, *extra):
+        if extra:  # M1: one argument
+            return {"error": "send_message takes exactly one argument"}
         return await chat.send(sid, data)
 
     def error(status, reason):
@@ -170,7 +176,10 @@ def build(args):
         after = afters[0] if afters else "0"
         if not re.fullmatch(r"[0-9]+", after) or int(after) >= 2 ** 64:
             return error(400, "'after' must be a base-10 u64")
-        _, entries = chat.mailboxes.get(username, (1, []))
+        next_seq, entries = chat.mailboxes.get(username, (1, []))
+        if int(after) > next_seq - 1:  # L4: a stale cursor discards nothing
+            return web.json_response(
+                {"error": "cursor above the latest seq", "latest": next_seq - 1}, status=409)
         return web.json_response({"messages": [e for e in entries if e["seq"] > int(after)]})
 
     app.router.add_get("/health", health)

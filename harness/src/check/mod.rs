@@ -727,12 +727,28 @@ async fn abuse(
                 let mut answers = Vec::new();
                 let deadline = Instant::now() + answer_window;
                 let mut closed = false;
+                // A packet that asks for an ack is done when its ack arrives;
+                // the others wait out the window (the abuser must be gone
+                // well before the scenario's final presence probe).
+                let awaited = packet
+                    .strip_prefix("42")
+                    .and_then(|rest| rest.split_once('['))
+                    .filter(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+                    .map(|(id, _)| format!("43{id}["));
                 while let Ok(frame) = tokio::time::timeout_at(deadline, ws.next()).await {
                     match frame {
                         Some(Ok(Frame::Text(t))) if t.as_str() == "2" => {
                             let _ = ws.send(Frame::text("3")).await;
                         }
-                        Some(Ok(Frame::Text(t))) => answers.push(t.as_str().to_owned()),
+                        Some(Ok(Frame::Text(t))) => {
+                            let done = awaited
+                                .as_deref()
+                                .is_some_and(|a| t.as_str().starts_with(a));
+                            answers.push(t.as_str().to_owned());
+                            if done {
+                                break;
+                            }
+                        }
                         Some(Ok(_)) => {}
                         Some(Err(_)) | None => {
                             closed = true;
