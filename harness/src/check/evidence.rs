@@ -109,3 +109,77 @@ fn stale_cursor_answered(run: &Run) -> bool {
 
 /// Marks the stale-cursor polls in a run's requests.
 pub const STALE_MARK: &str = "after=18446744073709551615";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Scenario, UserSpec};
+    use crate::trace::{Event, Trace};
+
+    fn run(name: &'static str, events: Vec<(u64, &str, What)>) -> Run {
+        Run {
+            name,
+            scenario: Some(Scenario {
+                seed: 0,
+                users: vec![UserSpec::node("alice")],
+                steps: vec![],
+                faults: crate::faults::FaultPlan::calm(),
+                active_ms: 1_000,
+                heal_ms: 1_000,
+                open_world: true,
+            }),
+            trace: Trace {
+                events: events
+                    .into_iter()
+                    .map(|(at_ms, actor, what)| Event {
+                        at_ms,
+                        actor: actor.into(),
+                        what,
+                    })
+                    .collect(),
+            },
+            violations: vec![],
+            wall_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_run_that_never_connected_exercised_no_session_clause() {
+        let failed = run(
+            "core",
+            vec![(
+                0,
+                "alice#1",
+                What::OpenFailed {
+                    reason: "status 500".into(),
+                },
+            )],
+        );
+        assert!(exercised(&failed).is_empty());
+    }
+
+    #[test]
+    fn a_connected_run_with_accepted_mail_exercised_messaging() {
+        let ok = run(
+            "core",
+            vec![
+                (0, "alice#1", What::Connected),
+                (
+                    10,
+                    "alice#1",
+                    What::Accepted {
+                        client_id: "a-1".into(),
+                        id: 1,
+                        delivery: crate::contract::Delivery::Polling,
+                    },
+                ),
+            ],
+        );
+        let set = exercised(&ok);
+        for clause in [Clause::T1, Clause::M1, Clause::M2, Clause::M3, Clause::M4] {
+            assert!(set.contains(&clause), "{clause}");
+        }
+        assert!(!set.contains(&Clause::M5), "M5 needs the robust run's faults");
+        assert!(!set.contains(&Clause::P1), "no presence event was seen");
+    }
+}

@@ -694,76 +694,12 @@ async fn abuse(
     match transport::websocket(connector, path, &[("username", &name)]).await {
         Err(e) => exchange(format!("websocket {path}"), format!("error: {e}")),
         Ok(mut ws) => {
-            let sink = names.user("m1sink");
-            let reused = |ack_id: u64, content: &str| {
-                let event =
-                    json!(["send_message", {"to": sink, "content": content, "client_id": "m1"}]);
-                format!("42{ack_id}{event}")
-            };
-            let two_args = json!(["send_message", {"to": sink, "content": "m1 two arguments", "client_id": "m1-two"}, "extra"]);
-            let forged = json!(["send_message", {"to": sink, "content": "m2 forged from", "client_id": "m2", "from": names.user("dave")}]);
-            let mut packets = vec![
-                "40".to_owned(),
-                reused(rules::REUSED_ID_ACKS.0, "m1 first"),
-                reused(rules::REUSED_ID_ACKS.1, "m1 second, same client_id"),
-                format!("42{}{two_args}", rules::TWO_ARGS_ACK),
-                format!("42{}{forged}", rules::FORGED_FROM_ACK),
-                r#"42["send_message",{"to":"#.to_owned(),
-                "42not json at all".to_owned(),
-                r#"421["no_such_event",{"x":1}]"#.to_owned(),
-                r#"422["send_message"]"#.to_owned(),
-            ];
-            let max = timers.map_or(0, |t| t.max_payload);
-            if max > 0 && max <= 8 << 20 {
-                let content = "x".repeat(usize::try_from(max).unwrap_or(0) + 1);
-                let big = json!(["send_message", {"to": names.user("dave"), "content": content, "client_id": "oversized"}]);
-                packets.push(format!("423{big}"));
-            }
-            for packet in packets {
+            for packet in abuse_packets(names, timers) {
                 if ws.send(Frame::text(packet.clone())).await.is_err() {
                     exchange(packet, "connection closed before sending".into());
                     break;
                 }
-                let mut answers = Vec::new();
-                let deadline = Instant::now() + answer_window;
-                let mut closed = false;
-                // A packet that asks for an ack is done when its ack arrives;
-                // the others wait out the window (the abuser must be gone
-                // well before the scenario's final presence probe).
-                let awaited = packet
-                    .strip_prefix("42")
-                    .and_then(|rest| rest.split_once('['))
-                    .filter(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
-                    .map(|(id, _)| format!("43{id}["));
-                while let Ok(frame) = tokio::time::timeout_at(deadline, ws.next()).await {
-                    match frame {
-                        Some(Ok(Frame::Text(t))) if t.as_str() == "2" => {
-                            let _ = ws.send(Frame::text("3")).await;
-                        }
-                        Some(Ok(Frame::Text(t))) => {
-                            let done = awaited
-                                .as_deref()
-                                .is_some_and(|a| t.as_str().starts_with(a));
-                            answers.push(t.as_str().to_owned());
-                            if done {
-                                break;
-                            }
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(_)) | None => {
-                            closed = true;
-                            break;
-                        }
-                    }
-                }
-                let mut answer = if answers.is_empty() {
-                    "(nothing)".to_owned()
-                } else {
-                    answers.join(" | ")
-                };
-                if closed {
-                    answer.push_str(" [connection closed]");
-                }
+                let (answer, closed) = answers_to(&mut ws, &packet, answer_window).await;
                 exchange(packet, answer);
                 if closed {
                     break;
@@ -778,6 +714,90 @@ async fn abuse(
         Err(e) => format!("error: {e}"),
     };
     exchange("GET /health".into(), answer);
+}
+
+/// What the abuser sends, in order: CONNECT; two messages under one
+/// `client_id` (M1); two arguments (M1); a payload claiming another `from`
+/// (M2); bad JSON twice; an unknown event with an ack; a send without its
+/// argument; a frame above maxPayload (B1).
+fn abuse_packets(names: &Names, timers: Option<AnnouncedTimers>) -> Vec<String> {
+    let sink = names.user("m1sink");
+    let reused = |ack_id: u64, content: &str| {
+        let event = json!(["send_message", {"to": sink, "content": content, "client_id": "m1"}]);
+        format!("42{ack_id}{event}")
+    };
+    let two_args = json!(["send_message", {"to": sink, "content": "m1 two arguments", "client_id": "m1-two"}, "extra"]);
+    let forged = json!(["send_message", {"to": sink, "content": "m2 forged from", "client_id": "m2", "from": names.user("dave")}]);
+    let mut packets = vec![
+        "40".to_owned(),
+        reused(rules::REUSED_ID_ACKS.0, "m1 first"),
+        reused(rules::REUSED_ID_ACKS.1, "m1 second, same client_id"),
+        format!("42{}{two_args}", rules::TWO_ARGS_ACK),
+        format!("42{}{forged}", rules::FORGED_FROM_ACK),
+        r#"42["send_message",{"to":"#.to_owned(),
+        "42not json at all".to_owned(),
+        r#"421["no_such_event",{"x":1}]"#.to_owned(),
+        r#"422["send_message"]"#.to_owned(),
+    ];
+    let max = timers.map_or(0, |t| t.max_payload);
+    if max > 0 && max <= 8 << 20 {
+        let content = "x".repeat(usize::try_from(max).unwrap_or(0) + 1);
+        let big = json!(["send_message", {"to": names.user("dave"), "content": content, "client_id": "oversized"}]);
+        packets.push(format!("423{big}"));
+    }
+    packets
+}
+
+/// What came back for `packet` within `window` (answering heartbeats on the
+/// way), and whether the connection closed. A packet that asks for an ack is
+/// done when its ack arrives; the others wait out the window (the abuser must
+/// be gone well before the scenario's final presence probe).
+async fn answers_to<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    packet: &str,
+    window: Duration,
+) -> (String, bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let awaited = packet
+        .strip_prefix("42")
+        .and_then(|rest| rest.split_once('['))
+        .filter(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(id, _)| format!("43{id}["));
+    let deadline = Instant::now() + window;
+    let mut answers = Vec::new();
+    let mut closed = false;
+    while let Ok(frame) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match frame {
+            Some(Ok(Frame::Text(t))) if t.as_str() == "2" => {
+                let _ = ws.send(Frame::text("3")).await;
+            }
+            Some(Ok(Frame::Text(t))) => {
+                let done = awaited
+                    .as_deref()
+                    .is_some_and(|a| t.as_str().starts_with(a));
+                answers.push(t.as_str().to_owned());
+                if done {
+                    break;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    let mut answer = if answers.is_empty() {
+        "(nothing)".to_owned()
+    } else {
+        answers.join(" | ")
+    };
+    if closed {
+        answer.push_str(" [connection closed]");
+    }
+    (answer, closed)
 }
 
 // ---------------------------------------------------------------------------

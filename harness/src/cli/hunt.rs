@@ -61,38 +61,47 @@ pub fn run(args: &HuntArgs) -> Exit {
             };
             println!("{}", json(&report));
         }
-        Format::Text => {
-            let mut out = String::new();
-            let _ = writeln!(
-                out,
-                "found: {} — {} (seed {}, after {seeds_run} seeds)",
-                finding.clause,
-                finding.clause.statement(),
-                finding.seed
-            );
-            let _ = writeln!(out, "  {}", render::escape(&finding.violation.message));
-            let m = &finding.minimal;
-            let _ = writeln!(
-                out,
-                "shrunk in {} simulations to {} users, {} steps, {} faults:",
-                finding.shrink_runs,
-                m.users.len(),
-                m.steps.len(),
-                m.faults.faults.len()
-            );
-            render::steps(m, &mut out);
-            if let Replay::Diverged { line, .. } = &finding.minimal_replay {
-                let _ = writeln!(
-                    out,
-                    "warning: the shrunk scenario's trace differs run to run (line {line})"
-                );
-            }
-            let _ = writeln!(out, "saved: {}", path.display());
-            let _ = writeln!(out, "replay: {replay}");
-            print!("{out}");
-        }
+        Format::Text => print!("{}", text(&finding, seeds_run, &path, &replay)),
     }
     Exit::Violations
+}
+
+/// The finding for people: clause, message, the shrunk scenario, the file
+/// and the replay line.
+fn text(
+    finding: &crate::hunt::Finding,
+    seeds_run: u64,
+    path: &std::path::Path,
+    replay: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "found: {} — {} (seed {}, after {seeds_run} seeds)",
+        finding.clause,
+        finding.clause.statement(),
+        finding.seed
+    );
+    let _ = writeln!(out, "  {}", render::escape(&finding.violation.message));
+    let m = &finding.minimal;
+    let _ = writeln!(
+        out,
+        "shrunk in {} simulations to {} users, {} steps, {} faults:",
+        finding.shrink_runs,
+        m.users.len(),
+        m.steps.len(),
+        m.faults.faults.len()
+    );
+    render::steps(m, &mut out);
+    if let Replay::Diverged { line, .. } = &finding.minimal_replay {
+        let _ = writeln!(
+            out,
+            "warning: the shrunk scenario's trace differs run to run (line {line})"
+        );
+    }
+    let _ = writeln!(out, "saved: {}", path.display());
+    let _ = writeln!(out, "replay: {replay}");
+    out
 }
 
 /// The `hunt-merge` command: reads report files, prints one summary; exit 1

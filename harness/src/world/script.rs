@@ -99,9 +99,31 @@ impl<C: Connector> HostScript<C> {
     /// Plays the users' steps, then drains their mailboxes, until the scenario ends.
     pub async fn run(self) {
         let end_ms = self.scenario.end_ms();
+        let drain_at = end_ms.saturating_sub(DRAIN_MS);
+        let (mut users, poll_loops) = self.start_users(drain_at);
+        self.play_agenda(&mut users, drain_at).await;
+        // Drain: one last poll each, once everything has healed (L2, M5).
+        sleep_until_ms(&self.recorder, drain_at).await;
+        for user in users.values() {
+            user.poll().await;
+        }
+        sleep_until_ms(&self.recorder, end_ms).await;
+        for user in users.values_mut() {
+            user.shutdown();
+        }
+        for poll_loop in poll_loops {
+            poll_loop.abort();
+        }
+    }
+
+    /// This host's users, each with a poll loop running until `drain_at`.
+    fn start_users(
+        &self,
+        drain_at: u64,
+    ) -> (BTreeMap<usize, User<C>>, Vec<tokio::task::JoinHandle<()>>) {
         let until = tokio::time::Instant::now()
-            + Duration::from_millis(end_ms.saturating_sub(self.recorder.now_ms() + DRAIN_MS));
-        let mut users: BTreeMap<usize, User<C>> = BTreeMap::new();
+            + Duration::from_millis(drain_at.saturating_sub(self.recorder.now_ms()));
+        let mut users = BTreeMap::new();
         let mut poll_loops = Vec::new();
         for &index in &self.users {
             let spec = self.scenario.users[index].clone();
@@ -118,7 +140,12 @@ impl<C: Connector> HostScript<C> {
             poll_loops.push(user.spawn_poll_loop(offset, until));
             users.insert(index, user);
         }
-        // The agenda: scripted steps plus restarts after crashes, by time.
+        (users, poll_loops)
+    }
+
+    /// The agenda: scripted steps plus restarts after crashes, by time, until
+    /// the drain (what would happen after it is not part of the run).
+    async fn play_agenda(&self, users: &mut BTreeMap<usize, User<C>>, drain_at: u64) {
         let mut agenda: Vec<(u64, usize, Action)> = self
             .scenario
             .steps
@@ -137,8 +164,8 @@ impl<C: Connector> HostScript<C> {
                 (None, Some(r)) => (r, true),
                 (None, None) => break,
             };
-            if at_ms >= end_ms - DRAIN_MS {
-                break; // what would happen after the drain is not part of the run
+            if at_ms >= drain_at {
+                break;
             }
             sleep_until_ms(&self.recorder, at_ms).await;
             if is_restart {
@@ -155,31 +182,32 @@ impl<C: Connector> HostScript<C> {
             }
             let (_, index, action) = agenda.pop().expect("step due");
             let user = users.get_mut(&index).expect("user of this host");
-            match action {
-                Action::Open => user.open(),
-                Action::Close => user.close(),
-                Action::Send { to, content } => user.send(&to, &content),
-                Action::SendRaw { payload } => user.send_raw(
-                    serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-                ),
-                Action::Poll => user.poll().await,
-                Action::Crash { down_ms } => {
-                    let tabs = user.crash();
-                    restarts.push((at_ms + down_ms, index, tabs));
-                }
+            if let Some(down) = act(user, action).await {
+                restarts.push((at_ms.saturating_add(down.down_ms), index, down.tabs));
             }
         }
-        // Drain: one last poll each, once everything has healed (L2, M5).
-        sleep_until_ms(&self.recorder, end_ms - DRAIN_MS).await;
-        for user in users.values() {
-            user.poll().await;
-        }
-        sleep_until_ms(&self.recorder, end_ms).await;
-        for user in users.values_mut() {
-            user.shutdown();
-        }
-        for poll_loop in poll_loops {
-            poll_loop.abort();
+    }
+}
+
+/// A crash: how long the client stays down and how many tabs it reopens.
+struct Down {
+    down_ms: u64,
+    tabs: usize,
+}
+
+/// Does one step; a crash says when to come back.
+async fn act<C: Connector>(user: &mut User<C>, action: Action) -> Option<Down> {
+    match action {
+        Action::Open => user.open(),
+        Action::Close => user.close(),
+        Action::Send { to, content } => user.send(&to, &content),
+        Action::SendRaw { payload } => user
+            .send_raw(serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload))),
+        Action::Poll => user.poll().await,
+        Action::Crash { down_ms } => {
+            let tabs = user.crash();
+            return Some(Down { down_ms, tabs });
         }
     }
+    None
 }
