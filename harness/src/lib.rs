@@ -50,4 +50,5 @@ pub use campaign::{Campaign, CampaignReport, Finding, Replay};
 pub use faults::FaultMenu;
 pub use scenario::Scenario;
 pub use spec::Clause;
+pub use trace::ServerEvent;
 pub use world::{Listener, Reference, Server, ServerEnv, ServerTimers};

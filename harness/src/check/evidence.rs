@@ -179,7 +179,10 @@ mod tests {
         for clause in [Clause::T1, Clause::M1, Clause::M2, Clause::M3, Clause::M4] {
             assert!(set.contains(&clause), "{clause}");
         }
-        assert!(!set.contains(&Clause::M5), "M5 needs the robust run's faults");
+        assert!(
+            !set.contains(&Clause::M5),
+            "M5 needs the robust run's faults"
+        );
         assert!(!set.contains(&Clause::P1), "no presence event was seen");
     }
 }

@@ -52,6 +52,13 @@ fn presence_keyed_by_user_is_found_shrunk_and_replays() {
     // socketioxide's rooms fan out in HashSet order, so two tabs of one user
     // can see the same push in either order; the report must then say so.
     assert_eq!(finding.minimal_replay, Replay::Identical, "{report}");
+    // It opted in to the referee: the violation is classed as the server's.
+    let ruling = finding.violation.ruling.as_ref().expect("ruled");
+    assert_eq!(
+        ruling.blame,
+        harness::judge::referee::Blame::Server,
+        "{report}"
+    );
     let text = report.to_string();
     if let Replay::Diverged { line, .. } = &finding.replay {
         assert!(text.contains(&format!("DIVERGED at line {line}")), "{text}");

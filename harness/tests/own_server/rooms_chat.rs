@@ -12,7 +12,8 @@
 //! `Defect::OneSidPerUser` plants the seed's own bug: presence keyed by user
 //! (`online[user] = sid`), so a second tab's close takes the user offline.
 //!
-//! It takes time and randomness only from [`ServerEnv`], so its traces repeat.
+//! It takes time and randomness only from [`ServerEnv`], so its traces repeat,
+//! and tells the referee its side through `ServerEnv::record`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Json;
 use futures_util::StreamExt;
-use harness::{Listener, ServerEnv};
+use harness::{Listener, ServerEnv, ServerEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
@@ -54,6 +55,9 @@ struct Rooms {
 
 struct Chat {
     defect: Defect,
+    /// The harness's hook: this server opts in to telling the referee what it
+    /// saw (registrations, accepts, stores).
+    env: ServerEnv,
     clock: harness::world::SimClock,
     rooms: Mutex<Rooms>,
 }
@@ -65,6 +69,11 @@ impl Chat {
 
     fn store(&self, message: &Value) {
         let to = message["to"].as_str().unwrap_or_default().to_owned();
+        self.env.record(ServerEvent::Stored {
+            id: message["id"].as_u64().unwrap_or_default(),
+            to: to.clone(),
+            reason: "mailbox".into(),
+        });
         self.rooms()
             .mail
             .entry(to)
@@ -91,6 +100,7 @@ pub async fn serve(listener: Listener, env: ServerEnv, defect: Defect) -> std::i
     let chat = Arc::new(Chat {
         defect,
         clock: env.clock(),
+        env: env.clone(),
         rooms: Mutex::default(),
     });
     let (layer, io) = SocketIo::builder()
@@ -134,6 +144,10 @@ async fn identify(
         sids.insert(socket.id);
         came_online
     };
+    chat.env.record(ServerEvent::Registered {
+        user: name.clone(),
+        sid: socket.id.to_string(),
+    });
     if came_online {
         let _ = io
             .to("registered")
@@ -162,9 +176,14 @@ async fn on_disconnect(socket: SocketRef, io: SocketIo, State(chat): State<Arc<C
 }
 
 async fn leave(socket: &SocketRef, io: &SocketIo, chat: &Chat) {
-    let Some(Name(name)) = socket.extensions.get::<Name>() else {
+    let Some(Name(name)) = socket.extensions.remove::<Name>() else {
         return;
     };
+    chat.env.record(ServerEvent::Unregistered {
+        user: name.clone(),
+        sid: socket.id.to_string(),
+        reason: "disconnected".into(),
+    });
     let went_offline = {
         let mut rooms = chat.rooms();
         let Some(sids) = rooms.online.get_mut(&name) else {
@@ -250,6 +269,12 @@ async fn send_message(
     chat.rooms()
         .sent
         .insert(key, (send.to.clone(), send.content.clone(), answer.clone()));
+    chat.env.record(ServerEvent::Accepted {
+        id: message["id"].as_u64().unwrap_or_default(),
+        from: from.clone(),
+        to: send.to.clone(),
+        delivery: delivery.into(),
+    });
     if !online {
         chat.store(&message);
         let _ = ack.send(&answer);
