@@ -75,7 +75,7 @@ async fn connections_beyond_the_bound_are_turned_away_not_queued() {
     let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
     assert!(closed_within(&mut extra, Duration::from_secs(1)).await);
     // Once the held ones time out, the server serves again.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
     let (status, _) = get(&url, "/health", None).await;
     assert_eq!(status, 200);
 }
