@@ -85,7 +85,9 @@ async fn poll_page<C: Connector>(shared: &Shared<C>) -> Page {
         Ok(m) => (m.messages, m.more),
         Err(e) => return failed(format!("bad body: {e}")),
     };
-    shared.record(
+    let at_ms = shared.recorder.now_ms();
+    shared.recorder.record_at(
+        at_ms,
         name,
         What::Polled {
             after,
@@ -93,7 +95,7 @@ async fn poll_page<C: Connector>(shared: &Shared<C>) -> Page {
         },
     );
     for entry in &entries {
-        shared.receive(name, &entry.message, Via::Mailbox);
+        shared.receive_at(at_ms, name, &entry.message, Via::Mailbox);
     }
     let Some(last) = entries.iter().map(|e| e.seq).max() else {
         return Page::Done;

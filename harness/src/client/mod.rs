@@ -85,8 +85,17 @@ impl<C: Connector> Shared<C> {
 
     /// Records a message's arrival; true when it is new (M5 de-duplication).
     pub(crate) fn receive(&self, actor: &str, message: &Message, via: Via) {
+        self.receive_at(self.recorder.now_ms(), actor, message, via);
+    }
+
+    /// Records a message's arrival at `at_ms`: the entries of one poll arrive
+    /// with the poll, at its time (on real TCP the clock could otherwise tick
+    /// between the poll and its entries, and the checkers would see the entry
+    /// arrive after the poll that returned it).
+    pub(crate) fn receive_at(&self, at_ms: u64, actor: &str, message: &Message, via: Via) {
         let duplicate = !self.inbox.lock().unwrap().seen.insert(message.id);
-        self.record(
+        self.recorder.record_at(
+            at_ms,
             actor,
             What::Received {
                 id: message.id,
