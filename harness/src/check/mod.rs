@@ -760,11 +760,15 @@ async fn answers_to<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let awaited = packet
-        .strip_prefix("42")
-        .and_then(|rest| rest.split_once('['))
-        .filter(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
-        .map(|(id, _)| format!("43{id}["));
+    let awaited = if packet == "40" {
+        Some("40".to_owned()) // CONNECT: done at the namespace's answer
+    } else {
+        packet
+            .strip_prefix("42")
+            .and_then(|rest| rest.split_once('['))
+            .filter(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(id, _)| format!("43{id}["))
+    };
     let deadline = Instant::now() + window;
     let mut answers = Vec::new();
     let mut closed = false;
