@@ -361,7 +361,7 @@ pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
                 clause: Clause::M4,
                 at_ms: ack.at_ms,
                 message: format!(
-                    "message {id} to {}, whose connections had all closed, was acked {delivery:?}",
+                    "message {id} to {}, whose connections had all closed, was acked {delivery}",
                     sent.to
                 ),
                 evidence: vec![sent.event.clone(), ack.clone()],

@@ -45,7 +45,7 @@ pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
             found.push(violation(
                 Clause::M3,
                 ack.at_ms,
-                format!("message {id} to {}, online on a healthy link, was acked {delivery:?} instead of websocket", sent.to),
+                format!("message {id} to {}, online on a healthy link, was acked {delivery} instead of websocket", sent.to),
                 evidence,
             )
             .user(&sent.to)
@@ -99,7 +99,7 @@ pub fn offline_recipients_get_mail(facts: &Facts<'_>) -> Vec<Violation> {
             found.push(violation(
                 Clause::M4,
                 ack.at_ms,
-                format!("message {id} to {}, who was not online, was acked {delivery:?} instead of polling", sent.to),
+                format!("message {id} to {}, who was not online, was acked {delivery} instead of polling", sent.to),
                 vec![sent.event.clone(), ack.clone()],
             )
             .user(&sent.to)
@@ -156,7 +156,7 @@ pub fn nothing_accepted_is_lost(facts: &Facts<'_>) -> Vec<Violation> {
                 clause,
                 facts.end_ms,
                 format!(
-                "message {id} to {} was accepted ({delivery:?}) and never arrived, by push or poll",
+                "message {id} to {} was accepted ({delivery}) and never arrived, by push or poll",
                 sent.to
             ),
                 vec![sent.event.clone(), ack.clone()],
