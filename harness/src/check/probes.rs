@@ -125,6 +125,30 @@ fn is_error_body(body: &Value) -> bool {
     body.get("error").is_some_and(Value::is_string)
 }
 
+/// One probe session: where requests go, where they are recorded, how long
+/// each may take, and what was found.
+struct Prober<'a> {
+    connector: &'a TcpConnector,
+    recorder: &'a Recorder,
+    patience: Duration,
+    found: Vec<Violation>,
+}
+
+impl Prober<'_> {
+    /// GETs `path` (as `username`) and judges the JSON answer.
+    async fn expect(
+        &mut self,
+        path: &str,
+        username: Option<&str>,
+        want: (Clause, u16),
+        body_ok: impl Fn(&Value) -> bool,
+        what: &str,
+    ) {
+        let (e, r) = get(self.connector, self.recorder, path, username, self.patience).await;
+        expect_json(&mut self.found, &e, r.as_ref(), want, body_ok, what);
+    }
+}
+
 pub(super) async fn http_run(
     connector: &TcpConnector,
     names: &Names,
@@ -132,57 +156,57 @@ pub(super) async fn http_run(
 ) -> Run {
     let started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(started));
-    let patience = options.patience();
-    let mut found = Vec::new();
-    let (e, r) = get(connector, &recorder, "/health", None, patience).await;
-    expect_json(
-        &mut found,
-        &e,
-        r.as_ref(),
-        (Clause::H1, 200),
-        |b| b == &json!({"status": "ok"}),
-        "GET /health",
-    );
-    let (e, r) = get(connector, &recorder, "/api/online", None, patience).await;
-    expect_json(
-        &mut found,
-        &e,
-        r.as_ref(),
-        (Clause::P4, 200),
-        |b| {
-            b["users"]
-                .as_array()
-                .is_some_and(|u| u.iter().all(Value::is_string))
-        },
-        "GET /api/online",
-    );
-    let nobody = names.user("nobody");
-    for (path, username, what) in [
-        (
-            "/api/messages?after=0",
+    let mut probe = Prober {
+        connector,
+        recorder: &recorder,
+        patience: options.patience(),
+        found: Vec::new(),
+    };
+    probe
+        .expect(
+            "/health",
             None,
-            "a poll without a username header",
-        ),
-        (
-            "/api/messages?after=0",
-            Some(""),
-            "a poll with an empty username",
-        ),
-        (
-            "/api/messages?after=0",
-            Some("no such/user"),
-            "a poll with an invalid username",
-        ),
+            (Clause::H1, 200),
+            |b| b == &json!({"status": "ok"}),
+            "GET /health",
+        )
+        .await;
+    let users_are_strings = |b: &Value| {
+        b["users"]
+            .as_array()
+            .is_some_and(|u| u.iter().all(Value::is_string))
+    };
+    probe
+        .expect(
+            "/api/online",
+            None,
+            (Clause::P4, 200),
+            users_are_strings,
+            "GET /api/online",
+        )
+        .await;
+    mailbox_probes(&mut probe, &names.user("nobody")).await;
+    let found = probe.found;
+    Run::new("http", None, recorder.trace(), found, started)
+}
+
+/// L1: polls without a valid name (401), with bad cursors (400), a stale
+/// cursor (L4, 409 or 200), and good ones (200).
+async fn mailbox_probes(probe: &mut Prober<'_>, nobody: &str) {
+    for (username, what) in [
+        (None, "a poll without a username header"),
+        (Some(""), "a poll with an empty username"),
+        (Some("no such/user"), "a poll with an invalid username"),
     ] {
-        let (e, r) = get(connector, &recorder, path, username, patience).await;
-        expect_json(
-            &mut found,
-            &e,
-            r.as_ref(),
-            (Clause::L1, 401),
-            is_error_body,
-            what,
-        );
+        probe
+            .expect(
+                "/api/messages?after=0",
+                username,
+                (Clause::L1, 401),
+                is_error_body,
+                what,
+            )
+            .await;
     }
     for after in [
         "",
@@ -195,42 +219,32 @@ pub(super) async fn http_run(
         "1&after=2",
     ] {
         let path = format!("/api/messages?after={after}");
-        let (e, r) = get(connector, &recorder, &path, Some(&nobody), patience).await;
         let what = format!("a poll with after={after:?}");
-        expect_json(
-            &mut found,
-            &e,
-            r.as_ref(),
-            (Clause::L1, 400),
-            is_error_body,
-            &what,
-        );
+        probe
+            .expect(&path, Some(nobody), (Clause::L1, 400), is_error_body, &what)
+            .await;
     }
-    let messages = |b: &Value| b["messages"].is_array();
-    stale_cursor(
-        &mut found,
-        get(
-            connector,
-            &recorder,
-            "/api/messages?after=18446744073709551615",
-            Some(&nobody),
-            patience,
-        )
-        .await,
-        0,
-    );
+    let stale = "/api/messages?after=18446744073709551615";
+    let answer = get(
+        probe.connector,
+        probe.recorder,
+        stale,
+        Some(nobody),
+        probe.patience,
+    )
+    .await;
+    stale_cursor(&mut probe.found, answer, 0);
     for path in ["/api/messages", "/api/messages?after=0"] {
-        let (e, r) = get(connector, &recorder, path, Some(&nobody), patience).await;
-        expect_json(
-            &mut found,
-            &e,
-            r.as_ref(),
-            (Clause::L1, 200),
-            messages,
-            &format!("GET {path}"),
-        );
+        probe
+            .expect(
+                path,
+                Some(nobody),
+                (Clause::L1, 200),
+                |b| b["messages"].is_array(),
+                &format!("GET {path}"),
+            )
+            .await;
     }
-    Run::new("http", None, recorder.trace(), found, started)
 }
 
 // ---------------------------------------------------------------------------
@@ -341,35 +355,7 @@ pub(super) async fn cursor_run(
         return cursor_done(recorder, found, started);
     };
     // Shape (L1), order (L1), and ours unaltered (B1: after the abuser's packets).
-    let mut last_seq = 0;
-    for entry in &entries {
-        let well_formed = entry["seq"].is_u64()
-            && entry["id"].is_u64()
-            && entry["from"].is_string()
-            && entry["to"] == json!(dave)
-            && entry["content"].is_string()
-            && entry["ts"].is_u64();
-        if !well_formed {
-            found.push(finding(
-                Clause::L1,
-                &first,
-                format!(
-                    "a mailbox entry is not {{seq, id, from, to, content, ts}}: {}",
-                    abbreviate(&entry.to_string())
-                ),
-            ));
-            break;
-        }
-        let seq = entry["seq"].as_u64().unwrap_or(0);
-        if seq <= last_seq {
-            found.push(finding(
-                Clause::L1,
-                &first,
-                format!("mailbox seqs are not strictly increasing: {seq} after {last_seq}"),
-            ));
-        }
-        last_seq = seq;
-    }
+    let last_seq = entry_findings(&entries, &dave, &first, &mut found);
     let ours: Vec<&Value> = entries
         .iter()
         .filter(|e| e["from"] == json!(alice))
@@ -426,36 +412,85 @@ pub(super) async fn cursor_run(
     // after=first seq: only the later ones (L1); twice, still there (L2).
     for attempt in 0..2 {
         let (event, entries) = poll(seqs[0]).await;
-        let got: Vec<u64> = entries
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e["seq"].as_u64())
-            .collect();
-        if got.iter().any(|s| *s <= seqs[0]) {
-            found.push(finding(
-                Clause::L1,
-                &event,
-                format!(
-                    "after={} returned entries at or below the cursor: {got:?}",
-                    seqs[0]
-                ),
-            ));
-        }
-        if !seqs[1..].iter().all(|s| got.contains(s)) {
-            let clause = if attempt == 0 { Clause::L1 } else { Clause::L2 };
-            found.push(finding(
-                clause,
-                &event,
-                format!(
-                    "after={} should return seqs {:?}, got {got:?}",
-                    seqs[0],
-                    &seqs[1..]
-                ),
-            ));
-        }
+        found.extend(cursor_findings(
+            &seqs,
+            attempt,
+            &event,
+            entries.unwrap_or_default(),
+        ));
     }
     from_is_never_the_payloads(&mut found, connector, &recorder, names, patience).await;
     cursor_done(recorder, found, started)
+}
+
+/// L1, L2: a poll with `after` = the first of `seqs` returns exactly the later
+/// ones; on the second `attempt` a missing one is L2 (the first poll lost it).
+fn cursor_findings(
+    seqs: &[u64],
+    attempt: usize,
+    event: &Event,
+    entries: Vec<Value>,
+) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let got: Vec<u64> = entries.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    if got.iter().any(|s| *s <= seqs[0]) {
+        found.push(finding(
+            Clause::L1,
+            event,
+            format!(
+                "after={} returned entries at or below the cursor: {got:?}",
+                seqs[0]
+            ),
+        ));
+    }
+    if !seqs[1..].iter().all(|s| got.contains(s)) {
+        let clause = if attempt == 0 { Clause::L1 } else { Clause::L2 };
+        found.push(finding(
+            clause,
+            event,
+            format!(
+                "after={} should return seqs {:?}, got {got:?}",
+                seqs[0],
+                &seqs[1..]
+            ),
+        ));
+    }
+    found
+}
+
+/// L1: every entry is `{seq, id, from, to, content, ts}` for `dave`, in
+/// strictly increasing `seq` order; the highest `seq` seen.
+fn entry_findings(entries: &[Value], dave: &str, first: &Event, found: &mut Vec<Violation>) -> u64 {
+    let mut last_seq = 0;
+    for entry in entries {
+        let well_formed = entry["seq"].is_u64()
+            && entry["id"].is_u64()
+            && entry["from"].is_string()
+            && entry["to"] == json!(dave)
+            && entry["content"].is_string()
+            && entry["ts"].is_u64();
+        if !well_formed {
+            found.push(finding(
+                Clause::L1,
+                first,
+                format!(
+                    "a mailbox entry is not {{seq, id, from, to, content, ts}}: {}",
+                    abbreviate(&entry.to_string())
+                ),
+            ));
+            break;
+        }
+        let seq = entry["seq"].as_u64().unwrap_or(0);
+        if seq <= last_seq {
+            found.push(finding(
+                Clause::L1,
+                first,
+                format!("mailbox seqs are not strictly increasing: {seq} after {last_seq}"),
+            ));
+        }
+        last_seq = seq;
+    }
+    last_seq
 }
 
 /// M2: the abuser (mallory) sent `{"from": "dave.<tag>", …}` to the sink; the
