@@ -5,4 +5,5 @@ mod checkers;
 mod determinism;
 mod real_arm;
 mod scale;
+mod sessions;
 mod support;
