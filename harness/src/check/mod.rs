@@ -20,6 +20,7 @@
 mod evidence;
 mod interop;
 mod probes;
+pub mod replay;
 pub mod report;
 pub mod rules;
 
@@ -958,24 +959,27 @@ async fn drive_faults(scenario: &Scenario, proxies: &[FaultProxy], recorder: &Re
         scenario.faults.latency_ms_min,
         scenario.faults.latency_ms_max,
     );
+    let users = scenario.users.len();
     for (at_ms, starts, fault) in scenario.faults.transitions() {
         sleep_until_ms(recorder, at_ms).await;
         let kinds = active.entry(fault.host.clone()).or_default();
-        let Some(index) =
-            (0..scenario.users.len()).find(|&i| host_of(i, scenario.users.len()) == fault.host)
-        else {
-            continue;
-        };
-        let proxy = &proxies[index];
-        let (mut resets, mut stalls) = (proxy.mode().resets, proxy.mode().stalls);
         if starts {
             kinds.push(fault.kind);
-            resets += u64::from(fault.kind == FaultKind::Reset);
-            stalls += u64::from(fault.kind == FaultKind::Stall);
         } else if let Some(i) = kinds.iter().position(|k| *k == fault.kind) {
             kinds.remove(i);
         }
         recorder.record_at(at_ms, "world", What::fault(fault, starts));
-        proxy.set(Mode::with_faults(latency, kinds, (resets, stalls)));
+        // Every user of the host has a proxy of its own: the fault is the host's.
+        for proxy in (0..users)
+            .filter(|&i| host_of(i, users) == fault.host)
+            .filter_map(|i| proxies.get(i))
+        {
+            let (mut resets, mut stalls) = (proxy.mode().resets, proxy.mode().stalls);
+            if starts {
+                resets += u64::from(fault.kind == FaultKind::Reset);
+                stalls += u64::from(fault.kind == FaultKind::Stall);
+            }
+            proxy.set(Mode::with_faults(latency, kinds, (resets, stalls)));
+        }
     }
 }

@@ -180,7 +180,7 @@ pub enum CheckFormat {
     Junit,
 }
 
-fn parse_scale(text: &str) -> Result<f64, String> {
+pub(super) fn parse_scale(text: &str) -> Result<f64, String> {
     let scale: f64 = text
         .parse()
         .map_err(|_| format!("'{text}' is not a number"))?;

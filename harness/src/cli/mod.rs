@@ -6,6 +6,7 @@
 mod args;
 mod check;
 mod hunt;
+mod live;
 mod sim;
 
 pub use args::{CheckArgs, HuntArgs, SimArgs};
@@ -47,13 +48,24 @@ pub struct Cli {
 enum Command {
     /// Run one seeded simulation against the reference server and judge its trace.
     Sim(SimArgs),
-    /// Re-run a simulation and print its full trace, one line per event.
+    /// Re-run a simulation and print its full trace, one line per event; with
+    /// --target, play a saved --scenario against a live server --repeat times.
     Replay {
         #[command(flatten)]
         sim: SimArgs,
         /// Print a Mermaid sequence diagram instead of the event list.
         #[arg(long)]
         mermaid: bool,
+        /// A running server's root URL: play the --scenario file against it over
+        /// real TCP, each user through a fault proxy applying the plan's faults.
+        #[arg(long, value_name = "URL", requires = "scenario")]
+        target: Option<String>,
+        /// With --target: how many times to play it (the reproduction rate), 1 to 100.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+        repeat: u64,
+        /// With --target: multiply every wait by this, 0.1 to 100.
+        #[arg(long, default_value_t = 1.0, value_parser = args::parse_scale)]
+        timeout_scale: f64,
     },
     /// Explore seeds and fault mixes until a violation, then shrink it to a
     /// minimal scenario and print the command that replays it.
@@ -121,7 +133,14 @@ pub fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Sim(args) => sim::run(&args, sim::Show::Report),
-        Command::Replay { sim, mermaid } => sim::run(
+        Command::Replay {
+            sim,
+            mermaid,
+            target: Some(url),
+            repeat,
+            timeout_scale,
+        } => live::run(&sim, &url, repeat, timeout_scale, mermaid),
+        Command::Replay { sim, mermaid, .. } => sim::run(
             &sim,
             if mermaid {
                 sim::Show::Mermaid

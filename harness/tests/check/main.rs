@@ -327,3 +327,59 @@ async fn the_reference_server_closes_a_websocket_frame_above_max_payload_b1() {
         "a frame above maxPayload closes the sender's connection"
     );
 }
+
+/// A short saved scenario: alice and bob open, alice sends to bob (online).
+fn short_scenario(dir: &std::path::Path) -> std::path::PathBuf {
+    let scenario = serde_json::json!({
+        "seed": 4,
+        "users": [
+            {"name": "alice", "profile": "node", "open": "websocket_first", "header": "valid"},
+            {"name": "bob", "profile": "node", "open": "websocket_first", "header": "valid"}
+        ],
+        "steps": [
+            {"at_ms": 0, "user": 0, "do": "open"},
+            {"at_ms": 0, "user": 1, "do": "open"},
+            {"at_ms": 1000, "user": 0, "do": "send", "to": "bob", "content": "hi bob"}
+        ],
+        "faults": {"latency_ms_min": 0, "latency_ms_max": 1, "faults": []},
+        "active_ms": 2000,
+        "heal_ms": 4000
+    });
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("short.json");
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_scenario_replays_against_a_live_server_with_its_reproduction_rate() {
+    // The same file, played three times with fresh names: never_push breaks
+    // M3 in every play; the correct server in none.
+    let dir = std::env::temp_dir().join(format!("harness-live-{}", std::process::id()));
+    let path = short_scenario(&dir);
+    let run = |url: String| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            harness(&[
+                "replay",
+                "--target",
+                &url,
+                "--scenario",
+                path.to_str().unwrap(),
+                "--repeat",
+                "3",
+                "--timeout-scale",
+                "2",
+            ])
+        })
+    };
+    let broken = start(quick(&[Bug::NeverPush])).await;
+    let (code, out, err) = run(broken.url.clone()).await.unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("reproduced 3/3 — M3"), "{out}");
+    assert!(out.contains("first failing play"), "{out}");
+    let correct = start(quick(&[])).await;
+    let (code, out, err) = run(correct.url.clone()).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("reproduced 0/3"), "{out}");
+}
