@@ -26,8 +26,9 @@
 //!   server plugs into it)
 //! - who judges: [`judge`] (pure checkers over a trace, per clause family)
 //! - what users call: [`campaign`] (the library API), [`hunt`] (explore and
-//!   shrink), [`check`] (black-box conformance over real TCP), [`mod@bench`]
-//!   (measurements), [`cli`] (the `harness` command)
+//!   shrink), [`check`] (black-box conformance over real TCP, and live replays),
+//!   [`mod@bench`] (measurements), [`cli`] (the `harness` command), with
+//!   [`render`] the text they share (escaped, in the words users type)
 #![warn(missing_docs)]
 
 pub mod bench;
