@@ -295,13 +295,7 @@ fn sim_row(users: usize) -> SimRow {
 /// Like the property tests: small generated scenarios on fast timers, run and
 /// checked, for `budget_s` seconds.
 fn property_row(budget_s: f64) -> PropertyRow {
-    let mut world =
-        WorldOptions::with_server(crate::world::Reference::new(server_under_test::Config {
-            ping_interval_ms: 1_000,
-            ping_timeout_ms: 1_000,
-            ack_timeout_ms: 1_000,
-            ..server_under_test::Config::default()
-        }));
+    let mut world = fast_reference();
     world.client.poll_interval_ms = 5_000;
     let started = Instant::now();
     let mut scenarios = 0;
@@ -329,16 +323,20 @@ fn property_row(budget_s: f64) -> PropertyRow {
     }
 }
 
+/// The reference server on 1 s timers, as the property tests run it.
+fn fast_reference() -> WorldOptions {
+    WorldOptions::with_server(crate::world::Reference::new(server_under_test::Config {
+        ping_interval_ms: 1_000,
+        ping_timeout_ms: 1_000,
+        ack_timeout_ms: 1_000,
+        ..server_under_test::Config::default()
+    }))
+}
+
 /// A clean campaign over `seeds` small scenarios (the property tests' size:
 /// 1–4 users, 20 s, fast timers) on `jobs` threads.
 fn campaign_row(jobs: usize, seeds: u64) -> CampaignRow {
-    let world =
-        WorldOptions::with_server(crate::world::Reference::new(server_under_test::Config {
-            ping_interval_ms: 1_000,
-            ping_timeout_ms: 1_000,
-            ack_timeout_ms: 1_000,
-            ..server_under_test::Config::default()
-        }));
+    let world = fast_reference();
     let plan = HuntPlan {
         seeds: Seeds::Range(1..1 + seeds),
         generate: GenerateOptions {

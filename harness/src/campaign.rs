@@ -246,10 +246,10 @@ impl Campaign {
         };
         let outcome = hunt::hunt(&plan, |_| {});
         report.seeds_run = outcome.seeds_run;
-        if let Some(seed) = plan.seeds.first().checked_add(outcome.seeds_run) {
-            if self.hunt.is_some() {
-                report.seeds = plan.seeds.first()..seed;
-            }
+        if self.hunt.is_some() {
+            // A budget has no range of its own: report the seeds it covered.
+            let first = plan.seeds.first();
+            report.seeds = first..first.saturating_add(outcome.seeds_run);
         }
         report.finding = outcome.finding;
         if let Some(finding) = &report.finding {

@@ -52,22 +52,25 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let (router, _chat) = app(config);
-    axum::serve(listener, router).await
+    serve_observed(listener, config, None).await
 }
 
-/// Like [`serve`], telling `observer` what the server sees of itself.
+/// Like [`serve`], telling `observer` (if any) what the server sees of itself.
 pub async fn serve_observed<L>(
     listener: L,
     config: Config,
-    observer: Arc<dyn Observer>,
+    observer: Option<Arc<dyn Observer>>,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let chat = Arc::new(Chat::new(config, Arc::new(MemoryStore::new())).observed_by(observer));
-    axum::serve(listener, router(chat)).await
+    let chat = Chat::new(config, Arc::new(MemoryStore::new()));
+    let chat = match observer {
+        Some(observer) => chat.observed_by(observer),
+        None => chat,
+    };
+    axum::serve(listener, router(Arc::new(chat))).await
 }
 
 /// Limits for serving on real TCP, against slow and idle clients.

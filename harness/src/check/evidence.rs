@@ -103,12 +103,9 @@ pub fn exercised(run: &Run) -> BTreeSet<Clause> {
 fn stale_cursor_answered(run: &Run) -> bool {
     run.trace.events.iter().any(|e| {
         matches!(&e.what, What::Exchange { request, answer }
-            if request.contains(STALE_MARK) && !answer.starts_with("error"))
+            if request.contains(super::probes::STALE_CURSOR_POLL) && !answer.starts_with("error"))
     })
 }
-
-/// Marks the stale-cursor polls in a run's requests.
-pub const STALE_MARK: &str = "after=18446744073709551615";
 
 #[cfg(test)]
 mod tests {

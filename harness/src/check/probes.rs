@@ -224,7 +224,7 @@ async fn mailbox_probes(probe: &mut Prober<'_>, nobody: &str) {
             .expect(&path, Some(nobody), (Clause::L1, 400), is_error_body, &what)
             .await;
     }
-    let stale = "/api/messages?after=18446744073709551615";
+    let stale = STALE_CURSOR_POLL;
     let answer = get(
         probe.connector,
         probe.recorder,
@@ -249,6 +249,9 @@ async fn mailbox_probes(probe: &mut Prober<'_>, nobody: &str) {
 
 // ---------------------------------------------------------------------------
 // handshake: the server's timers
+
+/// A poll whose cursor is above any seq a mailbox can have assigned (L4).
+pub(super) const STALE_CURSOR_POLL: &str = "/api/messages?after=18446744073709551615";
 
 /// Longest pingInterval or pingTimeout the check will wait out.
 pub const TIMER_CAP_MS: u64 = 60_000;
@@ -391,7 +394,7 @@ pub(super) async fn cursor_run(
     // A cursor far above the mailbox's last seq (L4): 409 with latest, and
     // nothing discarded by it (L4, L2).
     let latest = last_seq;
-    let stale = "/api/messages?after=18446744073709551615";
+    let stale = STALE_CURSOR_POLL;
     stale_cursor(
         &mut found,
         get(connector, &recorder, stale, Some(&dave), patience).await,

@@ -13,15 +13,9 @@ pub fn run(args: &CheckArgs) -> Exit {
         seed,
         timeout_scale: args.timeout_scale,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let quiet = args.format != CheckFormat::Text || args.out.is_some();
     let outcome = runtime.block_on(async {

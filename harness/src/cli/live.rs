@@ -23,15 +23,9 @@ pub fn run(args: &SimArgs, url: &str, repeat: u64, timeout_scale: f64, mermaid: 
             return Exit::Usage;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let options = CheckOptions {
         level: crate::spec::Level::Robust,

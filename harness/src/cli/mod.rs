@@ -103,6 +103,18 @@ pub enum Format {
     Json,
 }
 
+/// The runtime for the commands that talk to real servers; a failure to
+/// start it is reported and becomes exit 2.
+fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            Exit::Usage
+        })
+}
+
 /// Pretty JSON of a report (serialising plain data cannot fail).
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).expect("reports serialise")

@@ -258,18 +258,29 @@ pub fn investigate(
     let replay = Replay::compare(first_trace, &again);
     let clause = violation.clause;
     let (minimal, shrink_runs) = shrink(scenario, world, clause, shrink_budget);
-    let first = simulate(&minimal, world);
-    let second = simulate(&minimal, world).trace.render();
-    let minimal_trace = first.trace.render();
-    let minimal_violation = judge_run(&first, &minimal, &world.timers)
-        .into_iter()
-        .find(|v| v.clause == clause);
+    let (minimal_trace, minimal_replay, minimal_violation) = if minimal == *scenario {
+        // Nothing shrank (or no budget): the two runs above are the minimal's.
+        (
+            first_trace.to_owned(),
+            replay.clone(),
+            Some(violation.clone()),
+        )
+    } else {
+        let first = simulate(&minimal, world);
+        let second = simulate(&minimal, world).trace.render();
+        let trace = first.trace.render();
+        let found = judge_run(&first, &minimal, &world.timers)
+            .into_iter()
+            .find(|v| v.clause == clause);
+        let replay = Replay::compare(&trace, &second);
+        (trace, replay, found)
+    };
     Finding {
         seed,
         clause,
         violation,
         replay,
-        minimal_replay: Replay::compare(&minimal_trace, &second),
+        minimal_replay,
         minimal,
         minimal_violation,
         minimal_trace,

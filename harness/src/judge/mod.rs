@@ -141,8 +141,12 @@ pub const CHECKERS: &[Checker] = &[
 
 /// Every checker over one trace, violations sorted by time then clause.
 pub fn check_all(trace: &Trace, scenario: &Scenario) -> Vec<Violation> {
-    let facts = Facts::new(trace, scenario);
-    let mut violations: Vec<Violation> = CHECKERS.iter().flat_map(|c| (c.check)(&facts)).collect();
+    run_checkers(&Facts::new(trace, scenario))
+}
+
+/// Every checker over indexed facts, violations sorted by time then clause.
+fn run_checkers(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut violations: Vec<Violation> = CHECKERS.iter().flat_map(|c| (c.check)(facts)).collect();
     violations.sort_by_key(|v| (v.at_ms, v.clause));
     violations
 }
@@ -155,8 +159,7 @@ pub fn judge_run(
     timers: &crate::world::ServerTimers,
 ) -> Vec<Violation> {
     let facts = Facts::new(&outcome.trace, scenario);
-    let mut violations: Vec<Violation> = CHECKERS.iter().flat_map(|c| (c.check)(&facts)).collect();
-    violations.sort_by_key(|v| (v.at_ms, v.clause));
+    let mut violations = run_checkers(&facts);
     referee::rule_all(
         &mut violations,
         &facts,

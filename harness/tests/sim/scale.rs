@@ -3,24 +3,14 @@
 //! violation here blames a correct server; one the referee classes
 //! `harness` is a bug of ours, and the message says which.
 
-use harness::faults::FaultMenu;
 use harness::judge::judge_run;
 use harness::judge::referee::Blame;
-use harness::scenario::{GenerateOptions, Scenario};
 use harness::world::{simulate, WorldOptions};
 
 fn clean_over(users: usize, seeds: std::ops::Range<u64>) {
     let world = WorldOptions::default();
     for seed in seeds {
-        let scenario = Scenario::generate(
-            seed,
-            &GenerateOptions {
-                users,
-                active_ms: 120_000,
-                faults: FaultMenu::all(),
-                ..GenerateOptions::default()
-            },
-        );
+        let scenario = crate::support::generated(users, seed);
         let outcome = simulate(&scenario, &world);
         assert_eq!(outcome.error, None);
         let violations = judge_run(&outcome, &scenario, &world.timers);

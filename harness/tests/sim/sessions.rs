@@ -6,21 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use harness::faults::FaultMenu;
-use harness::scenario::{GenerateOptions, Scenario};
 use harness::trace::What;
 use harness::world::{simulate, WorldOptions};
 
 fn assert_sessions_end_once(users: usize, seed: u64) {
-    let scenario = Scenario::generate(
-        seed,
-        &GenerateOptions {
-            users,
-            active_ms: 120_000,
-            faults: FaultMenu::all(),
-            ..GenerateOptions::default()
-        },
-    );
+    let scenario = crate::support::generated(users, seed);
     let outcome = simulate(&scenario, &WorldOptions::default());
     assert_eq!(outcome.error, None);
     // label → (connected, terminal events, open-failed after connected)

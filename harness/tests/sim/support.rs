@@ -60,3 +60,16 @@ pub fn run(scenario: &Scenario, bugs: &[Bug]) -> (Trace, Vec<Violation>) {
     let violations = judge_run(&outcome, scenario, &options.timers);
     (outcome.trace, violations)
 }
+
+/// The swarm scenario of `seed` for `users`: 120 s active, every fault kind.
+pub fn generated(users: usize, seed: u64) -> Scenario {
+    Scenario::generate(
+        seed,
+        &harness::scenario::GenerateOptions {
+            users,
+            active_ms: 120_000,
+            faults: harness::faults::FaultMenu::all(),
+            ..harness::scenario::GenerateOptions::default()
+        },
+    )
+}
