@@ -1,5 +1,10 @@
-use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::raw::{ack, joined, joined_small_buffer, next_text};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,4 +203,87 @@ async fn a_full_mailbox_refuses_new_mail_instead_of_growing_without_bound() {
     assert_eq!(refused, 3);
     let (_, body) = poll(&server.url, Some("bob"), "").await;
     assert_eq!(body["messages"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_whose_send_buffer_is_full_still_gets_every_message_and_the_ack_says_polling_m2_m5(
+) {
+    // Bob stops reading: the server's writes to him back up until his
+    // connection's send buffer is full and a push can no longer be queued.
+    // Every send must still be answered, the ack must say how the message
+    // travels (`polling` once the push could not be written), and every
+    // message must reach bob's mailbox. Before the fix 519 of 5,000 acks were
+    // lost and 1,625 said `websocket` for messages only the mailbox had.
+    let server = start(server_under_test::Config {
+        ping_interval_ms: 30_000,
+        ping_timeout_ms: 30_000,
+        send_rate_per_s: 1_000_000,
+        send_burst: 1_000_000,
+        ..quick_config()
+    })
+    .await;
+    let _bob = joined_small_buffer(&server.url, "bob").await;
+    online_eventually(&server.url, &["bob"]).await;
+    let mut alice = joined(&server.url, "alice").await;
+
+    // 16 KiB a message (4,096 four-byte characters): 1,000 of them are more
+    // than any socket buffer on the way to bob holds.
+    const SENDS: u64 = 1_000;
+    let content = "\u{1F600}".repeat(4_096);
+    for i in 0..SENDS {
+        let send = json!(["send_message", {"to": "bob", "content": content, "client_id": format!("c{i}")}]);
+        alice
+            .feed(Message::text(format!("42{i}{send}")))
+            .await
+            .unwrap();
+    }
+    alice.flush().await.unwrap();
+    let mut acks = BTreeMap::new();
+    while (acks.len() as u64) < SENDS {
+        let frame = next_text(&mut alice).await.expect("alice stays connected");
+        if let Some((i, ack)) = ack(&frame) {
+            acks.insert(i, ack);
+        }
+    }
+    let via = |delivery: &str| acks.values().filter(|a| a["delivery"] == delivery).count();
+    assert_eq!(
+        via("websocket") + via("polling"),
+        acks.len(),
+        "every send accepted"
+    );
+    assert!(via("websocket") > 0, "the first pushes are written");
+    assert!(via("polling") > 0, "a full buffer must show in the acks");
+
+    // Every accepted message is in the mailbox: `polling` ones at once, the
+    // unacknowledged pushes when their ack timeout ends (M5). A cursor
+    // acknowledges what is below it (L2), so what was read is kept here.
+    let sent: BTreeSet<u64> = acks.values().map(|a| a["id"].as_u64().unwrap()).collect();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut stored = BTreeSet::new();
+    let mut after = 0;
+    loop {
+        loop {
+            let (status, page) = poll(&server.url, Some("bob"), &format!("?after={after}")).await;
+            assert_eq!(status, 200);
+            for entry in page["messages"].as_array().unwrap() {
+                stored.insert(entry["id"].as_u64().unwrap());
+                after = entry["seq"].as_u64().unwrap();
+            }
+            if page.get("more") != Some(&json!(true)) {
+                break;
+            }
+        }
+        if stored == sent {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} accepted messages never reached the mailbox ({} websocket, {} polling acks)",
+            sent.difference(&stored).count(),
+            sent.len(),
+            via("websocket"),
+            via("polling")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

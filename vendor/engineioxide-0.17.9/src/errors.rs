@@ -37,34 +37,29 @@ pub enum Error {
 /// Otherwise, return a 500
 impl<B> From<Error> for Response<ResponseBody<B>> {
     fn from(err: Error) -> Self {
-        let conn_err_resp = |message: &'static str| {
-            Response::builder()
-                .status(400)
-                .header("Content-Type", "application/json")
-                .body(ResponseBody::custom_response(message.into()))
-                .unwrap()
-        };
         match err {
-            Error::PacketParse(PacketParseError::PayloadTooLarge { .. }) => Response::builder()
-                .status(413)
-                .body(ResponseBody::empty_response())
-                .unwrap(),
-            Error::BadPacket(_)
-            | Error::PacketParse(_)
-            | Error::MultipleHttpPolling
-            | Error::InvalidWebSocketKey => Response::builder()
-                .status(400)
-                .body(ResponseBody::empty_response())
-                .unwrap(),
-
-            Error::UnknownSessionID(_) => {
-                conn_err_resp("{\"code\":\"1\",\"message\":\"Session ID unknown\"}")
+            Error::PacketParse(PacketParseError::PayloadTooLarge { max }) => json_error(
+                413,
+                "3",
+                &format!("Payload too large: the limit is {max} bytes"),
+            ),
+            Error::PacketParse(e) => json_error(400, "3", &format!("Bad request: {}", bounded(&e))),
+            Error::BadPacket(_) => json_error(400, "3", "Bad request: unexpected packet type"),
+            Error::MultipleHttpPolling => json_error(
+                400,
+                "3",
+                "Bad request: overlapping polling requests for one session",
+            ),
+            Error::MultipleWebsocketRequests => {
+                json_error(400, "3", "Bad request: the session already has a websocket")
             }
-
-            Error::TransportMismatch => {
-                conn_err_resp("{\"code\":\"3\",\"message\":\"Bad request\"}")
-            }
-
+            Error::InvalidWebSocketKey => json_error(
+                400,
+                "3",
+                "Bad request: missing or invalid Sec-WebSocket-Key header",
+            ),
+            Error::UnknownSessionID(_) => json_error(400, "1", "Session ID unknown"),
+            Error::TransportMismatch => json_error(400, "3", "Bad request"),
             _e => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!("uncaught error {_e:?}");
@@ -76,6 +71,30 @@ impl<B> From<Error> for Response<ResponseBody<B>> {
         }
     }
 }
+
+/// A refusal that says why, in the JSON shape the Engine.IO reference server
+/// uses (`{"code", "message"}`): an empty 400 or 413 leaves a client, and
+/// whoever reads its logs, guessing.
+pub(crate) fn json_error<B>(status: u16, code: &str, message: &str) -> Response<ResponseBody<B>> {
+    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .body(ResponseBody::custom_response(body.into()))
+        .unwrap()
+}
+
+/// An error's text, cut to a size fit for a response body: some carry bytes
+/// that came from the peer.
+fn bounded(err: &impl std::fmt::Display) -> String {
+    const MAX_CHARS: usize = 200;
+    let text = err.to_string();
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 impl From<tungstenite::Error> for Error {
     fn from(err: tungstenite::Error) -> Self {
         Error::WsTransport(Box::new(err))

@@ -67,7 +67,11 @@ where
         _req => {
             #[cfg(feature = "tracing")]
             tracing::debug!("invalid request: {:?}", _req);
-            ResponseFuture::empty_response(400)
+            ResponseFuture::ready(Ok(crate::errors::json_error(
+                400,
+                "2",
+                "Bad handshake method: a new session is opened with GET, a session's requests carry its sid",
+            )))
         }
     }
 }

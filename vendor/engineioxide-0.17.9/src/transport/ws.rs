@@ -65,6 +65,18 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
 
+    // An upgrade for a session that does not exist (or already has its
+    // websocket) is refused with an HTTP error while one can still be sent:
+    // answering `101` and then dropping the connection tells the client nothing.
+    // `on_init` checks again, for a session closed in between.
+    if let Some(sid) = sid {
+        match engine.get_socket(sid) {
+            None => return Err(Error::UnknownSessionID(sid)),
+            Some(socket) if socket.is_ws() => return Err(Error::MultipleWebsocketRequests),
+            Some(_) => {}
+        }
+    }
+
     tokio::spawn(async move {
         let conn = hyper::upgrade::on(req)
             .await
