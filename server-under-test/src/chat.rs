@@ -441,7 +441,7 @@ async fn send_message(
     // A 1-tuple makes socketioxide deserialize every argument, so a second
     // one fails here instead of being dropped unseen (M1: one argument).
     let payload = payload.ok().map(|(value,)| value);
-    handle_send(socket, chat, payload, ack);
+    handle_send(socket, chat, payload, ack).await;
 }
 
 /// [`Bug::ExtraArgs`]: reads the first argument only, as socketioxide does
@@ -452,10 +452,10 @@ async fn send_message_first_arg(
     TryData(payload): TryData<Value>,
     ack: AckSender,
 ) {
-    handle_send(socket, chat, payload.ok(), ack);
+    handle_send(socket, chat, payload.ok(), ack).await;
 }
 
-fn handle_send(socket: SocketRef, chat: Arc<Chat>, payload: Option<Value>, ack: AckSender) {
+async fn handle_send(socket: SocketRef, chat: Arc<Chat>, payload: Option<Value>, ack: AckSender) {
     let outcome = match socket.extensions.get::<Identity>() {
         None => Err(Refusal::NotRegistered),
         Some(identity) => {
@@ -471,19 +471,26 @@ fn handle_send(socket: SocketRef, chat: Arc<Chat>, payload: Option<Value>, ack: 
                 .and_then(|request| chat.accept(&from, request))
         }
     };
+    // A sender that writes faster than it reads its acks fills its own send
+    // buffer: the ack waits for room (backpressure) instead of being dropped,
+    // for as long as the heartbeat would keep a silent connection.
+    let within = chat.config.ping_interval() + chat.config.ping_timeout();
     let sent = match &outcome {
-        Ok(accepted) => ack.send(accepted),
+        Ok(accepted) => tokio::time::timeout(within, ack.send_when_ready(accepted)).await,
         Err(refusal) => {
             info!("🚫 send_message refused (sid: {}): {refusal}", socket.id);
-            ack.send(&ErrorBody::new(refusal))
+            tokio::time::timeout(within, ack.send_when_ready(&ErrorBody::new(refusal))).await
         }
     };
-    if let Err(e) = sent {
-        // The sender asked for an ack and cannot get it (its connection is
-        // gone or its send buffer full): the message, if accepted, is not
-        // affected, but a client now thinks it was lost. Say so loudly.
-        error!("❌ send_message ack to {} not sent: {e}", socket.id);
-    }
+    let failure = match sent {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("its send buffer stayed full for {within:?}"),
+    };
+    // The sender asked for an ack and cannot get it (its connection is gone
+    // or it never read): the message, if accepted, is not affected (a retry
+    // with the same client_id gets the original ack, M1), but say so loudly.
+    error!("❌ send_message ack to {} not sent: {failure}", socket.id);
 }
 
 /// B1: an unknown event is ignored, or answered with an error when an ack is asked for.

@@ -72,7 +72,10 @@ use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::{
     Mutex,
-    mpsc::{self, Receiver, error::TrySendError},
+    mpsc::{
+        self, Receiver,
+        error::{SendError, TrySendError},
+    },
     watch,
 };
 
@@ -443,6 +446,20 @@ where
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
         let permit = self.internal_tx.try_reserve()?;
+        Ok(Permit { inner: permit })
+    }
+
+    /// Waits for room in the internal buffer, then returns a [`Permit`] to emit
+    /// a packet: backpressure for a sender that must not drop what it sends
+    /// (an answer the client is waiting for) when the peer reads slower than
+    /// it writes. Errs once the socket is closed. Bound the wait with a timeout:
+    /// a peer that never reads never makes room.
+    pub async fn reserve_when_ready(&self) -> Result<Permit<'_>, SendError<()>> {
+        let permit = self
+            .internal_tx
+            .reserve()
+            .await
+            .map_err(|_| SendError(()))?;
         Ok(Permit { inner: permit })
     }
 

@@ -738,6 +738,14 @@ impl<A: Adapter> Socket<A> {
         }
     }
 
+    /// [`Self::reserve`], waiting for room in the buffer instead of failing.
+    pub(crate) async fn reserve_when_ready(&self) -> Result<Permit<'_>, SocketError> {
+        self.esocket
+            .reserve_when_ready()
+            .await
+            .map_err(|_| SocketError::Closed)
+    }
+
     pub(crate) fn send(&self, packet: Packet) -> Result<(), SocketError> {
         let permit = self.reserve()?;
         permit.send(packet, self.parser);

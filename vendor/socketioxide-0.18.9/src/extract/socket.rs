@@ -126,6 +126,27 @@ impl<A: Adapter> AckSender<A> {
             Ok(())
         }
     }
+
+    /// Sends the ack response, waiting for room in the socket's buffer when it
+    /// is full instead of failing with [`SocketError::InternalChannelFull`]:
+    /// a client that sends faster than it reads its answers gets every one of
+    /// them, late, rather than some of them never. Errs when the socket closes
+    /// first. Bound the wait (`tokio::time::timeout`): a client that never
+    /// reads never makes room.
+    ///
+    /// [`SocketError::InternalChannelFull`]: crate::socket::SocketError::InternalChannelFull
+    pub async fn send_when_ready<T: Serialize + ?Sized>(self, data: &T) -> Result<(), SendError> {
+        use crate::socket::PermitExt;
+        let Some(ack_id) = self.ack_id else {
+            return Ok(());
+        };
+        let ns = self.socket.ns.path.clone();
+        let data = self.socket.parser.encode_value(data, None)?;
+        let packet = Packet::ack(ns, data, ack_id);
+        let permit = self.socket.reserve_when_ready().await?;
+        permit.send(packet, self.socket.parser);
+        Ok(())
+    }
 }
 
 impl<A: Adapter> FromConnectParts<A> for crate::ProtocolVersion {
