@@ -15,6 +15,7 @@ use crate::config::{Bug, Config};
 use crate::observe::{Observed, Observer};
 use crate::presence::{ConnNo, Mode, Presence};
 use crate::store::{Accepted, Delivery, Message, Remembered, Store};
+use crate::token::{self, InvalidToken};
 use crate::username::{InvalidUsername, Username};
 use crate::wire::{self, ErrorBody, PresenceEvent, Refusal, SendMessage};
 
@@ -54,12 +55,41 @@ struct Identity {
 #[derive(Clone, Copy, Debug)]
 struct Registration(ConnNo);
 
-/// The `CONNECT_ERROR` reason for a connection without a valid username (I3).
+/// The `CONNECT_ERROR` reason for a connection without a valid identity (I3,
+/// A2): the v1 wire reason, or what is wrong with the token (never the token).
 #[derive(Debug, thiserror::Error)]
-#[error("{}", InvalidUsername::WIRE_REASON)]
-struct ConnectRefused;
+#[error("{0}")]
+struct ConnectRefused(String);
 
 impl Chat {
+    /// Who a request claims to be: the `username` header (v1), or the token
+    /// (v2, A1) with the header ignored unless [`Bug::TrustHeader`] or, for
+    /// polls, [`Bug::MailboxByHeader`] lets it win.
+    pub fn identify(
+        &self,
+        headers: &axum::http::HeaderMap,
+        token: Result<&str, InvalidToken>,
+        header_wins: bool,
+    ) -> Result<Username, String> {
+        let Some(key) = &self.config.auth else {
+            return Username::from_headers(headers).map_err(|reason| reason.to_string());
+        };
+        if header_wins {
+            if let Ok(username) = Username::from_headers(headers) {
+                return Ok(username);
+            }
+        }
+        token
+            .and_then(|token| {
+                key.verify(
+                    token,
+                    self.clock.now_unix_ms(),
+                    self.config.token_leniency(),
+                )
+            })
+            .map_err(|reason| format!("invalid token: {reason}"))
+    }
+
     /// A chat over `store`, with its clock started now.
     pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
         let mode = Mode::from_bugs(|bug| config.has_bug(bug));
@@ -376,8 +406,14 @@ pub fn socket_io_layer(chat: Arc<Chat>) -> socketioxide::layer::SocketIoLayer {
 /// Connect middleware (I1–I3): runs before CONNECT is answered. A connection
 /// without a valid `username` on its handshake request is refused, so it is never
 /// registered; an accepted one gets its handlers before any event can arrive.
-async fn identify(socket: SocketRef, State(chat): State<Arc<Chat>>) -> Result<(), ConnectRefused> {
-    let username = match Username::from_headers(&socket.req_parts().headers) {
+async fn identify(
+    socket: SocketRef,
+    State(chat): State<Arc<Chat>>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), ConnectRefused> {
+    let token = token::from_connect_auth(auth.as_ref().ok());
+    let header_wins = chat.config.has_bug(Bug::TrustHeader);
+    let username = match chat.identify(&socket.req_parts().headers, token, header_wins) {
         Ok(username) => username.to_string(),
         Err(reason) if chat.config.has_bug(Bug::RegisterAnonymous) => {
             warn!("⚠️ Connection without username (sid: {}): {reason}; registering as {ANONYMOUS} (bug register_anonymous)", socket.id);
@@ -390,9 +426,12 @@ async fn identify(socket: SocketRef, State(chat): State<Arc<Chat>>) -> Result<()
             );
             chat.observe(|| Observed::NotRegistered {
                 sid: socket.id.to_string(),
-                reason: reason.to_string(),
+                reason: reason.clone(),
             });
-            return Err(ConnectRefused);
+            return Err(ConnectRefused(match chat.config.auth {
+                None => InvalidUsername::WIRE_REASON.to_owned(),
+                Some(_) => reason,
+            }));
         }
     };
     if chat.config.has_bug(Bug::ExtraArgs) {

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::token::{Leniency, TokenKey};
+
 /// Everything the reference server can be tuned with. `Default` gives socket.io's
 /// own defaults, so a harness that reads `pingInterval`/`pingTimeout` from the
 /// handshake sees what a stock python-socketio or Node server would send.
@@ -42,6 +44,9 @@ pub struct Config {
     /// is this plus the runtime clock's elapsed time. The binary reads the wall
     /// clock once for it; the simulation passes a constant so traces repeat.
     pub epoch_unix_ms: u64,
+    /// Contract v2 (A1–A6): identity is an HS256 token signed with this key,
+    /// and `/health` says so (H2). `None` is a v1 server (the `username` header).
+    pub auth: Option<TokenKey>,
     /// Deliberate defects, empty for the reference behaviour.
     pub bugs: Bugs,
 }
@@ -62,6 +67,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             // 2025-10-09T00:00:00Z, the seed's date.
             epoch_unix_ms: 1_759_968_000_000,
+            auth: None,
             bugs: Bugs::default(),
         }
     }
@@ -83,6 +89,13 @@ impl Config {
     /// `connect_timeout_ms` as a `Duration`.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+    /// The token defects switched on (v2).
+    pub fn token_leniency(&self) -> Leniency {
+        Leniency {
+            skip_exp: self.has_bug(Bug::SkipExp),
+            accept_alg_none: self.has_bug(Bug::AcceptAlgNone),
+        }
     }
     /// Whether a bug switch is on.
     pub fn has_bug(&self, bug: Bug) -> bool {
@@ -108,11 +121,19 @@ pub enum Bug {
     TrustPayloadFrom,
     /// `send_message` reads its first argument and ignores the rest (breaks M1: one argument).
     ExtraArgs,
+    /// v2: a valid `username` header wins over the token (breaks A2).
+    TrustHeader,
+    /// v2: a token's `exp` is never looked at (breaks A1, A4).
+    SkipExp,
+    /// v2: a token whose header says `alg: none` is believed unsigned (breaks A1).
+    AcceptAlgNone,
+    /// v2: `/api/messages` still takes the `username` header (breaks A3).
+    MailboxByHeader,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 11] = [
         Bug::RegisterAnonymous,
         Bug::NeverPush,
         Bug::LastSidWins,
@@ -120,6 +141,10 @@ impl Bug {
         Bug::StalePresence,
         Bug::TrustPayloadFrom,
         Bug::ExtraArgs,
+        Bug::TrustHeader,
+        Bug::SkipExp,
+        Bug::AcceptAlgNone,
+        Bug::MailboxByHeader,
     ];
 
     /// The switch's name on the command line and in reports.
@@ -132,6 +157,10 @@ impl Bug {
             Bug::StalePresence => "stale_presence",
             Bug::TrustPayloadFrom => "trust_payload_from",
             Bug::ExtraArgs => "extra_args",
+            Bug::TrustHeader => "trust_header",
+            Bug::SkipExp => "skip_exp",
+            Bug::AcceptAlgNone => "accept_alg_none",
+            Bug::MailboxByHeader => "mailbox_by_header",
         }
     }
 

@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::chat::Chat;
 use crate::store::MailboxEntry;
-use crate::username::{InvalidUsername, Username};
+use crate::username::InvalidUsername;
 use crate::wire::ErrorBody;
 
 /// CORS for the configured origins: a page there may send the `username`
@@ -50,6 +50,10 @@ pub fn routes(chat: Arc<Chat>) -> Router {
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contract: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -79,8 +83,14 @@ fn error(status: StatusCode, reason: impl std::fmt::Display) -> Response {
     (status, Json(ErrorBody::new(reason))).into_response()
 }
 
-async fn health() -> Json<Health> {
-    Json(Health { status: "ok" })
+/// H1, and H2 for a v2 server: `{"status", "contract": "v2", "auth"}`.
+async fn health(State(chat): State<Arc<Chat>>) -> Json<Health> {
+    let v2 = chat.config().auth.is_some();
+    Json(Health {
+        status: "ok",
+        contract: v2.then_some("v2"),
+        auth: v2.then_some(crate::token::AUTH_SCHEME),
+    })
 }
 
 async fn online(State(chat): State<Arc<Chat>>) -> Json<Online> {
@@ -94,11 +104,17 @@ async fn messages(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let username = match Username::from_headers(&headers) {
+    let token = crate::token::from_authorization(&headers);
+    let header_wins = chat.config().has_bug(crate::Bug::MailboxByHeader);
+    let username = match chat.identify(&headers, token, header_wins) {
         Ok(username) => username,
         Err(reason) => {
             info!("🚫 poll refused: {reason}");
-            return error(StatusCode::UNAUTHORIZED, InvalidUsername::WIRE_REASON);
+            let wire = match chat.config().auth {
+                None => InvalidUsername::WIRE_REASON.to_owned(),
+                Some(_) => reason,
+            };
+            return error(StatusCode::UNAUTHORIZED, wire);
         }
     };
     let after = match parse_after(query.as_deref().unwrap_or("")) {

@@ -21,6 +21,7 @@ pub mod http;
 pub mod observe;
 pub mod presence;
 pub mod store;
+pub mod token;
 pub mod username;
 pub mod wire;
 
@@ -30,6 +31,7 @@ pub use chat::Chat;
 pub use config::{Bug, Bugs, Config};
 pub use observe::{Observed, Observer};
 pub use store::{MemoryStore, Store};
+pub use token::TokenKey;
 pub use username::Username;
 
 /// The whole server as one axum router: HTTP routes and Socket.IO on one port (T2).

@@ -18,7 +18,8 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8000")]
     addr: SocketAddr,
     /// Turn on a deliberate defect (repeatable): register_anonymous, never_push,
-    /// last_sid_wins, no_ack_fallback, stale_presence, trust_payload_from, extra_args.
+    /// last_sid_wins, no_ack_fallback, stale_presence, trust_payload_from, extra_args;
+    /// with --auth jwt also trust_header, skip_exp, accept_alg_none, mailbox_by_header.
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     bugs: Vec<Bug>,
     /// Engine.IO ping interval in milliseconds (50 to 600000: 0 would stop
@@ -48,10 +49,54 @@ struct Args {
     #[arg(long, default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
+    /// Where identity comes from: `header` (contract v1, the `username`
+    /// header) or `jwt` (contract v2: an HS256 token in the CONNECT auth
+    /// payload and as a Bearer token on polls; needs a secret).
+    #[arg(long, value_enum, default_value_t = AuthMode::Header)]
+    auth: AuthMode,
+    /// A file holding the HS256 secret for `--auth jwt` (trailing newline
+    /// ignored). Or set CHAT_JWT_SECRET; a secret is never taken on the
+    /// command line, where every user of the machine can read it.
+    #[arg(long, value_name = "PATH")]
+    jwt_secret_file: Option<std::path::PathBuf>,
     /// Engine.IO maxPayload in bytes (1 KiB to 64 MiB).
     #[arg(long, default_value_t = Config::default().max_payload_bytes,
           value_parser = clap::value_parser!(u64).range(1_024..=64 << 20))]
     max_payload_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    /// Contract v1.
+    Header,
+    /// Contract v2.
+    Jwt,
+}
+
+/// The environment variable that may hold the v2 secret.
+const SECRET_ENV: &str = "CHAT_JWT_SECRET";
+
+/// The v2 key from `--jwt-secret-file` or [`SECRET_ENV`], or `None` for v1.
+fn token_key(args: &Args) -> anyhow::Result<Option<server_under_test::TokenKey>> {
+    if args.auth == AuthMode::Header {
+        if args.jwt_secret_file.is_some() {
+            anyhow::bail!("--jwt-secret-file is for --auth jwt");
+        }
+        return Ok(None);
+    }
+    let secret = match (&args.jwt_secret_file, std::env::var(SECRET_ENV)) {
+        (Some(path), _) => std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!("cannot read --jwt-secret-file {}: {e}", path.display())
+        })?,
+        (None, Ok(secret)) => secret.into_bytes(),
+        (None, Err(_)) => {
+            anyhow::bail!("--auth jwt needs a secret: --jwt-secret-file PATH or {SECRET_ENV}")
+        }
+    };
+    let secret = secret.strip_suffix(b"\n").unwrap_or(&secret).to_vec();
+    server_under_test::TokenKey::new(secret)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn parse_origin(text: &str) -> Result<String, String> {
@@ -93,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         max_payload_bytes: args.max_payload_bytes,
         // The only wall-clock read: message `ts` counts from here.
         epoch_unix_ms: u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?,
+        auth: token_key(&args)?,
         bugs: args.bugs.into_iter().collect(),
         cors_origins: args.cors_origins,
         ..Config::default()
@@ -102,10 +148,17 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
     let addr = listener.local_addr()?;
     let bugs: Vec<&str> = config.bugs.0.iter().map(|b| b.name()).collect();
+    let contract = match config.auth {
+        None => "",
+        Some(_) => " (contract v2, jwt-hs256)",
+    };
     if bugs.is_empty() {
-        println!("listening on http://{addr}");
+        println!("listening on http://{addr}{contract}");
     } else {
-        println!("listening on http://{addr} with bugs: {}", bugs.join(", "));
+        println!(
+            "listening on http://{addr}{contract} with bugs: {}",
+            bugs.join(", ")
+        );
     }
     let limits = server_under_test::Limits {
         header_read_timeout: std::time::Duration::from_millis(args.header_read_timeout_ms),

@@ -2,6 +2,7 @@
 //! loopback TCP with rust_socketio as an independent client.
 
 mod abuse;
+mod auth;
 mod bad_input;
 mod bugs;
 mod cli;

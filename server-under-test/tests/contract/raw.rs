@@ -84,3 +84,19 @@ pub fn ack(frame: &str) -> Option<(u64, serde_json::Value)> {
     let args: serde_json::Value = serde_json::from_str(&rest[digits..]).ok()?;
     Some((id, args[0].clone()))
 }
+
+/// Opens a websocket session (with a `username` header when given), sends
+/// `connect` (`40`, or `40{"token": …}`) and returns the answer: `40{…}` when
+/// the namespace connect was accepted, `44{…}` when it was refused.
+pub async fn connect_raw(url: &str, username: Option<&str>, connect: &str) -> (Ws, String) {
+    let mut request = ws_request(url, None, username.unwrap_or("x"));
+    if username.is_none() {
+        request.headers_mut().remove("username");
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let open = next_text(&mut ws).await.unwrap();
+    assert!(open.starts_with("0{"), "engine.io open, got {open}");
+    ws.send(Message::text(connect)).await.unwrap();
+    let answer = next_text(&mut ws).await.unwrap();
+    (ws, answer)
+}
