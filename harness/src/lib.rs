@@ -44,6 +44,7 @@ pub mod net;
 pub mod render;
 pub mod scenario;
 pub mod spec;
+pub mod token;
 pub mod trace;
 pub mod world;
 

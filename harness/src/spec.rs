@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A clause of the wire contract v1.
+/// A clause of the wire contract (v1, and v2's identity clauses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Clause {
     /// Socket.IO v5 over Engine.IO v4; polling, websocket, upgrade.
@@ -46,9 +46,24 @@ pub enum Clause {
     H1,
     /// Malformed input gets a clear error and harms nobody.
     B1,
+    /// v2: `/health` states `"contract": "v2"` and `"auth": "jwt-hs256"`.
+    H2,
+    /// v2: identity is an HS256 JWT with the shared secret; `sub`, `exp`.
+    A1,
+    /// v2: the token in CONNECT's auth payload; registered iff valid; the header is not identity.
+    A2,
+    /// v2: `/api/messages` needs `Authorization: Bearer`; only the token's mailbox.
+    A3,
+    /// v2: an expired token may keep its open connection; new connections and polls refused.
+    A4,
+    /// v2: `from` is the sender's token `sub`.
+    A5,
+    /// v2 (SHOULD): tokens never appear in responses, errors or acks.
+    A6,
 }
 
-/// Conformance level: every MUST is core; the SHOULDs under faults are robust.
+/// Conformance level: every MUST is core; the SHOULDs under faults are robust;
+/// secure is core plus contract v2's authenticated identity (H2, A1–A6).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
 )]
@@ -58,6 +73,8 @@ pub enum Level {
     Core,
     /// The SHOULDs, judged under injected faults.
     Robust,
+    /// Core plus authenticated identity (contract v2): a v1 server fails it.
+    Secure,
 }
 
 impl Level {
@@ -66,7 +83,14 @@ impl Level {
         match self {
             Level::Core => "core",
             Level::Robust => "robust",
+            Level::Secure => "secure",
         }
+    }
+
+    /// Whether a check at this level judges a clause of level `clause`:
+    /// robust adds the SHOULDs under faults to core, secure adds v2's identity.
+    pub fn judges(self, clause: Level) -> bool {
+        clause == Level::Core || clause == self
     }
 }
 
@@ -78,7 +102,7 @@ impl std::fmt::Display for Level {
 
 impl Clause {
     /// Every clause, in contract order.
-    pub const ALL: [Clause; 20] = [
+    pub const ALL: [Clause; 27] = [
         Clause::T1,
         Clause::T2,
         Clause::I1,
@@ -99,6 +123,13 @@ impl Clause {
         Clause::L4,
         Clause::H1,
         Clause::B1,
+        Clause::H2,
+        Clause::A1,
+        Clause::A2,
+        Clause::A3,
+        Clause::A4,
+        Clause::A5,
+        Clause::A6,
     ];
 
     /// The clause id as the contract writes it.
@@ -124,6 +155,13 @@ impl Clause {
             Clause::L4 => "L4",
             Clause::H1 => "H1",
             Clause::B1 => "B1",
+            Clause::H2 => "H2",
+            Clause::A1 => "A1",
+            Clause::A2 => "A2",
+            Clause::A3 => "A3",
+            Clause::A4 => "A4",
+            Clause::A5 => "A5",
+            Clause::A6 => "A6",
         }
     }
 
@@ -132,10 +170,17 @@ impl Clause {
         Clause::ALL.into_iter().find(|c| c.id() == id)
     }
 
-    /// Core (MUST) or robust (SHOULD under faults).
+    /// Core (MUST), robust (SHOULD under faults) or secure (contract v2).
     pub fn level(self) -> Level {
         match self {
             Clause::M5 | Clause::L4 => Level::Robust,
+            Clause::H2
+            | Clause::A1
+            | Clause::A2
+            | Clause::A3
+            | Clause::A4
+            | Clause::A5
+            | Clause::A6 => Level::Secure,
             _ => Level::Core,
         }
     }

@@ -21,7 +21,7 @@ pub fn exercised(run: &Run) -> BTreeSet<Clause> {
         })
     };
     let any = |f: &dyn Fn(&What) -> bool| events.iter().any(|e| f(&e.what));
-    let mut set = BTreeSet::new();
+    let mut set = run.reached.clone();
     let answered = events.iter().any(|e| {
         matches!(&e.what, What::Exchange { answer, .. } if !answer.starts_with("error") && !answer.starts_with("skipped"))
     });
@@ -137,6 +137,8 @@ mod tests {
             },
             violations: vec![],
             wall_ms: 0,
+            reached: BTreeSet::new(),
+            note: None,
         }
     }
 

@@ -55,6 +55,7 @@ pub(super) async fn rust_socketio_run(
     let connect = |name: String| {
         let recorder = recorder.clone();
         let url = target.url.clone();
+        let tokens = options.tokens.clone();
         async move {
             let label = format!("{name}#1");
             let rec = |what: fn(Value) -> Option<What>| {
@@ -104,10 +105,18 @@ pub(super) async fn rust_socketio_run(
                     async {}.boxed()
                 }
             };
-            let client = ClientBuilder::new(url)
+            let mut builder = ClientBuilder::new(url)
                 .transport_type(TransportType::Any)
                 .reconnect(false)
-                .opening_header("username", name.as_str())
+                .opening_header("username", name.as_str());
+            // A v2 server: socket.io's `auth` option carries the token (A2).
+            if let Some(token) = tokens
+                .as_ref()
+                .and_then(|issuer| issuer.mint(crate::token::TokenPolicy::Valid, &name))
+            {
+                builder = builder.auth(serde_json::json!({ "token": token }));
+            }
+            let client = builder
                 .on(SioEvent::Connect, rec(|_| Some(What::Connected)))
                 .on(
                     SioEvent::Close,

@@ -23,6 +23,7 @@ mod probes;
 pub mod replay;
 pub mod report;
 pub mod rules;
+pub mod secure;
 
 use interop::rust_socketio_run;
 use probes::{abbreviate, cursor_run, handshake_run, http_run};
@@ -31,7 +32,7 @@ use rules::{
     registered_are_listed, sessions_open,
 };
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -61,6 +62,10 @@ pub struct CheckOptions {
     /// Multiplies every wait (slow servers, slow machines); never shrinks M3's
     /// 100 ms below the contract's.
     pub timeout_scale: f64,
+    /// Contract v2: mints tokens with the secret the server shares
+    /// (`--jwt-secret-file`). With it, a v2 server's runs identify by token;
+    /// without it, a v2 server's A1–A6 are SKIP.
+    pub tokens: Option<crate::token::TokenIssuer>,
 }
 
 impl CheckOptions {
@@ -193,6 +198,13 @@ pub struct Run {
     pub violations: Vec<Violation>,
     /// Wall time, ms.
     pub wall_ms: u64,
+    /// Clauses the run reached by probes rather than by a played scenario
+    /// (the secure run): judged on this evidence like the trace's.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub reached: BTreeSet<Clause>,
+    /// Why the run could not judge what it is for, when that is so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Run {
@@ -211,6 +223,8 @@ impl Run {
             trace,
             violations,
             wall_ms: elapsed_ms(started),
+            reached: BTreeSet::new(),
+            note: None,
         }
     }
 }
@@ -311,6 +325,16 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
     // the previous check's state.
     let names = Names::new(options.seed, fresh_tag_source());
 
+    let version = secure::contract_version(&connector, options.patience()).await;
+    // A secret is used only with a server that says it is v2 (H2): a v1
+    // server's runs identify by header whatever was given.
+    let options = &CheckOptions {
+        tokens: options
+            .tokens
+            .clone()
+            .filter(|_| matches!(version, secure::Version::V2 { .. })),
+        ..options.clone()
+    };
     let mut runs = vec![http_run(&connector, &names, options).await];
     let findings = vec![probes::cors_finding(&connector, options.patience()).await];
     let (handshake, timers) = handshake_run(&connector, &names, options).await;
@@ -321,6 +345,9 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
     runs.push(rust_socketio_run(target, &names, options).await);
     if options.level == Level::Robust {
         runs.push(robust_run(&connector, &names, options, timers).await);
+    }
+    if options.level == Level::Secure {
+        runs.push(secure::secure_run(&connector, &names, options, &version).await);
     }
 
     let clauses = Clause::ALL
@@ -374,6 +401,13 @@ fn runs_for(clause: Clause) -> &'static [&'static str] {
         Clause::L3 => &[],
         Clause::L4 => &["http", "cursor"],
         Clause::B1 => &["http", "core"],
+        Clause::H2
+        | Clause::A1
+        | Clause::A2
+        | Clause::A3
+        | Clause::A4
+        | Clause::A5
+        | Clause::A6 => &["secure"],
     }
 }
 
@@ -398,8 +432,18 @@ fn judge(clause: Clause, level: Level, runs: &[Run]) -> ClauseReport {
         Verdict::Fail
     } else if clause == Clause::L3 {
         Verdict::Skip("describes the reference client's poll period, not the server".into())
-    } else if clause.level() > level {
-        Verdict::Skip("judged under faults: run with --level robust".into())
+    } else if !level.judges(clause.level()) {
+        Verdict::Skip(match clause.level() {
+            Level::Secure => "contract v2 identity: run with --level secure".into(),
+            _ => "judged under faults: run with --level robust".into(),
+        })
+    } else if let Some(note) = runs
+        .iter()
+        .filter(|r| runs_for(clause).contains(&r.name))
+        .find_map(|r| r.note.as_ref())
+        .filter(|_| !reached)
+    {
+        Verdict::Skip(note.clone())
     } else if !reached {
         Verdict::Skip(format!(
             "no evidence: none of the runs that judge it ({}) got that far (no registered session, no answer, or nothing accepted)",
@@ -505,6 +549,7 @@ fn user(name: String, open: OpenMode, header: HeaderPolicy, profile: Profile) ->
         profile,
         open,
         header,
+        token: None,
     }
 }
 
@@ -602,20 +647,32 @@ fn core_scenario(names: &Names, options: &CheckOptions) -> Scenario {
     ]);
     steps.sort_by_key(|s| s.at_ms);
     let ack_ms = check_client(options).ack_timeout_ms;
-    Scenario {
-        seed: options.seed,
-        users,
-        steps,
-        faults: FaultPlan {
-            latency_ms_min: 0,
-            latency_ms_max: 0,
-            faults: Vec::new(),
-            push_bound_ms: (options.timeout_scale > 1.0).then(|| options.scaled(PUSH_BOUND_MS)),
+    for_contract(
+        options,
+        Scenario {
+            seed: options.seed,
+            users,
+            steps,
+            faults: FaultPlan {
+                latency_ms_min: 0,
+                latency_ms_max: 0,
+                faults: Vec::new(),
+                push_bound_ms: (options.timeout_scale > 1.0).then(|| options.scaled(PUSH_BOUND_MS)),
+            },
+            active_ms: 6_000,
+            heal_ms: (2_900 + ack_ms + 1_000).saturating_sub(6_000).max(2_000) + DRAIN_MS + 1_000,
+            open_world: true,
         },
-        active_ms: 6_000,
-        heal_ms: (2_900 + ack_ms + 1_000).saturating_sub(6_000).max(2_000) + DRAIN_MS + 1_000,
-        open_world: true,
+    )
+}
+
+/// A v2 server (the check has its secret): every user of `scenario`
+/// identifies by token ([`Scenario::identify_by_token`]); a v1 one is unchanged.
+fn for_contract(options: &CheckOptions, mut scenario: Scenario) -> Scenario {
+    if options.tokens.is_some() {
+        scenario.identify_by_token();
     }
+    scenario
 }
 
 /// The reference client's timers for a check: fast polls, scaled patience.
@@ -625,6 +682,7 @@ fn check_client(options: &CheckOptions) -> ClientConfig {
         connect_timeout_ms: options.scaled(3_000),
         request_timeout_ms: options.scaled(5_000),
         ack_timeout_ms: options.scaled(4_000),
+        tokens: options.tokens.clone(),
         ..ClientConfig::default()
     }
 }
@@ -692,16 +750,28 @@ async fn abuse(
         )
     };
     let path = "/socket.io/?EIO=4&transport=websocket";
+    // A v2 server: the abuser is registered by a valid token (A2).
+    let token = options
+        .tokens
+        .as_ref()
+        .and_then(|issuer| issuer.mint(crate::token::TokenPolicy::Valid, &name));
     match transport::websocket(connector, path, &[("username", &name)]).await {
         Err(e) => exchange(format!("websocket {path}"), format!("error: {e}")),
         Ok(mut ws) => {
             for packet in abuse_packets(names, timers) {
+                let (packet, shown) = match (&token, packet.as_str()) {
+                    (Some(token), "40") => (
+                        format!("40{}", json!({ "token": token })),
+                        "40{\"token\": <valid token>}".to_owned(),
+                    ),
+                    _ => (packet.clone(), packet),
+                };
                 if ws.send(Frame::text(packet.clone())).await.is_err() {
-                    exchange(packet, "connection closed before sending".into());
+                    exchange(shown, "connection closed before sending".into());
                     break;
                 }
                 let (answer, closed) = answers_to(&mut ws, &packet, answer_window).await;
-                exchange(packet, answer);
+                exchange(shown, answer);
                 if closed {
                     break;
                 }
@@ -761,7 +831,7 @@ async fn answers_to<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let awaited = if packet == "40" {
+    let awaited = if packet.starts_with("40") {
         Some("40".to_owned()) // CONNECT: done at the namespace's answer
     } else {
         packet
@@ -857,22 +927,25 @@ fn robust_scenario(names: &Names, options: &CheckOptions, timers: AnnouncedTimer
         step(rd_back_at + 1_100, 3, Action::Crash { down_ms: 300 }),
     ];
     steps.sort_by_key(|s| s.at_ms);
-    Scenario {
-        seed: options.seed,
-        users,
-        steps,
-        faults: FaultPlan {
-            latency_ms_min: 1,
-            latency_ms_max: 40,
-            faults,
-            push_bound_ms: None,
+    for_contract(
+        options,
+        Scenario {
+            seed: options.seed,
+            users,
+            steps,
+            faults: FaultPlan {
+                latency_ms_min: 1,
+                latency_ms_max: 40,
+                faults,
+                push_bound_ms: None,
+            },
+            active_ms: (heal_at + 1_000).max(rd_back_at + 2_000),
+            // The stall began before the black hole ended: the server has had its
+            // ping timeout for both by the end of the active phase.
+            heal_ms: options.scaled(10_000) + DRAIN_MS,
+            open_world: true,
         },
-        active_ms: (heal_at + 1_000).max(rd_back_at + 2_000),
-        // The stall began before the black hole ended: the server has had its
-        // ping timeout for both by the end of the active phase.
-        heal_ms: options.scaled(10_000) + DRAIN_MS,
-        open_world: true,
-    }
+    )
 }
 
 async fn robust_run(

@@ -13,6 +13,7 @@ use crate::judge::Violation;
 use crate::net::packet::{EioPacket, Handshake};
 use crate::net::transport::{self, TcpConnector};
 use crate::spec::Clause;
+use crate::token::{TokenIssuer, TokenPolicy};
 use crate::trace::{Event, Recorder, TraceClock, What};
 
 // ---------------------------------------------------------------------------
@@ -28,25 +29,41 @@ pub(super) fn abbreviate(text: &str) -> String {
     }
 }
 
-/// A GET recorded as an exchange; its answer, if any.
+/// A GET recorded as an exchange; its answer, if any. As `username`: the
+/// header (v1), or a Bearer token for that name when the check has a v2
+/// server's secret (A3); the record names the token, never shows it.
 async fn get(
     connector: &TcpConnector,
     recorder: &Recorder,
     path: &str,
     username: Option<&str>,
     patience: Duration,
+    tokens: Option<&TokenIssuer>,
 ) -> (Event, Option<transport::Response>) {
-    let headers: Vec<(&str, &str)> = username.map(|u| ("username", u)).into_iter().collect();
+    let (headers, request) = match (username, tokens) {
+        (Some(u), Some(issuer)) => {
+            let token = issuer.mint(TokenPolicy::Valid, u).unwrap_or_default();
+            (
+                vec![("authorization".to_owned(), format!("Bearer {token}"))],
+                format!("GET {path} Authorization: Bearer <valid token for {u:?}>"),
+            )
+        }
+        (Some(u), None) => (
+            vec![("username".to_owned(), u.to_owned())],
+            format!("GET {path} username={u:?}"),
+        ),
+        (None, _) => (Vec::new(), format!("GET {path}")),
+    };
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let outcome = tokio::time::timeout(
         patience,
         transport::request(connector, http::Method::GET, path, &headers, None),
     )
     .await
     .unwrap_or(Err(transport::TransportError::Timeout));
-    let request = match username {
-        Some(u) => format!("GET {path} username={u:?}"),
-        None => format!("GET {path}"),
-    };
     let answer = match &outcome {
         Ok(r) => format!(
             "{} {} {}",
@@ -131,6 +148,7 @@ struct Prober<'a> {
     connector: &'a TcpConnector,
     recorder: &'a Recorder,
     patience: Duration,
+    tokens: Option<&'a TokenIssuer>,
     found: Vec<Violation>,
 }
 
@@ -144,7 +162,15 @@ impl Prober<'_> {
         body_ok: impl Fn(&Value) -> bool,
         what: &str,
     ) {
-        let (e, r) = get(self.connector, self.recorder, path, username, self.patience).await;
+        let (e, r) = get(
+            self.connector,
+            self.recorder,
+            path,
+            username,
+            self.patience,
+            self.tokens,
+        )
+        .await;
         expect_json(&mut self.found, &e, r.as_ref(), want, body_ok, what);
     }
 }
@@ -160,6 +186,7 @@ pub(super) async fn http_run(
         connector,
         recorder: &recorder,
         patience: options.patience(),
+        tokens: options.tokens.as_ref(),
         found: Vec::new(),
     };
     probe
@@ -167,7 +194,14 @@ pub(super) async fn http_run(
             "/health",
             None,
             (Clause::H1, 200),
-            |b| b == &json!({"status": "ok"}),
+            // H1's body; a v2 server adds its contract and auth (H2).
+            |b| {
+                b["status"] == "ok"
+                    && b.as_object().is_some_and(|o| {
+                        o.keys()
+                            .all(|k| matches!(k.as_str(), "status" | "contract" | "auth"))
+                    })
+            },
             "GET /health",
         )
         .await;
@@ -231,6 +265,7 @@ async fn mailbox_probes(probe: &mut Prober<'_>, nobody: &str) {
         stale,
         Some(nobody),
         probe.patience,
+        probe.tokens,
     )
     .await;
     stale_cursor(&mut probe.found, answer, 0);
@@ -271,6 +306,7 @@ pub(super) async fn handshake_run(
         "/socket.io/?EIO=4&transport=polling",
         Some(&name),
         patience,
+        None,
     )
     .await;
     let open = response.as_ref().filter(|r| r.status == 200).and_then(|r| {
@@ -339,8 +375,17 @@ pub(super) async fn cursor_run(
     let poll = |after: u64| {
         let path = format!("/api/messages?after={after}");
         let (connector, recorder, dave) = (connector.clone(), recorder.clone(), dave.clone());
+        let tokens = options.tokens.clone();
         async move {
-            let (event, response) = get(&connector, &recorder, &path, Some(&dave), patience).await;
+            let (event, response) = get(
+                &connector,
+                &recorder,
+                &path,
+                Some(&dave),
+                patience,
+                tokens.as_ref(),
+            )
+            .await;
             let entries = response
                 .filter(|r| r.status == 200)
                 .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
@@ -397,7 +442,15 @@ pub(super) async fn cursor_run(
     let stale = STALE_CURSOR_POLL;
     stale_cursor(
         &mut found,
-        get(connector, &recorder, stale, Some(&dave), patience).await,
+        get(
+            connector,
+            &recorder,
+            stale,
+            Some(&dave),
+            patience,
+            options.tokens.as_ref(),
+        )
+        .await,
         latest,
     );
     let (after_stale, entries) = poll(0).await;
@@ -422,7 +475,15 @@ pub(super) async fn cursor_run(
             entries.unwrap_or_default(),
         ));
     }
-    from_is_never_the_payloads(&mut found, connector, &recorder, names, patience).await;
+    from_is_never_the_payloads(
+        &mut found,
+        connector,
+        &recorder,
+        names,
+        patience,
+        options.tokens.as_ref(),
+    )
+    .await;
     cursor_done(recorder, found, started)
 }
 
@@ -505,6 +566,7 @@ async fn from_is_never_the_payloads(
     recorder: &Recorder,
     names: &Names,
     patience: Duration,
+    tokens: Option<&TokenIssuer>,
 ) {
     let sink = names.user("m1sink");
     let (event, response) = get(
@@ -513,6 +575,7 @@ async fn from_is_never_the_payloads(
         "/api/messages?after=0",
         Some(&sink),
         patience,
+        tokens,
     )
     .await;
     let entries = response

@@ -73,6 +73,18 @@ pub const RULES: &[Rule] = &[
         name: "half_open_is_noticed",
         clauses: &[Clause::P3],
     },
+    Rule {
+        name: "secure_probes",
+        clauses: &[
+            Clause::H2,
+            Clause::A1,
+            Clause::A2,
+            Clause::A3,
+            Clause::A4,
+            Clause::A5,
+            Clause::A6,
+        ],
+    },
 ];
 
 /// The abuser's ack ids for the two sends that share a `client_id` (M1).

@@ -152,9 +152,16 @@ pub struct CheckArgs {
     /// embedded reference server is started on loopback and checked.
     pub url: Option<String>,
     /// core: every MUST on a calm network; robust: also the SHOULDs under real
-    /// faults through the built-in fault proxy (waits out the server's ping timeout).
+    /// faults through the built-in fault proxy (waits out the server's ping
+    /// timeout); secure: core plus contract v2's authenticated identity (a v1
+    /// server fails it, with a demonstration).
     #[arg(long, value_enum, default_value_t = Level::Core)]
     pub level: Level,
+    /// The HS256 secret a v2 server shares, in a file (trailing newline
+    /// ignored): tokens are minted with it for every run. Or set
+    /// HARNESS_JWT_SECRET. Never on the command line.
+    #[arg(long, value_name = "PATH")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// Report format.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,

@@ -4,14 +4,23 @@
 use super::args::CheckFormat;
 use super::{CheckArgs, Exit};
 use crate::check::{check, report, CheckOptions, Target};
+use crate::token::{IssuerClock, TokenIssuer};
 
 /// The `check` command.
 pub fn run(args: &CheckArgs) -> Exit {
     let seed = args.seed.unwrap_or_else(fresh_seed);
+    let tokens = match token_issuer(args) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
     let options = CheckOptions {
         level: args.level,
         seed,
         timeout_scale: args.timeout_scale,
+        tokens,
     };
     let runtime = match super::runtime() {
         Ok(runtime) => runtime,
@@ -103,4 +112,23 @@ fn fresh_seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64 % 1_000_000_000)
+}
+
+/// The environment variable that may hold a v2 server's secret.
+pub const SECRET_ENV: &str = "HARNESS_JWT_SECRET";
+
+/// The token issuer for a v2 server, from `--jwt-secret-file` or
+/// [`SECRET_ENV`]; `None` when neither is given.
+fn token_issuer(args: &CheckArgs) -> Result<Option<TokenIssuer>, String> {
+    let secret = match (&args.jwt_secret_file, std::env::var(SECRET_ENV)) {
+        (Some(path), _) => std::fs::read(path)
+            .map_err(|e| format!("cannot read --jwt-secret-file {}: {e}", path.display()))?,
+        (None, Ok(secret)) => secret.into_bytes(),
+        (None, Err(_)) => return Ok(None),
+    };
+    let secret = secret.strip_suffix(b"\n").unwrap_or(&secret);
+    if secret.is_empty() {
+        return Err("the JWT secret is empty".into());
+    }
+    Ok(Some(TokenIssuer::new(secret.to_vec(), IssuerClock::Wall)))
 }

@@ -31,6 +31,7 @@ pub fn run(args: &SimArgs, url: &str, repeat: u64, timeout_scale: f64, mermaid: 
         level: crate::spec::Level::Robust,
         seed: scenario.seed,
         timeout_scale,
+        tokens: None,
     };
     eprintln!(
         "playing {} ({}) against {url}, {repeat} time(s) …",

@@ -44,13 +44,14 @@ async fn poll_page<C: Connector>(shared: &Shared<C>) -> Page {
     let name = &shared.spec.name;
     let after = shared.inbox.lock().unwrap().cursor;
     let path = format!("/api/messages?after={after}");
+    let (header, identity) = shared.poll_identity();
     let outcome = timeout(
         shared.request_timeout(),
         transport::request(
             &shared.connector,
             http::Method::GET,
             &path,
-            &[("username", name)],
+            &[(header, &identity)],
             None,
         ),
     )

@@ -24,6 +24,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::contract::Message;
 use crate::net::transport::Connector;
 use crate::scenario::UserSpec;
+use crate::token::{TokenIssuer, TokenPolicy};
 use crate::trace::{Recorder, Via, What};
 use session::{End, Session};
 
@@ -44,6 +45,9 @@ pub struct ClientConfig {
     pub connect_timeout_ms: u64,
     /// How long `send_message` waits for its ack.
     pub ack_timeout_ms: u64,
+    /// Contract v2: mints the tokens users with a token policy present, and
+    /// the Bearer token of their polls. `None` for a v1 world.
+    pub tokens: Option<TokenIssuer>,
 }
 
 impl Default for ClientConfig {
@@ -56,6 +60,7 @@ impl Default for ClientConfig {
             request_timeout_ms: 10_000,
             connect_timeout_ms: 20_000,
             ack_timeout_ms: 10_000,
+            tokens: None,
         }
     }
 }
@@ -81,6 +86,28 @@ pub(super) struct Inbox {
 impl<C: Connector> Shared<C> {
     pub(crate) fn record(&self, actor: &str, what: What) {
         self.recorder.record(actor, what);
+    }
+
+    /// The CONNECT auth payload of a v2 user (`{"token": …}`, A2): `None`
+    /// for a v1 client and for [`TokenPolicy::Absent`].
+    pub(crate) fn connect_auth(&self) -> Option<serde_json::Value> {
+        let (issuer, policy) = (self.config.tokens.as_ref()?, self.spec.token?);
+        let token = issuer.mint(policy, &self.spec.name)?;
+        Some(serde_json::json!({ "token": token }))
+    }
+
+    /// A poll's identity: the `username` header (v1), or a valid Bearer token
+    /// for the user (v2, A3).
+    pub(crate) fn poll_identity(&self) -> (&'static str, String) {
+        let name = &self.spec.name;
+        let bearer = (self.spec.token.is_some())
+            .then_some(self.config.tokens.as_ref())
+            .flatten()
+            .and_then(|issuer| issuer.mint(TokenPolicy::Valid, name));
+        match bearer {
+            Some(token) => ("authorization", format!("Bearer {token}")),
+            None => ("username", name.clone()),
+        }
     }
 
     /// Records a message's arrival; true when it is new (M5 de-duplication).

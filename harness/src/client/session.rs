@@ -54,7 +54,7 @@ impl<C: Connector> Session<'_, C> {
 
     pub(super) async fn run(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> End {
         let spec = &self.shared.spec;
-        let header = spec.handshake_header();
+        let header = spec.header_for_handshake();
         self.record(What::ConnectAttempt {
             open: spec.open,
             header: spec.header,
@@ -122,7 +122,7 @@ impl<C: Connector> Session<'_, C> {
                 )
                 .await?;
                 let handshake = self.opened(Some(next_eio(&mut ws).await?))?;
-                send_sio(&mut ws, &SioPacket::Connect(None)).await?;
+                send_sio(&mut ws, &SioPacket::Connect(self.shared.connect_auth())).await?;
                 let refused = loop {
                     match next_eio(&mut ws).await? {
                         EioPacket::Ping(_) => {
@@ -179,7 +179,10 @@ impl<C: Connector> Session<'_, C> {
                 Some(body),
             )
         };
-        let posted = post(EioPacket::Message(SioPacket::Connect(None).encode()).encode()).await?;
+        let posted = post(
+            EioPacket::Message(SioPacket::Connect(self.shared.connect_auth()).encode()).encode(),
+        )
+        .await?;
         if posted.status != 200 {
             return Err(TransportError::Protocol(format!(
                 "POST status {}",

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::faults::{FaultMenu, FaultPlan};
+use crate::token::TokenPolicy;
 use crate::world::ServerTimers;
 
 mod file;
@@ -101,6 +102,11 @@ pub struct UserSpec {
     pub open: OpenMode,
     /// What the socket handshake carries.
     pub header: HeaderPolicy,
+    /// Contract v2: the token the socket's CONNECT presents (its polls always
+    /// carry a valid one, as they always carry the name in v1). `None` is a v1
+    /// client, whose identity is the header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenPolicy>,
 }
 
 impl UserSpec {
@@ -111,6 +117,7 @@ impl UserSpec {
             profile: Profile::Node,
             open: OpenMode::WebsocketFirst,
             header: HeaderPolicy::Valid,
+            token: None,
         }
     }
 
@@ -123,12 +130,32 @@ impl UserSpec {
         }
     }
 
-    /// Whether a contract-keeping server registers this user's connections (I3).
+    /// Whether a contract-keeping server registers this user's connections
+    /// (I3; A2 for a v2 client, whose header is not identity).
     pub fn can_register(&self) -> bool {
-        self.handshake_header()
-            .is_some_and(|h| crate::contract::is_valid_username(&h))
+        match self.token {
+            Some(token) => token.registers(),
+            None => self
+                .handshake_header()
+                .is_some_and(|h| crate::contract::is_valid_username(&h)),
+        }
+    }
+
+    /// The `username` header the socket handshake actually carries: for
+    /// [`TokenPolicy::OtherUserHeader`], [`IMPOSTOR`]'s name (a v2 server must
+    /// register the token's user, never the header's).
+    pub fn header_for_handshake(&self) -> Option<String> {
+        match self.token {
+            Some(TokenPolicy::OtherUserHeader) => Some(IMPOSTOR.to_owned()),
+            _ => self.handshake_header(),
+        }
     }
 }
+
+/// The name a [`TokenPolicy::OtherUserHeader`] client puts in its header: no
+/// scenario user has it, so a server that believes the header registers a
+/// name out of nowhere (I3, A2).
+pub const IMPOSTOR: &str = "mallory";
 
 /// Something a user does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +249,16 @@ impl Default for GenerateOptions {
 }
 
 impl Scenario {
+    /// Makes every user a contract v2 client (A2): each presents the token
+    /// [`TokenPolicy::in_place_of`] its header policy. Users who already
+    /// have a token policy keep it.
+    pub fn identify_by_token(&mut self) {
+        for user in &mut self.users {
+            user.token
+                .get_or_insert(TokenPolicy::in_place_of(user.header));
+        }
+    }
+
     /// The end of the run.
     pub fn end_ms(&self) -> u64 {
         self.active_ms.saturating_add(self.heal_ms)

@@ -26,6 +26,7 @@ async fn check_core(url: &str) -> CheckReport {
         level: Level::Core,
         seed: 3,
         timeout_scale: 1.0,
+        tokens: None,
     };
     check(&target, &options)
         .await
@@ -146,6 +147,7 @@ async fn an_endless_body_is_cut_off_not_read_into_memory() {
         level: Level::Core,
         seed: 3,
         timeout_scale: 1.0,
+        tokens: None,
     };
     let started = Instant::now();
     let outcome = tokio::time::timeout(Duration::from_secs(60), check(&target, &options))

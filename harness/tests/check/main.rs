@@ -8,6 +8,7 @@ mod bin;
 use bin::harness;
 
 mod hostile;
+mod secure;
 
 use harness::check::{check, CheckOptions, CheckReport, Target, Verdict};
 use harness::spec::{Clause, Level};
@@ -54,6 +55,7 @@ async fn check_reference(bugs: &[Bug], level: Level) -> CheckReport {
         level,
         seed: 11,
         timeout_scale: 2.0,
+        tokens: None,
     };
     check(&target, &options).await.expect("the server is up")
 }
@@ -102,6 +104,7 @@ async fn the_cors_finding_sees_a_configured_origin() {
             level: Level::Core,
             seed: 2,
             timeout_scale: 2.0,
+            tokens: None,
         },
     )
     .await

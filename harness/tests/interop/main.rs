@@ -443,6 +443,7 @@ async fn check_python(seed_mode: bool) -> harness::check::CheckReport {
         level: harness::spec::Level::Robust,
         seed: 3,
         timeout_scale: 2.0,
+        tokens: None,
     };
     harness::check::check(&target, &options)
         .await

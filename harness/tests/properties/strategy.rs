@@ -41,6 +41,7 @@ fn user(index: usize) -> impl Strategy<Value = UserSpec> {
         profile,
         open,
         header,
+        token: None,
     })
 }
 

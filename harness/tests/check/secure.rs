@@ -1,0 +1,151 @@
+//! `harness check --level secure` (contract v2, H2 and A1–A6): a v2 reference
+//! server passes it and core with token identity; each token bug switch fails
+//! the clause it breaks; a v1 server fails it with the demonstration.
+
+use harness::check::{check, CheckOptions, CheckReport, Target, Verdict};
+use harness::spec::{Clause, Level};
+use harness::token::{IssuerClock, TokenIssuer};
+use server_under_test::{Bug, Config, TokenKey};
+
+use super::{quick, start, text};
+
+const SECRET: &[u8] = b"a secret shared with the harness";
+
+/// The v2 reference server (with `bugs`), checked at `level` with the secret.
+/// Its clock starts at the wall clock, as the binary's does.
+async fn check_v2(bugs: &[Bug], level: Level, with_secret: bool) -> CheckReport {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let server = start(Config {
+        auth: Some(TokenKey::new(SECRET.to_vec()).unwrap()),
+        epoch_unix_ms: now_ms,
+        ..quick(bugs)
+    })
+    .await;
+    let target = Target::resolve(&server.url).await.unwrap();
+    let options = CheckOptions {
+        level,
+        seed: 5,
+        timeout_scale: 2.0,
+        tokens: with_secret.then(|| TokenIssuer::new(SECRET.to_vec(), IssuerClock::Wall)),
+    };
+    check(&target, &options).await.expect("the server is up")
+}
+
+fn verdict(report: &CheckReport, clause: Clause) -> Verdict {
+    report
+        .clauses
+        .iter()
+        .find(|c| c.clause == clause)
+        .map(|c| c.verdict.clone())
+        .unwrap()
+}
+
+const SECURE: [Clause; 7] = [
+    Clause::H2,
+    Clause::A1,
+    Clause::A2,
+    Clause::A3,
+    Clause::A4,
+    Clause::A5,
+    Clause::A6,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_server_passes_secure_and_core_with_token_identity() {
+    let report = check_v2(&[], Level::Secure, true).await;
+    assert!(report.passed(), "{}", text(&report));
+    for clause in SECURE {
+        assert_eq!(
+            verdict(&report, clause),
+            Verdict::Pass,
+            "{clause}\n{}",
+            text(&report)
+        );
+    }
+    // The core clauses were judged on token identity, not skipped.
+    for clause in [Clause::I3, Clause::P1, Clause::M3, Clause::M4, Clause::L2] {
+        assert_eq!(verdict(&report, clause), Verdict::Pass, "{clause}");
+    }
+    let core = check_v2(&[], Level::Core, true).await;
+    assert!(core.passed(), "{}", text(&core));
+    assert!(matches!(verdict(&core, Clause::A1), Verdict::Skip(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_server_without_its_secret_is_skip_not_pass() {
+    let report = check_v2(&[], Level::Secure, false).await;
+    assert_eq!(verdict(&report, Clause::H2), Verdict::Pass);
+    for clause in [Clause::A1, Clause::A2, Clause::A3, Clause::A4, Clause::A5] {
+        match verdict(&report, clause) {
+            Verdict::Skip(reason) => assert!(reason.contains("--jwt-secret-file"), "{reason}"),
+            other => panic!("{clause}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_server_fails_secure_with_a_demonstration() {
+    let server = start(quick(&[])).await;
+    let target = Target::resolve(&server.url).await.unwrap();
+    let options = CheckOptions {
+        level: Level::Secure,
+        seed: 6,
+        timeout_scale: 2.0,
+        tokens: None,
+    };
+    let report = check(&target, &options).await.unwrap();
+    for clause in [Clause::A1, Clause::A2, Clause::A3] {
+        assert_eq!(
+            verdict(&report, clause),
+            Verdict::Fail,
+            "{clause}\n{}",
+            text(&report)
+        );
+    }
+    let rendered = text(&report);
+    assert!(rendered.contains("read sec-victim"), "{rendered}");
+    assert!(
+        rendered.contains("connected and sent as sec-victim"),
+        "{rendered}"
+    );
+    // Its v1 core clauses are unaffected.
+    assert_eq!(verdict(&report, Clause::I3), Verdict::Pass);
+}
+
+async fn token_bug_fails(bug: Bug, clause: Clause) {
+    let report = check_v2(&[bug], Level::Secure, true).await;
+    assert_eq!(
+        verdict(&report, clause),
+        Verdict::Fail,
+        "{bug} must fail {clause}\n{}",
+        text(&report)
+    );
+    let good = [Clause::H2, Clause::A5, Clause::A6];
+    for other in good.into_iter().filter(|c| *c != clause) {
+        assert_ne!(verdict(&report, other), Verdict::Fail, "{bug}: {other}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusting_the_header_fails_a2() {
+    token_bug_fails(Bug::TrustHeader, Clause::A2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipping_exp_fails_a1_and_a4() {
+    token_bug_fails(Bug::SkipExp, Clause::A1).await;
+    token_bug_fails(Bug::SkipExp, Clause::A4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_alg_none_fails_a1() {
+    token_bug_fails(Bug::AcceptAlgNone, Clause::A1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_mailboxes_by_header_fails_a3() {
+    token_bug_fails(Bug::MailboxByHeader, Clause::A3).await;
+}
