@@ -120,7 +120,10 @@ pub(super) async fn secure_run(
     let note = match (version, run.issuer.is_some()) {
         (Version::V1, _) => {
             run.demonstrate_the_hole(names, &health).await;
-            None
+            Some(
+                "a v1 server (no \"contract\": \"v2\" in /health) has no tokens to judge"
+                    .to_owned(),
+            )
         }
         (Version::V2 { .. }, true) => {
             run.tokens_are_identity(names).await;

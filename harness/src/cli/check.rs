@@ -4,7 +4,7 @@
 use super::args::CheckFormat;
 use super::{CheckArgs, Exit};
 use crate::check::{check, report, CheckOptions, Target};
-use crate::token::{IssuerClock, TokenIssuer};
+use crate::token::{IssuerClock, TokenIssuer, TokenPolicy};
 
 /// The `check` command.
 pub fn run(args: &CheckArgs) -> Exit {
@@ -117,10 +117,36 @@ fn fresh_seed() -> u64 {
 /// The environment variable that may hold a v2 server's secret.
 pub const SECRET_ENV: &str = "HARNESS_JWT_SECRET";
 
+/// The `token` command: prints a token of `policy` for `user`.
+pub fn mint(user: &str, secret_file: Option<&std::path::Path>, policy: TokenPolicy) -> Exit {
+    if !crate::contract::is_valid_username(user) {
+        eprintln!("error: '{user}' is not a valid username (1 to 32 of [A-Za-z0-9_.-])");
+        return Exit::Usage;
+    }
+    match issuer_from(secret_file) {
+        Ok(Some(issuer)) => {
+            println!("{}", issuer.mint(policy, user).unwrap_or_default());
+            Exit::Clean
+        }
+        Ok(None) => {
+            eprintln!("error: a token needs the secret: --jwt-secret-file PATH or {SECRET_ENV}");
+            Exit::Usage
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Usage
+        }
+    }
+}
+
 /// The token issuer for a v2 server, from `--jwt-secret-file` or
 /// [`SECRET_ENV`]; `None` when neither is given.
 fn token_issuer(args: &CheckArgs) -> Result<Option<TokenIssuer>, String> {
-    let secret = match (&args.jwt_secret_file, std::env::var(SECRET_ENV)) {
+    issuer_from(args.jwt_secret_file.as_deref())
+}
+
+fn issuer_from(secret_file: Option<&std::path::Path>) -> Result<Option<TokenIssuer>, String> {
+    let secret = match (secret_file, std::env::var(SECRET_ENV)) {
         (Some(path), _) => std::fs::read(path)
             .map_err(|e| format!("cannot read --jwt-secret-file {}: {e}", path.display()))?,
         (None, Ok(secret)) => secret.into_bytes(),

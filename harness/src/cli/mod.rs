@@ -82,6 +82,18 @@ enum Command {
     /// Check a server black-box over real TCP, clause by clause (with no URL:
     /// the embedded reference server, started on loopback).
     Check(CheckArgs),
+    /// Mint a contract v2 test token (HS256, `sub` = USER) with a server's
+    /// shared secret, for curl or a client under test; printed to stdout.
+    Token {
+        /// The username the token proves (its `sub`).
+        user: String,
+        /// The secret, in a file (trailing newline ignored); or HARNESS_JWT_SECRET.
+        #[arg(long, value_name = "PATH")]
+        jwt_secret_file: Option<std::path::PathBuf>,
+        /// What kind of token: valid, expired, forged, alg_none, tampered …
+        #[arg(long, default_value = "valid", value_parser = parse_token_policy)]
+        policy: crate::token::TokenPolicy,
+    },
     /// Measure simulation speed, hunt speed, the real-network baseline and the
     /// reference server's push latency (build with --release).
     Bench {
@@ -163,6 +175,11 @@ pub fn main() -> ExitCode {
         Command::Hunt(args) => hunt::run(&args),
         Command::HuntMerge { files, format } => hunt::merge(&files, format),
         Command::Check(args) => check::run(&args),
+        Command::Token {
+            user,
+            jwt_secret_file,
+            policy,
+        } => check::mint(&user, jwt_secret_file.as_deref(), policy),
         Command::Bench { quick, format } => {
             if cfg!(debug_assertions) {
                 eprintln!("note: a debug build; numbers mean little without --release");
@@ -176,4 +193,20 @@ pub fn main() -> ExitCode {
         }
     };
     exit.into()
+}
+
+fn parse_token_policy(name: &str) -> Result<crate::token::TokenPolicy, String> {
+    use crate::token::TokenPolicy;
+    TokenPolicy::ALL
+        .into_iter()
+        .filter(|p| !matches!(p, TokenPolicy::Absent | TokenPolicy::OtherUserHeader))
+        .find(|p| p.name() == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = TokenPolicy::ALL
+                .iter()
+                .filter(|p| !matches!(p, TokenPolicy::Absent | TokenPolicy::OtherUserHeader))
+                .map(|p| p.name())
+                .collect();
+            format!("unknown token policy '{name}'; known: {}", known.join(", "))
+        })
 }
