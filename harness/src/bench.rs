@@ -308,6 +308,7 @@ fn property_row(budget_s: f64) -> PropertyRow {
                 active_ms: 20_000,
                 faults: FaultMenu::all(),
                 timers: world.timers,
+                tokens: false,
             },
         );
         scenario.heal_ms = Scenario::heal_ms_for(&world.timers, world.client.poll_interval_ms);
@@ -344,6 +345,7 @@ fn campaign_row(jobs: usize, seeds: u64) -> CampaignRow {
             active_ms: 20_000,
             faults: FaultMenu::all(),
             timers: world.timers,
+            tokens: false,
         },
         world,
         shrink_budget: 0,

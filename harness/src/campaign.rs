@@ -66,6 +66,7 @@ impl Campaign {
                 active_ms: 60_000,
                 faults: FaultMenu::all(),
                 timers: ServerTimers::default(),
+                tokens: false,
             },
             seeds: 0..20,
             scenario: None,

@@ -32,6 +32,11 @@ pub struct SimArgs {
     /// Turn on a reference-server bug switch (repeatable).
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
+    /// The contract the reference server speaks: v1 (the `username` header)
+    /// or v2 (HS256 tokens; users present valid and broken ones). A saved v2
+    /// scenario needs no flag: its users' tokens say so.
+    #[arg(long, value_enum, default_value_t = Contract::V1)]
+    pub contract: Contract,
     /// Run this scenario file (from `hunt` or hand-written) instead of generating
     /// one from the seed; --users, --duration and --faults are then ignored.
     #[arg(long, value_name = "FILE")]
@@ -51,14 +56,18 @@ impl SimArgs {
             Some(path) => Scenario::load(path),
             None => Ok(Scenario::generate(
                 self.seed,
-                &generate_options(self.users, self.duration, &self.faults),
+                &GenerateOptions {
+                    tokens: self.contract == Contract::V2,
+                    ..generate_options(self.users, self.duration, &self.faults)
+                },
             )),
         }
     }
 
-    /// The world: the reference server with the bug switches on.
-    pub fn world(&self) -> WorldOptions {
-        WorldOptions::reference(&self.bugs)
+    /// The world for `scenario`: the reference server with the bug switches
+    /// on, speaking v2 when the scenario's users present tokens.
+    pub fn world(&self, scenario: &Scenario) -> WorldOptions {
+        WorldOptions::reference_for(scenario, &self.bugs)
     }
 
     /// The command line that reproduces this run.
@@ -69,13 +78,16 @@ impl SimArgs {
                 &self.bugs,
             );
         }
-        let line = format!(
+        let mut line = format!(
             "harness {verb} --seed {} --users {} --duration {} --faults {}",
             self.seed,
             self.users,
             humantime::format_duration(self.duration),
             self.faults.name()
         );
+        if self.contract == Contract::V2 {
+            line.push_str(" --contract v2");
+        }
         with_bugs(line, &self.bugs)
     }
 }
@@ -104,6 +116,9 @@ pub struct HuntArgs {
     /// Reference-server bug switch (repeatable).
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
+    /// The contract: v1, or v2 (token identity; scenarios draw token policies).
+    #[arg(long, value_enum, default_value_t = Contract::V1)]
+    pub contract: Contract,
     /// Simulations run side by side (default: the available cores); the
     /// findings, shrunk scenario and report are the same whatever N is.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -127,8 +142,14 @@ impl HuntArgs {
                     budget: self.budget,
                 },
             },
-            generate: generate_options(self.users, self.duration, &self.faults),
-            world: WorldOptions::reference(&self.bugs),
+            generate: GenerateOptions {
+                tokens: self.contract == Contract::V2,
+                ..generate_options(self.users, self.duration, &self.faults)
+            },
+            world: match self.contract {
+                Contract::V1 => WorldOptions::reference(&self.bugs),
+                Contract::V2 => WorldOptions::reference_v2(&self.bugs),
+            },
             shrink_budget: SHRINK_BUDGET,
             jobs: self
                 .jobs
@@ -174,6 +195,15 @@ pub struct CheckArgs {
     /// Multiply every wait by this (slow servers or machines), 0.1 to 100.
     #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
     pub timeout_scale: f64,
+}
+
+/// Which contract the simulated reference server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Contract {
+    /// Identity is the `username` header.
+    V1,
+    /// Identity is an HS256 token (H2, A1–A6).
+    V2,
 }
 
 /// `--format` of `harness check`.

@@ -42,7 +42,7 @@ pub fn run(args: &SimArgs, show: Show) -> Exit {
     if args.format == Format::Text {
         print!("{}", plan(args, &scenario));
     }
-    let world = args.world();
+    let world = args.world(&scenario);
     let outcome = simulate(&scenario, &world);
     if let Some(error) = &outcome.error {
         eprintln!("error: the simulation failed: {error}");

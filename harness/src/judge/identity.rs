@@ -4,14 +4,34 @@
 use std::collections::BTreeMap;
 
 use crate::spec::Clause;
+use crate::token::TokenPolicy;
 use crate::trace::{Via, What};
 
 use super::{user_of, violation, Facts, Sent, Violation};
 
 /// I3: connections without a valid username never see presence or pushes, never
-/// get a send accepted, and their names never show as online.
+/// get a send accepted, and their names never show as online. In a v2 world the
+/// same facts break A1 (an invalid token was believed) or A2 (no token, or the
+/// header taken for identity).
 pub fn unregistered_stay_unregistered(facts: &Facts<'_>) -> Vec<Violation> {
     let mut found = Vec::new();
+    let v2 = facts.scenario.is_v2();
+    let clause_for = |name: &str| {
+        let token = facts
+            .user_index(name)
+            .and_then(|i| facts.scenario.users[i].token);
+        match token {
+            Some(
+                TokenPolicy::Expired
+                | TokenPolicy::Forged
+                | TokenPolicy::AlgNone
+                | TokenPolicy::Tampered,
+            ) => Clause::A1,
+            _ if v2 => Clause::A2,
+            _ => Clause::I3,
+        }
+    };
+    let lacked = if v2 { "valid token" } else { "valid username" };
     for event in &facts.trace.events {
         let user = user_of(&event.actor);
         let is_conn = event.actor.contains('#');
@@ -29,12 +49,9 @@ pub fn unregistered_stay_unregistered(facts: &Facts<'_>) -> Vec<Violation> {
             if let Some(what) = what {
                 found.push(
                     violation(
-                        Clause::I3,
+                        clause_for(user),
                         event.at_ms,
-                        format!(
-                            "{}, whose handshake carried no valid username, {what}",
-                            event.actor
-                        ),
+                        format!("{}, which presented no {lacked}, {what}", event.actor),
                         vec![event.clone()],
                     )
                     .user(user)
@@ -54,9 +71,9 @@ pub fn unregistered_stay_unregistered(facts: &Facts<'_>) -> Vec<Violation> {
         };
         for name in named {
             found.push(violation(
-                Clause::I3,
+                clause_for(&name),
                 event.at_ms,
-                format!("'{name}' was reported online, but no connection of that name carried a valid username"),
+                format!("'{name}' was reported online, but no connection of that name presented a {lacked}"),
                 vec![event.clone()],
             )
             .user(&name));

@@ -104,7 +104,7 @@ pub struct Checker {
 pub const CHECKERS: &[Checker] = &[
     Checker {
         name: "unregistered_stay_unregistered",
-        clauses: &[Clause::I3],
+        clauses: &[Clause::I3, Clause::A1, Clause::A2],
         check: unregistered_stay_unregistered,
     },
     Checker {

@@ -158,7 +158,7 @@ impl Referee<'_> {
     fn rule(&self, v: &Violation) -> Ruling {
         let user = v.subject.user.as_deref();
         match (v.clause, user, v.subject.message) {
-            (Clause::I3, Some(user), _) => self.identity(v, user),
+            (Clause::I3 | Clause::A1 | Clause::A2, Some(user), _) => self.identity(v, user),
             (Clause::P1 | Clause::P2 | Clause::P3 | Clause::P4, Some(user), _) => {
                 self.presence(v, user)
             }
@@ -181,7 +181,8 @@ impl Referee<'_> {
             .map_or_else(|| format!("sid {sid}"), |l| (*l).to_owned())
     }
 
-    /// I3: did the server register the unnamed connection (or a name)?
+    /// I3 (A1, A2 in v2): did the server register the unnamed connection (or
+    /// a name)?
     fn identity(&self, v: &Violation, user: &str) -> Ruling {
         let registered: Vec<(&str, &str)> = self
             .record
@@ -202,7 +203,7 @@ impl Referee<'_> {
             Some((sid, as_user)) => ruling(
                 Blame::Server,
                 format!(
-                    "the server's own record registered {} as {as_user} without a valid username",
+                    "the server's own record registered {} as {as_user} without a valid identity",
                     self.label(sid)
                 ),
             ),

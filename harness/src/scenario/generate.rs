@@ -5,6 +5,7 @@ use rand::{Rng, SeedableRng};
 
 use super::{Action, GenerateOptions, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
 use crate::faults::FaultPlan;
+use crate::token::TokenPolicy;
 
 /// Names the generator picks from, then `u10`, `u11` … beyond them.
 const NAMES: [&str; 10] = [
@@ -27,6 +28,10 @@ impl Scenario {
     pub fn generate(seed: u64, options: &GenerateOptions) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let users = generate_users(&mut rng, options.users);
+        let mut users = users;
+        if options.tokens {
+            draw_tokens(&mut rng, &mut users);
+        }
         let active_ms = options.active_ms.max(1_000);
         let steps = generate_steps(&mut rng, &users, active_ms, options.faults.crash);
         let hosts = crate::world::client_hosts(users.len());
@@ -73,6 +78,33 @@ fn generate_users(rng: &mut SmallRng, count: usize) -> Vec<UserSpec> {
             user
         })
         .collect()
+}
+
+/// Contract v2: every user but the first may present a broken token (or
+/// another user's header with a valid one); most present a valid token.
+fn draw_tokens(rng: &mut SmallRng, users: &mut [UserSpec]) {
+    const BROKEN: [TokenPolicy; 7] = [
+        TokenPolicy::Absent,
+        TokenPolicy::Expired,
+        TokenPolicy::ExpiresMidSession,
+        TokenPolicy::Forged,
+        TokenPolicy::AlgNone,
+        TokenPolicy::Tampered,
+        TokenPolicy::OtherUserHeader,
+    ];
+    for (i, user) in users.iter_mut().enumerate() {
+        let token = if i > 0 && rng.random_bool(0.25) {
+            BROKEN[rng.random_range(0..BROKEN.len())]
+        } else {
+            TokenPolicy::Valid
+        };
+        // A broken token comes without a header, so only the token can be
+        // believed (A1); no token keeps its header, which must not be (A2).
+        if !token.registers() && token != TokenPolicy::Absent {
+            user.header = HeaderPolicy::Absent;
+        }
+        user.token = Some(token);
+    }
 }
 
 /// Each user opens early, then acts every 0.5–6 s until the active phase ends.

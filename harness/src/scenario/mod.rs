@@ -234,6 +234,8 @@ pub struct GenerateOptions {
     pub faults: FaultMenu,
     /// The server's timers, which size the heal phase.
     pub timers: ServerTimers,
+    /// Contract v2: users present tokens, most valid, some not.
+    pub tokens: bool,
 }
 
 impl Default for GenerateOptions {
@@ -244,11 +246,17 @@ impl Default for GenerateOptions {
             active_ms: 120_000,
             faults: FaultMenu::all(),
             timers: ServerTimers::default(),
+            tokens: false,
         }
     }
 }
 
 impl Scenario {
+    /// Whether this is a contract v2 scenario: its users present tokens.
+    pub fn is_v2(&self) -> bool {
+        self.users.iter().any(|u| u.token.is_some())
+    }
+
     /// Makes every user a contract v2 client (A2): each presents the token
     /// [`TokenPolicy::in_place_of`] its header policy. Users who already
     /// have a token policy keep it.

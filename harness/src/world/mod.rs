@@ -81,6 +81,40 @@ impl WorldOptions {
         Self::with_server(Reference::with_bugs(bugs))
     }
 
+    /// The reference server as a contract v2 server (`--auth jwt` with
+    /// [`SIM_JWT_SECRET`]), these bug switches on, and a client that mints
+    /// its tokens with the same secret on the simulated clock.
+    pub fn reference_v2(bugs: &[server_under_test::Bug]) -> Self {
+        let mut world = Self::with_server(Reference::new(server_under_test::Config {
+            auth: Some(
+                server_under_test::TokenKey::new(SIM_JWT_SECRET.to_vec())
+                    .expect("a non-empty secret"),
+            ),
+            bugs: bugs.iter().copied().collect(),
+            ..server_under_test::Config::default()
+        }));
+        world.client.tokens = Some(crate::token::TokenIssuer::new(
+            SIM_JWT_SECRET.to_vec(),
+            crate::token::IssuerClock::Simulated {
+                epoch_unix_ms: server::SIM_EPOCH_UNIX_MS,
+            },
+        ));
+        world
+    }
+
+    /// The reference server for `scenario`: v2 when its users present tokens
+    /// (a saved v2 scenario replays in a v2 world with nothing else said).
+    pub fn reference_for(
+        scenario: &crate::scenario::Scenario,
+        bugs: &[server_under_test::Bug],
+    ) -> Self {
+        if scenario.is_v2() {
+            Self::reference_v2(bugs)
+        } else {
+            Self::reference(bugs)
+        }
+    }
+
     /// A world around the reference server as configured.
     pub fn with_server(reference: Reference) -> Self {
         let timers = reference.timers();
@@ -98,6 +132,10 @@ impl WorldOptions {
         }
     }
 }
+
+/// The HS256 secret the v2 reference server and the client share in the
+/// simulation.
+pub const SIM_JWT_SECRET: &[u8] = b"the simulation's shared secret";
 
 /// Client host names for `users` users.
 pub fn client_hosts(users: usize) -> Vec<String> {

@@ -41,7 +41,7 @@ fn runner(cases: u32, persist: bool) -> TestRunner {
 
 /// The property: no violation of `clause` (any clause when `None`).
 fn holds(scenario: &Scenario, bugs: &[Bug], clause: Option<Clause>) -> Result<(), TestCaseError> {
-    let options = strategy::world(bugs);
+    let options = strategy::world_for(scenario, bugs);
     let outcome = simulate(scenario, &options);
     if let Some(error) = outcome.error {
         return Err(TestCaseError::fail(format!("simulation failed: {error}")));
@@ -66,8 +66,15 @@ fn the_reference_server_keeps_every_invariant() {
 
 /// Runs the property against `bug` and returns the shrunk counterexample.
 fn counterexample(bug: Bug, clause: Clause) -> (Scenario, String) {
-    match runner(cases(128), false).run(&strategy::scenario(), |s| holds(&s, &[bug], Some(clause)))
-    {
+    counterexample_in(strategy::scenario(), bug, clause)
+}
+
+fn counterexample_in(
+    scenarios: impl proptest::strategy::Strategy<Value = Scenario>,
+    bug: Bug,
+    clause: Clause,
+) -> (Scenario, String) {
+    match runner(cases(128), false).run(&scenarios, |s| holds(&s, &[bug], Some(clause))) {
         Err(TestError::Fail(reason, minimal)) => (minimal, reason.to_string()),
         Err(e) => panic!("{bug}: {e}"),
         Ok(()) => panic!("the property passed against --bug {bug}: it cannot catch {clause}"),
@@ -75,7 +82,10 @@ fn counterexample(bug: Bug, clause: Clause) -> (Scenario, String) {
 }
 
 fn assert_found(bug: Bug, clause: Clause) {
-    let (minimal, reason) = counterexample(bug, clause);
+    assert_minimal(counterexample(bug, clause), bug, clause);
+}
+
+fn assert_minimal((minimal, reason): (Scenario, String), bug: Bug, clause: Clause) {
     assert!(reason.contains(&format!("[{clause}]")), "{reason}");
     assert!(
         minimal.steps.len() <= 6,
@@ -113,4 +123,24 @@ fn finds_no_ack_fallback_as_m5() {
 #[test]
 fn finds_stale_presence_as_p3() {
     assert_found(Bug::StalePresence, Clause::P3);
+}
+
+#[test]
+fn the_v2_reference_server_keeps_every_invariant() {
+    let result = runner(cases(16), true).run(&strategy::scenario_v2(), |s| holds(&s, &[], None));
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn finds_v2_token_bugs_as_a1_and_a2() {
+    for (bug, clause) in [
+        (Bug::TrustHeader, Clause::A2),
+        (Bug::SkipExp, Clause::A1),
+        (Bug::AcceptAlgNone, Clause::A1),
+    ] {
+        let found = counterexample_in(strategy::scenario_v2(), bug, clause);
+        assert_minimal(found, bug, clause);
+    }
 }

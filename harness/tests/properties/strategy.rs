@@ -5,7 +5,8 @@
 use harness::client::ClientConfig;
 use harness::faults::{Fault, FaultKind, FaultPlan};
 use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
-use harness::world::{client_hosts, Reference, WorldOptions};
+use harness::token::TokenPolicy;
+use harness::world::{client_hosts, Reference, WorldOptions, SIM_JWT_SECRET};
 use proptest::prelude::*;
 
 const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
@@ -13,15 +14,28 @@ const ACTIVE_MS: u64 = 20_000;
 
 /// Fast timers: ping 5 s + 5 s, ack 2 s, poll every 10 s.
 pub fn world(bugs: &[server_under_test::Bug]) -> WorldOptions {
+    world_of(bugs, false)
+}
+
+/// [`world`] for `scenario`: contract v2 (the simulation's shared secret on
+/// both sides) when its users present tokens.
+pub fn world_for(scenario: &Scenario, bugs: &[server_under_test::Bug]) -> WorldOptions {
+    world_of(bugs, scenario.is_v2())
+}
+
+fn world_of(bugs: &[server_under_test::Bug], v2: bool) -> WorldOptions {
+    let key = || server_under_test::TokenKey::new(SIM_JWT_SECRET.to_vec()).unwrap();
     let mut options = WorldOptions::with_server(Reference::new(server_under_test::Config {
         ping_interval_ms: 5_000,
         ping_timeout_ms: 5_000,
         ack_timeout_ms: 2_000,
         bugs: bugs.iter().copied().collect(),
+        auth: v2.then(key),
         ..server_under_test::Config::default()
     }));
     options.client = ClientConfig {
         poll_interval_ms: 10_000,
+        tokens: WorldOptions::reference_v2(&[]).client.tokens.filter(|_| v2),
         ..ClientConfig::default()
     };
     options.probe_interval_ms = 10_000;
@@ -115,5 +129,36 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
                 heal_ms: Scenario::heal_ms_for(&options.timers, options.client.poll_interval_ms),
                 open_world: false,
             }
+        })
+}
+
+/// [`scenario`] for contract v2: every user presents a token, most valid; a
+/// broken token comes without a header, so only the token can be believed.
+pub fn scenario_v2() -> impl Strategy<Value = Scenario> {
+    let token = prop_oneof![
+        5 => Just(TokenPolicy::Valid),
+        1 => Just(TokenPolicy::ExpiresMidSession),
+        1 => Just(TokenPolicy::OtherUserHeader),
+        1 => Just(TokenPolicy::Absent),
+        2 => prop_oneof![
+            Just(TokenPolicy::Expired),
+            Just(TokenPolicy::Forged),
+            Just(TokenPolicy::AlgNone),
+            Just(TokenPolicy::Tampered),
+        ],
+    ];
+    scenario()
+        .prop_flat_map(move |s| {
+            let n = s.users.len();
+            (Just(s), proptest::collection::vec(token.clone(), n))
+        })
+        .prop_map(|(mut s, tokens)| {
+            for (user, token) in s.users.iter_mut().zip(tokens) {
+                if !token.registers() && token != TokenPolicy::Absent {
+                    user.header = HeaderPolicy::Absent;
+                }
+                user.token = Some(token);
+            }
+            s
         })
 }

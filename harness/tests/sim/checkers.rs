@@ -3,6 +3,7 @@ use harness::judge::referee::Blame;
 use harness::judge::Violation;
 use harness::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, UserSpec};
 use harness::spec::Clause;
+use harness::token::TokenPolicy;
 use server_under_test::Bug;
 
 use crate::support::*;
@@ -161,4 +162,114 @@ fn a_stalled_writer_does_not_keep_a_closed_user_online_p3() {
         "{}",
         trace.render()
     );
+}
+
+/// Contract v2: alice presents a valid token; carol presents `policy` with a
+/// `header`; each sends to the other.
+fn v2_pair(policy: TokenPolicy, header: HeaderPolicy) -> Scenario {
+    let alice = UserSpec {
+        token: Some(TokenPolicy::Valid),
+        ..UserSpec::node("alice")
+    };
+    let carol = UserSpec {
+        token: Some(policy),
+        header,
+        ..UserSpec::node("carol")
+    };
+    scenario(
+        &[alice, carol],
+        vec![
+            (0, 0, Action::Open),
+            (500, 1, Action::Open),
+            (2_000, 0, send("carol")),
+            (3_000, 1, send("alice")),
+        ],
+        vec![],
+    )
+}
+
+#[test]
+fn a_v2_server_that_trusts_the_header_is_caught_a2() {
+    // carol's valid token comes with mallory's header: registering mallory is
+    // a name out of nowhere (A2, blamed on the server by its own record), and
+    // carol, the token's user, is then missed as a recipient (M3).
+    let s = v2_pair(TokenPolicy::OtherUserHeader, HeaderPolicy::Valid);
+    assert_clean(&run(&s, &[]).1);
+    let broken = run(&s, &[Bug::TrustHeader]).1;
+    let a2: Vec<_> = broken.iter().filter(|v| v.clause == Clause::A2).collect();
+    assert!(!a2.is_empty(), "{broken:#?}");
+    assert!(
+        a2.iter().any(|v| v.message.contains("'mallory'")),
+        "{a2:#?}"
+    );
+    // carol without any token but her own header: registered by the header.
+    let s = v2_pair(TokenPolicy::Absent, HeaderPolicy::Valid);
+    reference_passes_bug_breaks(&s, Bug::TrustHeader, Clause::A2);
+}
+
+#[test]
+fn a_v2_server_that_skips_exp_or_accepts_alg_none_is_caught_a1() {
+    let s = v2_pair(TokenPolicy::Expired, HeaderPolicy::Absent);
+    reference_passes_bug_breaks(&s, Bug::SkipExp, Clause::A1);
+    let s = v2_pair(TokenPolicy::AlgNone, HeaderPolicy::Absent);
+    reference_passes_bug_breaks(&s, Bug::AcceptAlgNone, Clause::A1);
+}
+
+#[test]
+fn a_browser_registers_websocket_first_with_a_token_in_v2_a2() {
+    // In v1 a browser cannot put the username header on a websocket: the
+    // user is never registered. socket.io-client's `auth` travels in CONNECT,
+    // so in v2 the same browser registers and gets its pushes.
+    let browser = UserSpec {
+        profile: Profile::Browser,
+        open: OpenMode::WebsocketFirst,
+        token: Some(TokenPolicy::Valid),
+        ..UserSpec::node("rama")
+    };
+    let shyam = UserSpec {
+        token: Some(TokenPolicy::Valid),
+        ..UserSpec::node("shyam_patel")
+    };
+    let s = scenario(
+        &[shyam, browser],
+        vec![
+            (0, 0, Action::Open),
+            (0, 1, Action::Open),
+            (2_000, 0, send("rama")),
+        ],
+        vec![],
+    );
+    let (trace, violations) = run(&s, &[]);
+    assert_clean(&violations);
+    let rendered = trace.render();
+    assert!(rendered.contains("delivery=Websocket"), "{rendered}");
+}
+
+#[test]
+fn a_token_expiring_mid_session_keeps_its_connection_and_reconnects_fresh_a4() {
+    // The client mints a token expiring 3 s later at every connect: the open
+    // connection outlives it (A4 allows that), and the client restarting
+    // after a crash presents a fresh one.
+    let carol = UserSpec {
+        token: Some(TokenPolicy::ExpiresMidSession),
+        ..UserSpec::node("carol")
+    };
+    let alice = UserSpec {
+        token: Some(TokenPolicy::Valid),
+        ..UserSpec::node("alice")
+    };
+    let s = scenario(
+        &[alice, carol],
+        vec![
+            (0, 0, Action::Open),
+            (0, 1, Action::Open),
+            (6_000, 0, send("carol")),
+            (8_000, 1, Action::Crash { down_ms: 500 }),
+            (12_000, 0, send("carol")),
+            (13_000, 1, send("alice")),
+        ],
+        vec![],
+    );
+    let (_, violations) = run(&s, &[]);
+    assert_clean(&violations);
 }

@@ -39,6 +39,29 @@ fn the_same_seed_gives_a_byte_identical_trace() {
 }
 
 #[test]
+fn a_v2_world_is_as_deterministic_tokens_and_expiry_included() {
+    // Tokens are minted on simulated time from a fixed epoch and the server
+    // judges `exp` on its simulated clock: nothing about v2 may vary run to run.
+    let options = GenerateOptions {
+        users: 6,
+        active_ms: 40_000,
+        faults: FaultMenu::all(),
+        tokens: true,
+        ..GenerateOptions::default()
+    };
+    for seed in 0..8 {
+        let scenario = Scenario::generate(seed, &options);
+        assert!(scenario.is_v2());
+        let world = WorldOptions::reference_v2(&[]);
+        let first = simulate(&scenario, &world);
+        let second = simulate(&scenario, &world);
+        assert_eq!(first.error, None);
+        assert_eq!(first.trace.render(), second.trace.render(), "seed {seed}");
+        assert!(first.trace.events.len() > 50, "seed {seed}");
+    }
+}
+
+#[test]
 fn different_seeds_give_different_runs() {
     let options = GenerateOptions {
         users: 4,

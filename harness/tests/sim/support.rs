@@ -54,7 +54,8 @@ pub fn fault(at_ms: u64, duration_ms: u64, host: &str, kind: FaultKind) -> Fault
 
 /// Runs `scenario` against the reference server with `bugs` switched on.
 pub fn run(scenario: &Scenario, bugs: &[Bug]) -> (Trace, Vec<Violation>) {
-    let options = WorldOptions::reference(bugs);
+    // v2 when the scenario's users present tokens.
+    let options = WorldOptions::reference_for(scenario, bugs);
     let outcome = simulate(scenario, &options);
     assert_eq!(outcome.error, None, "the simulation itself must not fail");
     let violations = judge_run(&outcome, scenario, &options.timers);
