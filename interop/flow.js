@@ -2,9 +2,11 @@
 // a browser page: alice and bob connect with the `username` header
 // (extraHeaders) and the seed's options, see each other come and go, send with
 // acks, and a message to an offline user is fetched from /api/messages.
+// With `tokens` (name → JWT, contract v2) identity is socket.io's `auth`
+// option and a Bearer token on the poll; no header is sent.
 // Returns plain data; the Rust driver judges it.
 
-export async function chatFlow({ io, url, transports, tag, fetchImpl }) {
+export async function chatFlow({ io, url, transports, tag, fetchImpl, tokens }) {
   const alice = `alice.${tag}`;
   const bob = `bob.${tag}`;
   const carol = `carol.${tag}`;
@@ -14,9 +16,12 @@ export async function chatFlow({ io, url, transports, tag, fetchImpl }) {
 
   const open = (name) =>
     new Promise((resolve) => {
+      const identity = tokens
+        ? { auth: { token: tokens[name] } }
+        : { extraHeaders: { username: name } };
       const socket = io(url, {
         transports,
-        extraHeaders: { username: name },
+        ...identity,
         reconnection: true,
         reconnectionDelay: 1000,
         reconnectionAttempts: 5,
@@ -76,7 +81,8 @@ export async function chatFlow({ io, url, transports, tag, fetchImpl }) {
 
   const ack2 = await send(a, carol, 'for later', 2);
   check('M4', 'an offline recipient is acked polling', ack2?.delivery === 'polling', ack2);
-  const response = await fetchImpl(`${url}/api/messages?after=0`, { headers: { username: carol } });
+  const headers = tokens ? { authorization: `Bearer ${tokens[carol]}` } : { username: carol };
+  const response = await fetchImpl(`${url}/api/messages?after=0`, { headers });
   const mailbox = await response.json().catch(() => null);
   const stored = mailbox?.messages?.find((m) => m.id === ack2?.id);
   check('L1', 'carol fetches it from /api/messages', response.status === 200 && stored?.from === alice, mailbox);

@@ -2,10 +2,14 @@
 
     python3 python_flow.py URL TAG [websocket,polling]
 
+INTEROP_TOKENS (a JSON object name -> JWT) makes it a contract v2 client:
+identity is `connect(auth=...)` and a Bearer token on the poll, no header.
+
 Prints one JSON object; the Rust driver (harness/tests/interop) judges it.
 """
 import asyncio
 import json
+import os
 import sys
 
 import aiohttp
@@ -14,6 +18,7 @@ import socketio
 
 async def main(url, tag, transports):
     alice, bob, carol = f"alice.{tag}", f"bob.{tag}", f"carol.{tag}"
+    tokens = json.loads(os.environ["INTEROP_TOKENS"]) if os.environ.get("INTEROP_TOKENS") else None
     checks = []
 
     def check(clause, name, ok, detail=None):
@@ -37,7 +42,10 @@ async def main(url, tag, transports):
             refused.append(data)
 
         try:
-            await sio.connect(url, headers={"username": name}, transports=transports, wait_timeout=5)
+            if tokens:
+                await sio.connect(url, auth={"token": tokens[name]}, transports=transports, wait_timeout=5)
+            else:
+                await sio.connect(url, headers={"username": name}, transports=transports, wait_timeout=5)
             return sio, events, None
         except socketio.exceptions.ConnectionError as e:
             await asyncio.sleep(0.1)
@@ -76,7 +84,8 @@ async def main(url, tag, transports):
     ack2 = await send(carol, "for later", 2)
     check("M4", "an offline recipient is acked polling", (ack2 or {}).get("delivery") == "polling", ack2)
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{url}/api/messages?after=0", headers={"username": carol}) as response:
+        headers = {"Authorization": f"Bearer {tokens[carol]}"} if tokens else {"username": carol}
+        async with http.get(f"{url}/api/messages?after=0", headers=headers) as response:
             mailbox = await response.json(content_type=None)
             status = response.status
     stored = [m for m in (mailbox or {}).get("messages", []) if m.get("id") == (ack2 or {}).get("id")]

@@ -3,7 +3,7 @@ Redis: aiohttp and memory), to show `harness check` is not tuned to our Rust
 reference server.
 
     python3 python_server.py [--port 0] [--ping-interval 25] [--ping-timeout 20]
-                             [--ack-timeout 5] [--seed]
+                             [--ack-timeout 5] [--seed] [--jwt-secret-file PATH]
 
 It differs from the reference server where the contract leaves room: a
 connection without a valid username is kept, unregistered (the seed's
@@ -11,6 +11,11 @@ behaviour), not refused; errors are worded its own way; polled entries are
 kept. `--seed` turns it back into the seed's backend as the seed document
 describes it: `online_users[username] = sid` (the last connection wins, any
 disconnect takes the user offline) and pushes without acknowledgement.
+
+`--jwt-secret-file PATH` makes it a contract v2 server (H2, A1-A6): identity is
+an HS256 token checked by PyJWT, in the CONNECT auth payload and as a Bearer
+token on polls; the `username` header is ignored. It words its refusals its
+own way ("authentication failed"), again to keep the check honest.
 """
 import argparse
 import asyncio
@@ -20,6 +25,7 @@ import logging
 import re
 import time
 
+import jwt
 import socketio
 from aiohttp import web
 
@@ -132,6 +138,25 @@ class Chat:
             self.store(pending[0])
 
 
+class Tokens:
+    """Contract v2 identity: an HS256 JWT with `sub` and `exp` (A1)."""
+
+    def __init__(self, secret):
+        self.secret = secret
+
+    def user(self, token):
+        if not isinstance(token, str):
+            return None
+        try:
+            claims = jwt.decode(token, self.secret, algorithms=["HS256"],
+                                options={"require": ["exp", "sub"]})
+        except jwt.PyJWTError as e:
+            log.warning("🚫 token refused: %s", type(e).__name__)  # never the token (A6)
+            return None
+        sub = claims.get("sub")
+        return sub if valid(sub) else None
+
+
 def build(args):
     sio = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins="*",
                                ping_interval=args.ping_interval, ping_timeout=args.ping_timeout)
@@ -139,8 +164,16 @@ def build(args):
     app = web.Application()
     sio.attach(app)
 
+    tokens = Tokens(args.jwt_secret) if args.jwt_secret else None
+
     @sio.event
-    async def connect(sid, environ):
+    async def connect(sid, environ, auth=None):
+        if tokens is not None:  # v2: the token, never the header (A2)
+            username = tokens.user((auth or {}).get("token") if isinstance(auth, dict) else None)
+            if username is None:
+                raise socketio.exceptions.ConnectionRefusedError("authentication failed")
+            await chat.connect(sid, username)
+            return
         username = environ.get("HTTP_USERNAME")
         if not valid(username):
             log.warning("⚠️ Connection without username")  # kept, never registered
@@ -161,13 +194,21 @@ def build(args):
         return web.json_response({"error": reason}, status=status)
 
     async def health(_):
+        if tokens is not None:
+            return web.json_response({"status": "ok", "contract": "v2", "auth": "jwt-hs256"})
         return web.json_response({"status": "ok"})
 
     async def online(_):
         return web.json_response({"users": chat.online()})
 
     async def messages(request):
-        username = request.headers.get("username")
+        if tokens is not None:  # v2: Bearer only (A3)
+            bearer = request.headers.get("Authorization", "")
+            username = tokens.user(bearer[len("Bearer "):]) if bearer.startswith("Bearer ") else None
+            if username is None:
+                return error(401, "authentication failed")
+        else:
+            username = request.headers.get("username")
         if not valid(username):
             return error(401, "a valid username header is required")
         afters = request.query.getall("after", [])
@@ -205,5 +246,11 @@ if __name__ == "__main__":
     parser.add_argument("--ping-timeout", type=float, default=20)
     parser.add_argument("--ack-timeout", type=float, default=5)
     parser.add_argument("--seed", action="store_true", help="behave like the seed's backend")
+    parser.add_argument("--jwt-secret-file", help="contract v2: the HS256 secret, in a file")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    asyncio.run(main(parser.parse_args()))
+    args = parser.parse_args()
+    args.jwt_secret = None
+    if args.jwt_secret_file:
+        with open(args.jwt_secret_file, "rb") as f:
+            args.jwt_secret = f.read().rstrip(b"\n")
+    asyncio.run(main(args))

@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use harness::scenario::{OpenMode, Profile, UserSpec};
+use harness::token::{IssuerClock, TokenIssuer, TokenPolicy};
 use serde_json::Value;
 use server_under_test::{Bug, Config};
 
@@ -110,10 +111,47 @@ fn file(path: PathBuf, content_type: &'static str) -> Response {
 }
 
 async fn start(bugs: &[Bug]) -> Server {
-    let config = Config {
+    start_with(Config {
         bugs: bugs.iter().copied().collect(),
         ..Config::default()
-    };
+    })
+    .await
+}
+
+/// The secret of the v2 interop runs.
+const SECRET: &[u8] = b"interop shared secret";
+
+/// The reference server as a contract v2 server, its clock on the wall clock
+/// (the clients' tokens are minted with real time).
+async fn start_v2() -> Server {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    start_with(Config {
+        auth: Some(server_under_test::TokenKey::new(SECRET.to_vec()).unwrap()),
+        epoch_unix_ms: now_ms,
+        ..Config::default()
+    })
+    .await
+}
+
+/// Valid tokens for the flows' users with `tag`, as the JSON object the
+/// clients read (`INTEROP_TOKENS`, or the page's `tokens` parameter).
+fn tokens(tag: &str) -> String {
+    let issuer = TokenIssuer::new(SECRET.to_vec(), IssuerClock::Wall);
+    let tokens: serde_json::Map<String, Value> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|base| {
+            let name = format!("{base}.{tag}");
+            let token = issuer.mint(TokenPolicy::Valid, &name).unwrap();
+            (name, Value::String(token))
+        })
+        .collect();
+    Value::Object(tokens).to_string()
+}
+
+async fn start_with(config: Config) -> Server {
     let (router, _chat) = server_under_test::app(config);
     let seen = Seen::default();
     let dir = interop_dir();
@@ -159,7 +197,21 @@ async fn start(bugs: &[Bug]) -> Server {
 
 /// Runs a client script that prints one JSON result.
 async fn run_script(program: &str, script: &str, args: &[&str]) -> Value {
-    let output = tokio::process::Command::new(program)
+    run_script_with(program, script, args, None).await
+}
+
+/// [`run_script`], as a contract v2 client when `tokens` is given.
+async fn run_script_with(
+    program: &str,
+    script: &str,
+    args: &[&str],
+    tokens: Option<String>,
+) -> Value {
+    let mut command = tokio::process::Command::new(program);
+    if let Some(tokens) = tokens {
+        command.env("INTEROP_TOKENS", tokens);
+    }
+    let output = command
         .arg(interop_dir().join(script))
         .args(args)
         .current_dir(interop_dir())
@@ -215,9 +267,9 @@ fn node_ready() -> bool {
 
 fn python_ready() -> bool {
     available(
-        "python3 with python-socketio and aiohttp",
+        "python3 with python-socketio, aiohttp and PyJWT",
         Command::new("python3")
-            .args(["-c", "import socketio, aiohttp"])
+            .args(["-c", "import socketio, aiohttp, jwt"])
             .output()
             .is_ok_and(|o| o.status.success()),
     )
@@ -283,13 +335,17 @@ async fn python_flow_fails_on_stale_presence() {
     assert!(failed.iter().any(|f| f.starts_with("P3")), "{result:#}");
 }
 
-/// Opens the page in headless Chromium and waits for its posted result.
-async fn browser(server: &Server, transports: &str, tag: &str) -> Value {
+/// Opens the page in headless Chromium and waits for its posted result; a
+/// contract v2 client when `tokens` is given.
+async fn browser(server: &Server, transports: &str, tag: &str, tokens: Option<String>) -> Value {
     let profile = tempdir(tag);
-    let url = format!(
+    let mut url = format!(
         "{}/interop/page.html?transports={transports}&tag={tag}",
         server.url
     );
+    if let Some(tokens) = tokens {
+        url.push_str(&format!("&tokens={}", percent_encoded(&tokens)));
+    }
     let mut chromium = tokio::process::Command::new("chromium")
         .args([
             "--headless",
@@ -323,6 +379,15 @@ async fn browser(server: &Server, transports: &str, tag: &str) -> Value {
     result
 }
 
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("harness-chromium-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -344,7 +409,7 @@ async fn browser_registration_matches_the_browser_profile() {
         } else {
             "bp"
         };
-        let result = browser(&server, transports, tag).await;
+        let result = browser(&server, transports, tag, None).await;
         let handshakes = server.seen.handshakes.lock().unwrap().clone();
         let predicted = UserSpec {
             profile: Profile::Browser,
@@ -401,6 +466,11 @@ struct PythonServer {
 }
 
 async fn python_server(seed_mode: bool) -> PythonServer {
+    python_server_with(seed_mode, None).await
+}
+
+/// [`python_server`], a contract v2 server when `secret_file` is given.
+async fn python_server_with(seed_mode: bool, secret_file: Option<&Path>) -> PythonServer {
     use tokio::io::AsyncBufReadExt;
     let mut command = tokio::process::Command::new("python3");
     command
@@ -420,6 +490,9 @@ async fn python_server(seed_mode: bool) -> PythonServer {
         .kill_on_drop(true);
     if seed_mode {
         command.arg("--seed");
+    }
+    if let Some(path) = secret_file {
+        command.arg("--jwt-secret-file").arg(path);
     }
     let mut child = command.spawn().expect("python3 starts");
     let stdout = child.stdout.take().expect("piped");
@@ -474,4 +547,94 @@ async fn harness_check_finds_the_seeds_backend_bugs() {
         "online_users[username] = sid and pushes without acks:\n{}",
         harness::check::report::text(&report)
     );
+}
+
+// ---------------------------------------------------------------------------
+// contract v2: the same clients with socket.io's `auth` option
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_and_python_clients_run_the_flows_with_tokens_v2() {
+    if !node_ready() || !python_ready() {
+        return;
+    }
+    let server = start_v2().await;
+    for (transports, tag) in [("websocket,polling", "n2w"), ("polling,websocket", "n2p")] {
+        let result = run_script_with(
+            "node",
+            "node.mjs",
+            &[&server.url, tag, transports],
+            Some(tokens(tag)),
+        )
+        .await;
+        assert_flows_pass(&result);
+    }
+    let result = run_script_with(
+        "python3",
+        "python_flow.py",
+        &[&server.url, "py2"],
+        Some(tokens("py2")),
+    )
+    .await;
+    assert_flows_pass(&result);
+    // No client sent the header: identity was the token alone.
+    let handshakes = server.seen.handshakes.lock().unwrap().clone();
+    assert!(
+        handshakes.iter().all(|h| h.username.is_none()),
+        "{handshakes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_registers_websocket_first_with_a_token_v2() {
+    if !node_ready() || !available("chromium", runs("chromium", "--version")) {
+        return;
+    }
+    // In v1 this browser is refused (it cannot put a header on a WebSocket);
+    // socket.io-client's `auth` travels in CONNECT, so in v2 it registers, as
+    // the harness's browser profile with a token predicts.
+    let server = start_v2().await;
+    let result = browser(&server, "websocket,polling", "b2w", Some(tokens("b2w"))).await;
+    let predicted = UserSpec {
+        profile: Profile::Browser,
+        open: OpenMode::WebsocketFirst,
+        token: Some(TokenPolicy::Valid),
+        ..UserSpec::node("alice.b2w")
+    }
+    .can_register();
+    assert!(predicted);
+    assert_eq!(result["registered"], true, "{result:#}");
+    assert_flows_pass(&result);
+    assert_eq!(result["transport"], "websocket", "{result:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_check_passes_secure_on_a_python_socketio_v2_server() {
+    if !python_ready() {
+        return;
+    }
+    // An independent v2 implementation (PyJWT, its own wording, refusals by
+    // ConnectionRefusedError): the secure level must pass it, core included.
+    let secret =
+        std::env::temp_dir().join(format!("harness-interop-secret-{}", std::process::id()));
+    std::fs::write(&secret, b"python v2 secret\n").unwrap();
+    let server = python_server_with(false, Some(&secret)).await;
+    let target = harness::check::Target::resolve(&server.url).await.unwrap();
+    let options = harness::check::CheckOptions {
+        level: harness::spec::Level::Secure,
+        seed: 4,
+        timeout_scale: 2.0,
+        tokens: Some(TokenIssuer::new(
+            b"python v2 secret".to_vec(),
+            IssuerClock::Wall,
+        )),
+    };
+    let report = harness::check::check(&target, &options).await.expect("up");
+    let _ = std::fs::remove_file(&secret);
+    assert!(report.passed(), "{}", harness::check::report::text(&report));
+    let passed = report
+        .clauses
+        .iter()
+        .filter(|c| c.verdict == harness::check::Verdict::Pass)
+        .count();
+    assert!(passed >= 22, "{}", harness::check::report::text(&report));
 }
