@@ -82,8 +82,8 @@ pub fn unregistered_stay_unregistered(facts: &Facts<'_>) -> Vec<Violation> {
     found
 }
 
-/// M2: every received message names its real sender and recipient, and no two
-/// sends share an id.
+/// M2: every received message names its real sender and recipient (A5 in a
+/// v2 world), and no two sends share an id.
 pub fn from_is_the_sender(facts: &Facts<'_>) -> Vec<Violation> {
     let mut found = Vec::new();
     let mut ids: BTreeMap<u64, &Sent> = BTreeMap::new();
@@ -111,9 +111,15 @@ pub fn from_is_the_sender(facts: &Facts<'_>) -> Vec<Violation> {
             let Some(sent) = ids.get(id) else { continue };
             let sender = user_of(&sent.conn);
             if from != sender || *to != sent.to {
+                // In v2 the sender is the token's user: A5 is M2 with v2 identity.
+                let clause = if facts.scenario.is_v2() {
+                    Clause::A5
+                } else {
+                    Clause::M2
+                };
                 found.push(
                     violation(
-                        Clause::M2,
+                        clause,
                         event.at_ms,
                         format!(
                             "message {id} arrived as {from} → {to}, but {sender} sent it to {}",

@@ -119,7 +119,7 @@ pub const CHECKERS: &[Checker] = &[
     },
     Checker {
         name: "from_is_the_sender",
-        clauses: &[Clause::M2],
+        clauses: &[Clause::M2, Clause::A5],
         check: from_is_the_sender,
     },
     Checker {

@@ -273,3 +273,20 @@ fn a_token_expiring_mid_session_keeps_its_connection_and_reconnects_fresh_a4() {
     let (_, violations) = run(&s, &[]);
     assert_clean(&violations);
 }
+
+#[test]
+fn a_v2_server_registering_the_tokenless_is_caught_a2_and_a5() {
+    // register_anonymous in v2: carol, with no token at all, is let in as
+    // `anonymous`; her messages then arrive from `anonymous`, not from the
+    // user who sent them (A5, M2 with v2 identity).
+    let s = v2_pair(TokenPolicy::Absent, HeaderPolicy::Absent);
+    assert_clean(&run(&s, &[]).1);
+    let broken = run(&s, &[Bug::RegisterAnonymous]).1;
+    let clauses: Vec<Clause> = broken.iter().map(|v| v.clause).collect();
+    assert!(clauses.contains(&Clause::A2), "{clauses:?}");
+    assert!(clauses.contains(&Clause::A5), "{clauses:?}");
+    assert!(
+        !clauses.contains(&Clause::I3) && !clauses.contains(&Clause::M2),
+        "v2 names its clauses: {clauses:?}"
+    );
+}
