@@ -755,29 +755,44 @@ async fn abuse(
         .tokens
         .as_ref()
         .and_then(|issuer| issuer.mint(crate::token::TokenPolicy::Valid, &name));
-    match transport::websocket(connector, path, &[("username", &name)]).await {
-        Err(e) => exchange(format!("websocket {path}"), format!("error: {e}")),
-        Ok(mut ws) => {
-            for packet in abuse_packets(names, timers) {
-                let (packet, shown) = match (&token, packet.as_str()) {
-                    (Some(token), "40") => (
-                        format!("40{}", json!({ "token": token })),
-                        "40{\"token\": <valid token>}".to_owned(),
-                    ),
-                    _ => (packet.clone(), packet),
-                };
-                if ws.send(Frame::text(packet.clone())).await.is_err() {
-                    exchange(shown, "connection closed before sending".into());
+    let connect = match &token {
+        Some(token) => (
+            format!("40{}", json!({ "token": token })),
+            "40{\"token\": <valid token>}".to_owned(),
+        ),
+        None => ("40".to_owned(), "40".to_owned()),
+    };
+    // A server may close the abuser's connection over a packet it cannot
+    // read: the abuser then connects again and goes on, so every probe after
+    // it is still sent (and still judged).
+    let mut ws = None;
+    for packet in abuse_packets(names, timers).into_iter().skip(1) {
+        if ws.is_none() {
+            match transport::websocket(connector, path, &[("username", &name)]).await {
+                Err(e) => {
+                    exchange(format!("websocket {path}"), format!("error: {e}"));
                     break;
                 }
-                let (answer, closed) = answers_to(&mut ws, &packet, answer_window).await;
-                exchange(shown, answer);
-                if closed {
-                    break;
+                Ok(mut opened) => {
+                    let (answer, closed) =
+                        send_and_answer(&mut opened, &connect.0, answer_window).await;
+                    exchange(connect.1.clone(), answer);
+                    if closed {
+                        break;
+                    }
+                    ws = Some(opened);
                 }
             }
-            let _ = ws.close(None).await;
         }
+        let Some(open) = ws.as_mut() else { break };
+        let (answer, closed) = send_and_answer(open, &packet, answer_window).await;
+        exchange(packet, answer);
+        if closed {
+            ws = None;
+        }
+    }
+    if let Some(mut ws) = ws {
+        let _ = ws.close(None).await;
     }
     let outcome = transport::request(connector, http::Method::GET, "/health", &[], None).await;
     let answer = match outcome {
@@ -817,6 +832,21 @@ fn abuse_packets(names: &Names, timers: Option<AnnouncedTimers>) -> Vec<String> 
         packets.push(format!("423{big}"));
     }
     packets
+}
+
+/// Sends `packet` and collects what came back ([`answers_to`]).
+async fn send_and_answer<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    packet: &str,
+    window: Duration,
+) -> (String, bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if ws.send(Frame::text(packet.to_owned())).await.is_err() {
+        return ("connection closed before sending".into(), true);
+    }
+    answers_to(ws, packet, window).await
 }
 
 /// What came back for `packet` within `window` (answering heartbeats on the
