@@ -9,6 +9,7 @@ use bin::harness;
 
 mod hostile;
 mod secure;
+mod sentences;
 
 use harness::check::{check, CheckOptions, CheckReport, Target, Verdict};
 use harness::spec::{Clause, Level};
