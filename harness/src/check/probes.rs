@@ -410,7 +410,13 @@ pub(super) async fn cursor_run(
         .collect();
     let contents: Vec<&str> = ours.iter().filter_map(|e| e["content"].as_str()).collect();
     if contents != DAVE_CONTENTS {
-        let clause = if ours.len() == DAVE_CONTENTS.len() {
+        // The same three in another order is L1's seq order; three with
+        // other contents were altered (B1); missing ones are L1.
+        let mut sorted = contents.clone();
+        sorted.sort_unstable();
+        let mut expected = DAVE_CONTENTS.to_vec();
+        expected.sort_unstable();
+        let clause = if ours.len() == DAVE_CONTENTS.len() && sorted != expected {
             Clause::B1
         } else {
             Clause::L1
@@ -484,7 +490,157 @@ pub(super) async fn cursor_run(
         options.tokens.as_ref(),
     )
     .await;
+    paging_probe(connector, &recorder, names, options, &mut found).await;
     cursor_done(recorder, found, started)
+}
+
+/// How many messages the paging probe stores for one recipient: above the
+/// 100 entries a server may cut a page at (L1).
+pub(super) const PAGED_MESSAGES: u64 = 150;
+
+/// L1's paging sentence ("a prefix of at least 100 entries, and then
+/// `"more": true`"): [`PAGED_MESSAGES`] messages to one offline recipient,
+/// pipelined on a raw websocket, then the mailbox read back page by page.
+/// Every accepted message must come back; a page cut short must say `more`
+/// and hold at least 100 entries. Fewer than 101 accepted (a server's rate
+/// limit) leaves nothing to judge.
+async fn paging_probe(
+    connector: &TcpConnector,
+    recorder: &Recorder,
+    names: &Names,
+    options: &CheckOptions,
+    found: &mut Vec<Violation>,
+) {
+    let (sender, sink) = (names.user("pager"), names.user("paged"));
+    let tokens = options.tokens.as_ref();
+    let connect = tokens
+        .and_then(|issuer| issuer.mint(TokenPolicy::Valid, &sender))
+        .map_or_else(
+            || "40".to_owned(),
+            |t| format!("40{}", json!({ "token": t })),
+        );
+    let sent = tokio::time::timeout(
+        options.patience() * 4,
+        pipelined_sends(connector, &sender, &sink, &connect),
+    )
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    recorder.record(
+        "probe",
+        What::Exchange {
+            request: format!("{PAGED_MESSAGES} pipelined send_message from {sender} to {sink}"),
+            answer: format!("{} accepted", sent.len()),
+        },
+    );
+    if sent.len() <= 100 {
+        return;
+    }
+    let mut got = std::collections::BTreeSet::new();
+    let mut after = 0;
+    for _ in 0..PAGED_MESSAGES {
+        let path = format!("/api/messages?after={after}");
+        let (event, response) = get(
+            connector,
+            recorder,
+            &path,
+            Some(&sink),
+            options.patience(),
+            tokens,
+        )
+        .await;
+        let body: Option<Value> = response
+            .filter(|r| r.status == 200)
+            .and_then(|r| serde_json::from_str(&r.body).ok());
+        let Some(entries) = body.as_ref().and_then(|b| b["messages"].as_array()) else {
+            return; // the cursor run judges the poll itself
+        };
+        let more = body.as_ref().is_some_and(|b| b["more"] == json!(true));
+        if more && entries.len() < 100 {
+            found.push(finding(
+                Clause::L1,
+                &event,
+                format!(
+                    "a page cut at {} entries said more: a prefix holds at least 100",
+                    entries.len()
+                ),
+            ));
+            return;
+        }
+        got.extend(entries.iter().filter_map(|e| e["id"].as_u64()));
+        after = entries
+            .last()
+            .and_then(|e| e["seq"].as_u64())
+            .unwrap_or(after);
+        if !more || entries.is_empty() {
+            let missing = sent.iter().filter(|id| !got.contains(id)).count();
+            if missing > 0 {
+                found.push(finding(
+                    Clause::L1,
+                    &event,
+                    format!(
+                        "{missing} of {} accepted messages never came back, and no page said more: true",
+                        sent.len()
+                    ),
+                ));
+            }
+            return;
+        }
+    }
+}
+
+/// Connects `sender` on a websocket, sends [`PAGED_MESSAGES`] messages to
+/// `sink` without waiting, and returns the ids of those accepted.
+async fn pipelined_sends(
+    connector: &TcpConnector,
+    sender: &str,
+    sink: &str,
+    connect: &str,
+) -> Option<Vec<u64>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    let path = "/socket.io/?EIO=4&transport=websocket";
+    let mut ws = transport::websocket(connector, path, &[("username", sender)])
+        .await
+        .ok()?;
+    let mut connected = false;
+    let mut ids = Vec::new();
+    let mut answered = 0;
+    while let Some(frame) = ws.next().await {
+        let Ok(Frame::Text(text)) = frame else {
+            if frame.is_err() {
+                break;
+            }
+            continue;
+        };
+        let text = text.as_str();
+        if text == "2" {
+            ws.send(Frame::text("3")).await.ok()?;
+        } else if text.starts_with('0') && !connected {
+            ws.send(Frame::text(connect.to_owned())).await.ok()?;
+        } else if text.starts_with("44") {
+            return None;
+        } else if text.starts_with("40") && !connected {
+            connected = true;
+            for i in 0..PAGED_MESSAGES {
+                let send = json!(["send_message", {"to": sink, "content": format!("page {i}"), "client_id": format!("page-{i}")}]);
+                ws.feed(Frame::text(format!("42{i}{send}"))).await.ok()?;
+            }
+            ws.flush().await.ok()?;
+        } else if let Some(rest) = text.strip_prefix("43") {
+            let start = rest.find('[').unwrap_or(0);
+            if let Ok(args) = serde_json::from_str::<Value>(&rest[start..]) {
+                ids.extend(args[0]["id"].as_u64());
+            }
+            answered += 1;
+            if answered == PAGED_MESSAGES {
+                break;
+            }
+        }
+    }
+    let _ = ws.close(None).await;
+    Some(ids)
 }
 
 /// L1, L2: a poll with `after` = the first of `seqs` returns exactly the later

@@ -97,6 +97,8 @@ struct Secure<'a> {
     reached: BTreeSet<Clause>,
     /// Every token presented in this run, to find one echoed back (A6).
     minted: Vec<String>,
+    /// Exchanges whose full answer carried one of them.
+    echoes: Vec<Event>,
 }
 
 /// Runs the secure probes; `version` is what `/health` said.
@@ -115,6 +117,7 @@ pub(super) async fn secure_run(
         found: Vec::new(),
         reached: BTreeSet::new(),
         minted: Vec::new(),
+        echoes: Vec::new(),
     };
     let health = run.health(version).await;
     let note = match (version, run.issuer.is_some()) {
@@ -143,18 +146,30 @@ pub(super) async fn secure_run(
 }
 
 impl Secure<'_> {
-    fn record(&self, actor: &str, request: String, answer: &str) -> Event {
+    /// Records an exchange, its answer abbreviated; an answer carrying a
+    /// token of this run (its signature, anywhere in the full text) is kept
+    /// for A6 before the abbreviation could cut it off.
+    fn record(&mut self, actor: &str, request: String, answer: &str) -> Event {
         let what = What::Exchange {
             request,
             answer: abbreviate(answer),
         };
         let at_ms = self.recorder.now_ms();
         self.recorder.record_at(at_ms, actor, what.clone());
-        Event {
+        let event = Event {
             at_ms,
             actor: actor.to_owned(),
             what,
+        };
+        let echoed = self
+            .minted
+            .iter()
+            .filter_map(|t| t.rsplit('.').next())
+            .any(|signature| signature.len() >= 16 && answer.contains(signature));
+        if echoed {
+            self.echoes.push(event.clone());
         }
+        event
     }
 
     fn violation(&mut self, clause: Clause, event: &Event, message: String) {
@@ -632,28 +647,12 @@ impl Secure<'_> {
         }
     }
 
-    /// A6: no answer in this run carries a token it was given.
+    /// A6: no answer in this run carried a token it was given.
     fn no_token_echoed(&mut self) {
-        let trace = self.recorder.trace();
-        let mut echoed = Vec::new();
-        for event in &trace.events {
-            if let What::Exchange { answer, .. } = &event.what {
-                // The signature part is enough to recognise a token, and short
-                // enough to survive an abbreviated answer.
-                let echo = self
-                    .minted
-                    .iter()
-                    .filter_map(|t| t.rsplit('.').next())
-                    .any(|sig| sig.len() >= 16 && answer.contains(sig));
-                if echo {
-                    echoed.push(event.clone());
-                }
-            }
-        }
-        if !trace.events.is_empty() {
+        if !self.recorder.trace().events.is_empty() {
             self.reached.insert(Clause::A6);
         }
-        for event in echoed {
+        for event in std::mem::take(&mut self.echoes) {
             self.violation(
                 Clause::A6,
                 &event,

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use harness::check::{check, report, CheckOptions, CheckReport, Target, Verdict};
 use harness::spec::{Clause, Level};
+use harness::token::{IssuerClock, TokenIssuer};
 use serde_json::Value;
 
 use super::quick;
@@ -27,6 +28,17 @@ enum Break {
     PollWithoutName,
     /// L1.7: a cursor that is not a base-10 u64 is read as 0.
     BadCursorAccepted,
+    /// L1.4: a poll answer is cut at 100 entries without `"more": true`.
+    PageWithoutMore,
+    /// L1.1: poll answers list their entries in decreasing `seq`.
+    SeqsOutOfOrder,
+    /// L4.1: a stale cursor is answered 200 (and, on this server, discards
+    /// nothing: the reference store keeps it).
+    StaleCursorAccepted,
+    /// H2.1: a v2 server's `/health` names another auth.
+    HealthNamesAnotherAuth,
+    /// A6.1: a poll answer carries the Bearer token it was given.
+    TokenEchoed,
 }
 
 async fn json_of(response: Response) -> (axum::http::response::Parts, Value) {
@@ -79,6 +91,46 @@ async fn breaking(broken: Break, request: Request, next: Next) -> Response {
             )
                 .into_response()
         }
+        (Break::PageWithoutMore | Break::SeqsOutOfOrder, "/api/messages") => {
+            let (parts, mut body) = json_of(next.run(request).await).await;
+            if let Some(entries) = body["messages"].as_array_mut() {
+                match broken {
+                    Break::PageWithoutMore => entries.truncate(100),
+                    _ => entries.reverse(),
+                }
+            }
+            if let Some(object) = body.as_object_mut() {
+                object.remove("more");
+            }
+            Response::from_parts(parts, Body::from(body.to_string()))
+        }
+        (Break::StaleCursorAccepted, "/api/messages") => {
+            let response = next.run(request).await;
+            if response.status() != StatusCode::CONFLICT {
+                return response;
+            }
+            (
+                StatusCode::OK,
+                axum::Json(serde_json::json!({"messages": []})),
+            )
+                .into_response()
+        }
+        (Break::HealthNamesAnotherAuth, "/health") => {
+            let body = serde_json::json!({"status": "ok", "contract": "v2", "auth": "jwt"});
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        (Break::TokenEchoed, "/api/messages") => {
+            let bearer = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let (parts, mut body) = json_of(next.run(request).await).await;
+            if let (Some(object), Some(bearer)) = (body.as_object_mut(), bearer) {
+                object.insert("you".into(), Value::String(bearer));
+            }
+            Response::from_parts(parts, Body::from(body.to_string()))
+        }
         _ => next.run(request).await,
     }
 }
@@ -96,7 +148,24 @@ fn query_is_u64(query: &str) -> bool {
 
 /// The reference server behind the `broken` layer, checked at level core.
 async fn check_broken(broken: Break) -> CheckReport {
-    let (router, _chat) = server_under_test::app(quick(&[]));
+    check_broken_at(broken, Level::Core).await
+}
+
+const SECRET: &[u8] = b"sentences secret";
+
+/// [`check_broken`] at `level`; `secure` checks a v2 reference server.
+async fn check_broken_at(broken: Break, level: Level) -> CheckReport {
+    let v2 = level == Level::Secure;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let config = server_under_test::Config {
+        auth: v2.then(|| server_under_test::TokenKey::new(SECRET.to_vec()).unwrap()),
+        epoch_unix_ms: now_ms,
+        ..quick(&[])
+    };
+    let (router, _chat) = server_under_test::app(config);
     let app = router.layer(axum::middleware::from_fn(move |request, next| {
         breaking(broken, request, next)
     }));
@@ -107,10 +176,10 @@ async fn check_broken(broken: Break) -> CheckReport {
     });
     let target = Target::resolve(&url).await.unwrap();
     let options = CheckOptions {
-        level: Level::Core,
+        level,
         seed: 8,
         timeout_scale: 2.0,
-        tokens: None,
+        tokens: v2.then(|| TokenIssuer::new(SECRET.to_vec(), IssuerClock::Wall)),
     };
     let report = check(&target, &options).await.expect("up");
     task.abort();
@@ -119,7 +188,11 @@ async fn check_broken(broken: Break) -> CheckReport {
 
 /// `check` fails `clause`, and only `clause`.
 async fn fails_only(broken: Break, clause: Clause) {
-    let report = check_broken(broken).await;
+    fails_only_at(broken, clause, Level::Core).await;
+}
+
+async fn fails_only_at(broken: Break, clause: Clause, level: Level) {
+    let report = check_broken_at(broken, level).await;
     let text = report::text(&report);
     assert_eq!(report.failed(), vec![clause], "{broken:?}:\n{text}");
     let line = report.clauses.iter().find(|c| c.clause == clause).unwrap();
@@ -149,4 +222,29 @@ async fn a_poll_without_a_name_answered_200_fails_l1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_cursor_read_as_zero_fails_l1() {
     fails_only(Break::BadCursorAccepted, Clause::L1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_cut_at_100_without_more_fails_l1() {
+    fails_only(Break::PageWithoutMore, Clause::L1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_out_of_seq_order_fail_l1() {
+    fails_only(Break::SeqsOutOfOrder, Clause::L1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cursor_answered_200_fails_l4_at_robust() {
+    fails_only_at(Break::StaleCursorAccepted, Clause::L4, Level::Robust).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_health_naming_another_auth_fails_h2() {
+    fails_only_at(Break::HealthNamesAnotherAuth, Clause::H2, Level::Secure).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_echoed_in_an_answer_fails_a6() {
+    fails_only_at(Break::TokenEchoed, Clause::A6, Level::Secure).await;
 }
