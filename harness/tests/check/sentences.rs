@@ -146,14 +146,10 @@ fn query_is_u64(query: &str) -> bool {
         && afters[0].parse::<u64>().is_ok()
 }
 
-/// The reference server behind the `broken` layer, checked at level core.
-async fn check_broken(broken: Break) -> CheckReport {
-    check_broken_at(broken, Level::Core).await
-}
-
 const SECRET: &[u8] = b"sentences secret";
 
-/// [`check_broken`] at `level`; `secure` checks a v2 reference server.
+/// The reference server behind the `broken` layer, checked at `level`;
+/// `secure` checks a v2 reference server.
 async fn check_broken_at(broken: Break, level: Level) -> CheckReport {
     let v2 = level == Level::Secure;
     let now_ms = std::time::SystemTime::now()
