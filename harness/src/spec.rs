@@ -185,6 +185,14 @@ impl Clause {
         }
     }
 
+    /// Its normative sentences, from `specs/clauses.json`.
+    pub fn sentences(self) -> &'static [Sentence] {
+        catalogue()
+            .iter()
+            .find(|entry| entry.id == self.id())
+            .map_or(&[], |entry| entry.sentences.as_slice())
+    }
+
     /// One line saying what the clause demands, from `specs/clauses.json`.
     pub fn statement(self) -> &'static str {
         catalogue()
@@ -212,6 +220,34 @@ pub struct ClauseEntry {
     pub checks: Vec<String>,
     /// Tests that exercise it, as `path::test_name`.
     pub tests: Vec<String>,
+    /// Its normative sentences, one by one (`M2.4`), each with what judges
+    /// it and the test that shows a server breaking it caught.
+    #[serde(default)]
+    pub sentences: Vec<Sentence>,
+}
+
+/// One normative sentence of a clause.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Sentence {
+    /// `<clause>.<n>`, e.g. `M2.4`.
+    pub id: String,
+    /// `MUST`, `MUST NOT`, `SHOULD`, `MAY`, or `REF` (describes the reference
+    /// client or server, not a requirement on servers).
+    pub kind: String,
+    /// The sentence, shortened.
+    pub text: String,
+    /// The trace checkers and check rules that judge it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<String>,
+    /// Tests in which a server breaking it is caught, as `path::test_name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<String>,
+    /// Why nothing probes it (only a `MAY` or a `REF` may say so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unprobed: Option<String>,
+    /// What its probes do not reach yet, said out loud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<String>,
 }
 
 /// The machine-readable clause list, compiled in from `specs/clauses.json`.

@@ -117,3 +117,65 @@ fn every_cited_test_exists() {
         }
     }
 }
+
+/// Every clause is split into its normative sentences; every MUST, MUST NOT
+/// and SHOULD names the checkers or rules that judge it and a test in which a
+/// server breaking it is caught. Only a MAY (a permission) or a REF (about
+/// the reference client or server) may be left unprobed, and must say why.
+/// Known gaps are printed, not hidden.
+#[test]
+fn every_sentence_is_probed_and_has_a_failing_test() {
+    use harness::check::rules::RULES;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let known = |name: &str| {
+        CHECKERS.iter().any(|c| c.name == name) || RULES.iter().any(|r| r.name == name)
+    };
+    let mut gaps = Vec::new();
+    for entry in catalogue() {
+        assert!(!entry.sentences.is_empty(), "{}: no sentences", entry.id);
+        for (i, sentence) in entry.sentences.iter().enumerate() {
+            let id = &sentence.id;
+            assert_eq!(
+                id,
+                &format!("{}.{}", entry.id, i + 1),
+                "sentence ids run 1, 2, …"
+            );
+            assert!(
+                ["MUST", "MUST NOT", "SHOULD", "MAY", "REF"].contains(&sentence.kind.as_str()),
+                "{id}: kind {:?}",
+                sentence.kind
+            );
+            assert!(!sentence.text.is_empty(), "{id}: no text");
+            match &sentence.unprobed {
+                Some(why) => {
+                    assert!(
+                        matches!(sentence.kind.as_str(), "MAY" | "REF"),
+                        "{id}: a {} sentence must be probed, not excused",
+                        sentence.kind
+                    );
+                    assert!(!why.is_empty() && sentence.probes.is_empty(), "{id}");
+                }
+                None => {
+                    assert!(!sentence.probes.is_empty(), "{id}: nothing judges it");
+                    for probe in &sentence.probes {
+                        assert!(known(probe), "{id}: no checker or rule named {probe}");
+                    }
+                    assert!(!sentence.tests.is_empty(), "{id}: no test shows it caught");
+                    for test in &sentence.tests {
+                        let (path, name) = test.split_once("::").expect("path::name");
+                        let text = std::fs::read_to_string(root.join(path))
+                            .unwrap_or_else(|e| panic!("{id}: {path}: {e}"));
+                        assert!(
+                            text.contains(&format!("fn {name}")),
+                            "{id}: {path} has no fn {name}"
+                        );
+                    }
+                }
+            }
+            if let Some(gap) = &sentence.gap {
+                gaps.push(format!("{id}: {gap}"));
+            }
+        }
+    }
+    eprintln!("known gaps:\n  {}", gaps.join("\n  "));
+}

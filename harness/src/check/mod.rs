@@ -265,6 +265,8 @@ pub struct ClauseReport {
     pub verdict: Verdict,
     /// For a FAIL, what proves it.
     pub findings: Vec<Evidence>,
+    /// The clause's sentences (`M2.4` …) and what judges each.
+    pub sentences: &'static [crate::spec::Sentence],
 }
 
 /// The whole outcome of `harness check`.
@@ -458,6 +460,7 @@ fn judge(clause: Clause, level: Level, runs: &[Run]) -> ClauseReport {
         statement: clause.statement(),
         verdict,
         findings,
+        sentences: clause.sentences(),
     }
 }
 
