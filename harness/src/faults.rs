@@ -252,7 +252,10 @@ impl FaultPlan {
         let count = rng.random_range(1..=(active_ms / 10_000).clamp(2, 12));
         for _ in 0..count {
             let (kind, min, max) = kinds[rng.random_range(0..kinds.len())];
-            let duration_ms = rng.random_range(min..=max);
+            // Faults happen within the active phase: one outlasting it would
+            // leave a link cut into the heal phase, and a correct server
+            // blamed for what never healed. The draw is the same either way.
+            let duration_ms = rng.random_range(min..=max).min(active_ms);
             let at_ms = rng.random_range(0..active_ms.saturating_sub(duration_ms).max(1));
             let host = hosts[rng.random_range(0..hosts.len())].clone();
             plan.faults.push(Fault {
@@ -282,6 +285,27 @@ mod tests {
         assert!(FaultMenu::parse("blip,flood")
             .unwrap_err()
             .contains("flood"));
+    }
+
+    #[test]
+    fn swarm_faults_end_within_the_active_phase() {
+        let hosts = vec!["c0".to_owned(), "c1".to_owned()];
+        for seed in 0..200 {
+            for active_ms in [1_000, 3_000, 8_000, 60_000] {
+                let plan = FaultPlan::swarm(
+                    &mut rand::rngs::SmallRng::seed_from_u64(seed),
+                    &FaultMenu::all(),
+                    &hosts,
+                    active_ms,
+                );
+                for fault in &plan.faults {
+                    assert!(
+                        fault.end_ms() <= active_ms,
+                        "seed {seed}, active {active_ms}: {fault:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -373,6 +373,14 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
     })
 }
 
+/// The server's Engine.IO timers, read from one polling handshake and cut to
+/// what a check waits for, as [`check`] does; `None` when the handshake fails.
+pub async fn announced_timers(target: &Target, options: &CheckOptions) -> Option<AnnouncedTimers> {
+    let connector = TcpConnector { addr: target.addr };
+    let names = Names::new(options.seed, fresh_tag_source());
+    probes::handshake_run(&connector, &names, options).await.1
+}
+
 /// The command line that repeats a check.
 pub fn rerun_command(target: &Target, options: &CheckOptions) -> String {
     let mut line = format!(
@@ -679,7 +687,7 @@ fn for_contract(options: &CheckOptions, mut scenario: Scenario) -> Scenario {
 }
 
 /// The reference client's timers for a check: fast polls, scaled patience.
-fn check_client(options: &CheckOptions) -> ClientConfig {
+pub fn check_client(options: &CheckOptions) -> ClientConfig {
     ClientConfig {
         poll_interval_ms: options.scaled(2_000),
         connect_timeout_ms: options.scaled(3_000),

@@ -99,13 +99,27 @@ pub async fn replay_live(
     repeat: usize,
     options: &CheckOptions,
 ) -> Result<LiveReplay, CheckError> {
+    replay_live_with(target, scenario, repeat, options, &check_client(options)).await
+}
+
+/// [`replay_live`] with the reference client configured as `client`.
+pub async fn replay_live_with(
+    target: &Target,
+    scenario: &Scenario,
+    repeat: usize,
+    options: &CheckOptions,
+    client: &crate::client::ClientConfig,
+) -> Result<LiveReplay, CheckError> {
     let mut runs = Vec::new();
     for i in 0..repeat.max(1) {
         // Fresh per play and per invocation, as a check's: a long-lived
         // server remembers mailboxes and retries across replays.
+        // The scenario's seed in the tag too: a live hunt plays several
+        // scenarios at once, and their names must never meet.
         let tag = format!(
-            "{}{i}",
-            super::Names::new(options.seed, super::fresh_tag_source()).tag
+            "{}{}{i}",
+            super::Names::new(options.seed, super::fresh_tag_source()).tag,
+            scenario.seed % 100
         );
         let tagged = retag(scenario, &tag);
         let mut proxies = Vec::new();
@@ -127,14 +141,13 @@ pub async fn replay_live(
             .map(|p| TcpConnector { addr: p.addr() })
             .collect();
         let observer = TcpConnector { addr: target.addr };
-        let client = check_client(options);
         tokio::join!(
             play(
                 &tagged,
                 connectors,
                 observer,
                 &recorder,
-                &client,
+                client,
                 PROBE_EVERY_MS
             ),
             drive_faults(&tagged, &proxies, &recorder)

@@ -123,6 +123,30 @@ pub struct HuntArgs {
     /// findings, shrunk scenario and report are the same whatever N is.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub jobs: Option<u64>,
+    /// Hunt a running server over real TCP instead of the simulated
+    /// reference: each scenario's users go through fault proxies; the first
+    /// violation is measured (its reproduction rate) and shrunk live.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// With --target: scenarios played against the server at once (default:
+    /// the available cores), 1 to 64.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub concurrency: Option<u64>,
+    /// With --target: plays that measure a finding's reproduction rate and
+    /// judge each shrink candidate (kept on a strict majority), 1 to 20.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub confirmations: u64,
+    /// With --target: most shrink candidates to try (each costs
+    /// --confirmations plays).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub shrink_budget: u64,
+    /// With --target: multiply every wait by this (slow servers or machines), 0.1 to 100.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    pub timeout_scale: f64,
+    /// With --target: the server's push-ack timeout (M5), which Engine.IO does
+    /// not announce; it sizes each scenario's heal phase. 50 to 600000.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub ack_timeout_ms: u64,
     /// Where to write the shrunk scenario (default: `hunt-<seed>.json`).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -10,6 +10,9 @@ use crate::render;
 
 /// The `hunt` command.
 pub fn run(args: &HuntArgs) -> Exit {
+    if let Some(url) = &args.target {
+        return run_live(args, url);
+    }
     let plan = args.plan();
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
@@ -156,4 +159,120 @@ pub fn merge(files: &[PathBuf], format: Format) -> Exit {
     } else {
         Exit::Violations
     }
+}
+
+/// `hunt --target URL`: the live hunt, its progress line, the saved scenario.
+fn run_live(args: &HuntArgs, url: &str) -> Exit {
+    use crate::check::{CheckOptions, Target};
+    use crate::hunt::live::{hunt_live, LiveHuntPlan};
+    let plan = LiveHuntPlan {
+        seeds: args.plan().seeds,
+        users: usize::try_from(args.users).unwrap_or(usize::MAX),
+        active_ms: u64::try_from(args.duration.as_millis()).unwrap_or(u64::MAX),
+        faults: args.faults.clone(),
+        concurrency: args
+            .concurrency
+            .map_or_else(crate::hunt::default_jobs, |k| k as usize),
+        confirmations: args.confirmations as usize,
+        shrink_budget: args.shrink_budget as usize,
+        ack_timeout_ms: args.ack_timeout_ms,
+    };
+    let options = CheckOptions {
+        level: crate::spec::Level::Robust,
+        seed: plan.seeds.first(),
+        timeout_scale: args.timeout_scale,
+        tokens: None,
+    };
+    let runtime = match super::runtime() {
+        Ok(runtime) => runtime,
+        Err(exit) => return exit,
+    };
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} hunting {elapsed} · {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let budget = match &plan.seeds {
+        crate::hunt::Seeds::Budget { budget, .. } => Some(*budget),
+        crate::hunt::Seeds::Range(_) => None,
+    };
+    let outcome = runtime.block_on(async {
+        let target = Target::resolve(url).await?;
+        hunt_live(&target, &plan, &options, |p| {
+            let rate = p.played as f64 / p.elapsed.as_secs_f64().max(0.001);
+            let left = budget
+                .map(|b| format!(", {} s left", b.saturating_sub(p.elapsed).as_secs()))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "{}: {} scenarios ({rate:.2}/s), {} violating{left}",
+                p.phase, p.played, p.violating
+            ));
+            bar.tick();
+        })
+        .await
+    });
+    bar.finish_and_clear();
+    let report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let Some(finding) = &report.finding else {
+        match args.format {
+            Format::Json => println!("{}", json(&report)),
+            Format::Text => println!(
+                "clean: no violation in {} scenarios against {url} ({:.1} s)",
+                report.played,
+                report.wall_ms as f64 / 1000.0
+            ),
+        }
+        return Exit::Clean;
+    };
+    let path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("hunt-{}.json", finding.seed)));
+    if let Err(e) = finding.minimal.save(&path) {
+        eprintln!("found {} at seed {}, but {e}", finding.clause, finding.seed);
+        return Exit::Usage;
+    }
+    let replay = format!(
+        "harness replay --target {url} --scenario {} --repeat {}",
+        path.display(),
+        finding.minimal_reproduced.1.max(5)
+    );
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            json(
+                &serde_json::json!({"report": &report, "scenario_file": &path, "replay": &replay})
+            )
+        ),
+        Format::Text => {
+            let mut out = String::new();
+            let (n, of) = finding.reproduced;
+            let (m, mof) = finding.minimal_reproduced;
+            let _ = writeln!(
+                out,
+                "{}: {} — seed {}, reproduced {n}/{of}",
+                finding.clause,
+                finding.clause.statement(),
+                finding.seed
+            );
+            let _ = writeln!(
+                out,
+                "shrunk in {} candidates to {} ({m}/{mof} of its plays broke {}):",
+                finding.shrink_runs,
+                render::shape(&finding.minimal),
+                finding.clause
+            );
+            render::steps(&finding.minimal, &mut out);
+            let _ = writeln!(out, "scenario: {}", path.display());
+            let _ = writeln!(out, "replay: {replay}");
+            print!("{out}");
+        }
+    }
+    Exit::Violations
 }

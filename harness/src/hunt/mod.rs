@@ -3,6 +3,7 @@
 //! shrink it to a minimal scenario. Library code: plain plans in, data out;
 //! the CLI prints and saves.
 
+pub mod live;
 mod merge;
 pub mod shrink;
 

@@ -28,6 +28,19 @@ pub fn shrink(
     clause: Clause,
     budget: usize,
 ) -> (Scenario, usize) {
+    shrink_by(scenario, budget, |candidate| {
+        breaks(candidate, options, clause)
+    })
+}
+
+/// The greedy passes of [`shrink`] with any judge of "still fails": a live
+/// server's confirmed majority of replays, for one. `budget` caps the calls.
+pub fn shrink_by(
+    scenario: &Scenario,
+    budget: usize,
+    still_fails: impl FnMut(&Scenario) -> bool,
+) -> (Scenario, usize) {
+    let still_fails = std::cell::RefCell::new(still_fails);
     let mut best = scenario.clone();
     let mut runs = 0;
     let try_candidate = |candidate: Scenario, best: &mut Scenario, runs: &mut usize| -> bool {
@@ -35,7 +48,7 @@ pub fn shrink(
             return false;
         }
         *runs += 1;
-        if breaks(&candidate, options, clause) {
+        if (still_fails.borrow_mut())(&candidate) {
             *best = candidate;
             true
         } else {

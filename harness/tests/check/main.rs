@@ -387,3 +387,70 @@ async fn a_saved_scenario_replays_against_a_live_server_with_its_reproduction_ra
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("reproduced 0/3"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hunting_a_live_server_finds_measures_shrinks_and_saves_a_replayable_scenario() {
+    // never_push over real TCP: generated scenarios, three at a time; the
+    // first violation is M3, measured on two plays, shrunk live (a candidate
+    // kept on a majority of its plays), saved, and the saved file replays.
+    let broken = start(quick(&[Bug::NeverPush])).await;
+    let dir = std::env::temp_dir().join(format!("harness-hunt-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("found.json");
+    let (url, file) = (broken.url.clone(), path.to_str().unwrap().to_owned());
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        harness(&[
+            "hunt",
+            "--target",
+            &url,
+            "--seeds",
+            "1..7",
+            "--users",
+            "4",
+            "--duration",
+            "4s",
+            "--faults",
+            "none",
+            "--concurrency",
+            "3",
+            "--confirmations",
+            "2",
+            "--shrink-budget",
+            "2",
+            "--ack-timeout-ms",
+            "500",
+            "--out",
+            &file,
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("M3:"), "{out}");
+    assert!(out.contains("reproduced 2/2"), "{out}");
+    assert!(
+        out.contains(&format!("replay: harness replay --target {}", broken.url)),
+        "{out}"
+    );
+    let minimal = harness::scenario::Scenario::load(&path).expect("the shrunk scenario is saved");
+    assert!(minimal.steps.len() <= 8, "{minimal:#?}");
+    let (url, file) = (broken.url.clone(), path.to_str().unwrap().to_owned());
+    let (code, out, _) = tokio::task::spawn_blocking(move || {
+        harness(&[
+            "replay",
+            "--target",
+            &url,
+            "--scenario",
+            &file,
+            "--repeat",
+            "2",
+            "--timeout-scale",
+            "2",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("— M3"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,305 @@
+//! Hunting a live server (`harness hunt --target URL`): the simulation's
+//! seeded scenarios played over real TCP, each user through its own fault
+//! proxy, K at a time against the one server; the first violation is replayed
+//! to measure how often it reproduces, then shrunk with the simulation's
+//! shrinker, a candidate kept only when a majority of its replays break the
+//! same clause.
+//!
+//! Scenarios are sized to the server's own timers, read from its Engine.IO
+//! handshake: a server started with short timers is explored many times faster.
+//! Plays use fresh user names each, so they never meet each other's users,
+//! mailboxes or retries.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::shrink::shrink_by;
+use super::Seeds;
+use crate::check::replay::{replay_live_with, LiveReplay};
+use crate::check::{
+    announced_timers, check_client, AnnouncedTimers, CheckError, CheckOptions, Target,
+};
+use crate::client::ClientConfig;
+use crate::faults::FaultMenu;
+use crate::judge::PUSH_BOUND_MS;
+use crate::scenario::{GenerateOptions, Scenario};
+use crate::spec::Clause;
+use crate::world::ServerTimers;
+
+/// What a live hunt explores and how hard it confirms.
+#[derive(Clone, Debug)]
+pub struct LiveHuntPlan {
+    /// Which seeds (a range, or a wall-clock budget).
+    pub seeds: Seeds,
+    /// Users per scenario.
+    pub users: usize,
+    /// Active phase per scenario, ms.
+    pub active_ms: u64,
+    /// Faults the swarm may pick from.
+    pub faults: FaultMenu,
+    /// Scenarios played against the server at once.
+    pub concurrency: usize,
+    /// Replays that measure a finding's reproduction rate, and that judge each
+    /// shrink candidate (kept on a strict majority).
+    pub confirmations: usize,
+    /// Most shrink candidates tried (each costs `confirmations` plays).
+    pub shrink_budget: usize,
+    /// How long the server waits for a push's ack before it falls back to the
+    /// mailbox (not announced by Engine.IO; the contract's reference is 5 s).
+    pub ack_timeout_ms: u64,
+}
+
+/// How a hunt is going, for a progress line.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Scenarios played so far.
+    pub played: u64,
+    /// Of which broke a clause.
+    pub violating: u64,
+    /// Wall time since the hunt began.
+    pub elapsed: Duration,
+    /// What the hunt is doing now.
+    pub phase: &'static str,
+}
+
+/// A violation found live, measured and shrunk.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveFinding {
+    /// The seed whose scenario broke the contract.
+    pub seed: u64,
+    /// The clause it broke (the one broken most often over its replays).
+    pub clause: Clause,
+    /// Plays of the found scenario that broke `clause`, of `confirmations`.
+    pub reproduced: (usize, usize),
+    /// The scenario as generated.
+    pub scenario: Scenario,
+    /// The smallest scenario that still broke `clause` in a majority of plays.
+    pub minimal: Scenario,
+    /// Its own reproduction rate, measured again.
+    pub minimal_reproduced: (usize, usize),
+    /// Shrink candidates tried.
+    pub shrink_runs: usize,
+}
+
+/// The whole outcome of a live hunt.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveHuntReport {
+    /// The server's timers as announced (scenarios are sized to them).
+    pub timers: Option<AnnouncedTimers>,
+    /// Scenarios played while exploring.
+    pub played: u64,
+    /// The first seed tried.
+    pub first_seed: u64,
+    /// What broke, if anything did.
+    pub finding: Option<LiveFinding>,
+    /// Wall time, ms.
+    pub wall_ms: u64,
+}
+
+/// Hunts `target`; `progress` hears about every batch and phase.
+pub async fn hunt_live(
+    target: &Target,
+    plan: &LiveHuntPlan,
+    options: &CheckOptions,
+    mut progress: impl FnMut(Progress),
+) -> Result<LiveHuntReport, CheckError> {
+    let started = Instant::now();
+    let timers = announced_timers(target, options).await;
+    let generate = GenerateOptions {
+        users: plan.users,
+        active_ms: plan.active_ms,
+        faults: plan.faults.clone(),
+        timers: timers.map_or_else(ServerTimers::default, |t| ServerTimers {
+            ping_interval_ms: t.ping_interval_ms,
+            ping_timeout_ms: t.ping_timeout_ms,
+            ack_timeout_ms: plan.ack_timeout_ms,
+        }),
+        tokens: options.tokens.is_some(),
+    };
+    let client = hunt_client(options);
+    let scenario_of = |seed: u64| {
+        let mut scenario = Scenario::generate(seed, &generate);
+        scenario.heal_ms = heal_ms(&generate.timers, &client);
+        // A loaded machine stretches every wait, M3's 100 ms bound with them.
+        if options.timeout_scale > 1.0 {
+            scenario.faults.push_bound_ms =
+                Some((PUSH_BOUND_MS as f64 * options.timeout_scale).round() as u64);
+        }
+        scenario
+    };
+    let (mut played, mut violating) = (0, 0);
+    let mut next = plan.seeds.first();
+    let found = loop {
+        let batch: Vec<u64> = (next..next.saturating_add(plan.concurrency.max(1) as u64))
+            .filter(|seed| match &plan.seeds {
+                Seeds::Range(range) => range.contains(seed),
+                Seeds::Budget { .. } => true,
+            })
+            .collect();
+        let over_budget = match &plan.seeds {
+            Seeds::Budget { budget, .. } => started.elapsed() >= *budget,
+            Seeds::Range(_) => false,
+        };
+        if batch.is_empty() || over_budget {
+            break None;
+        }
+        next = next.saturating_add(batch.len() as u64);
+        let client = &client;
+        let plays = batch.iter().map(|&seed| {
+            let scenario = scenario_of(seed);
+            async move { (seed, plays(target, &scenario, 1, options, client).await) }
+        });
+        let mut first_failing = None;
+        for (seed, outcome) in futures_util::future::join_all(plays).await {
+            let replay = outcome?;
+            played += 1;
+            if let Some(clause) = replay.main_clause() {
+                violating += 1;
+                first_failing = first_failing.or(Some((seed, clause)));
+            }
+        }
+        progress(Progress {
+            played,
+            violating,
+            elapsed: started.elapsed(),
+            phase: "exploring",
+        });
+        if first_failing.is_some() {
+            break first_failing;
+        }
+    };
+    let finding = match found {
+        None => None,
+        Some((seed, clause)) => {
+            let tally = Tally {
+                started,
+                played,
+                violating,
+            };
+            let found = (seed, clause, scenario_of(seed));
+            Some(investigate(target, plan, options, found, tally, &mut progress).await?)
+        }
+    };
+    Ok(LiveHuntReport {
+        timers,
+        played,
+        first_seed: plan.seeds.first(),
+        finding,
+        wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// Where exploring stopped, for the progress line while investigating.
+#[derive(Clone, Copy)]
+struct Tally {
+    started: Instant,
+    played: u64,
+    violating: u64,
+}
+
+/// Measures the found scenario's reproduction rate and shrinks it.
+async fn investigate(
+    target: &Target,
+    plan: &LiveHuntPlan,
+    options: &CheckOptions,
+    (seed, first_clause, scenario): (u64, Clause, Scenario),
+    tally: Tally,
+    progress: &mut impl FnMut(Progress),
+) -> Result<LiveFinding, CheckError> {
+    let mut report = |phase| {
+        progress(Progress {
+            played: tally.played,
+            violating: tally.violating,
+            elapsed: tally.started.elapsed(),
+            phase,
+        })
+    };
+    report("measuring the reproduction rate");
+    let client = hunt_client(options);
+    let replays = plays(target, &scenario, plan.confirmations, options, &client).await?;
+    let clause = replays.main_clause().unwrap_or(first_clause);
+    let reproduced = (replays.reproduced(Some(clause)), replays.runs.len());
+    report("shrinking");
+    // The shrinker is synchronous: it runs on a blocking thread and plays each
+    // candidate on this runtime, `confirmations` times, keeping it only when
+    // a strict majority of the plays break the same clause.
+    let handle = tokio::runtime::Handle::current();
+    let (target_, options_, original) = (target.clone(), options.clone(), scenario.clone());
+    let (confirmations, budget) = (plan.confirmations.max(1), plan.shrink_budget);
+    let client_ = client.clone();
+    let (minimal, shrink_runs) = tokio::task::spawn_blocking(move || {
+        shrink_by(&original, budget, |candidate| {
+            handle
+                .block_on(plays(
+                    &target_,
+                    candidate,
+                    confirmations,
+                    &options_,
+                    &client_,
+                ))
+                .is_ok_and(|r| r.reproduced(Some(clause)) * 2 > r.runs.len())
+        })
+    })
+    .await
+    .map_err(|e| CheckError::Unreachable {
+        url: target.url.clone(),
+        reason: format!("the shrinker stopped: {e}"),
+    })?;
+    report("measuring the minimal scenario");
+    let again = plays(target, &minimal, plan.confirmations, options, &client).await?;
+    Ok(LiveFinding {
+        seed,
+        clause,
+        reproduced,
+        scenario,
+        minimal_reproduced: (again.reproduced(Some(clause)), again.runs.len()),
+        minimal,
+        shrink_runs,
+    })
+}
+
+/// `count` plays of `scenario` side by side (each with its own user names).
+async fn plays(
+    target: &Target,
+    scenario: &Scenario,
+    count: usize,
+    options: &CheckOptions,
+    client: &ClientConfig,
+) -> Result<LiveReplay, CheckError> {
+    let each = (0..count.max(1)).map(|_| replay_live_with(target, scenario, 1, options, client));
+    let mut runs = Vec::new();
+    for replay in futures_util::future::join_all(each).await {
+        runs.extend(replay?.runs);
+    }
+    Ok(LiveReplay { runs })
+}
+
+/// The check's client, reconnecting faster (250 ms doubling to 1 s): a live
+/// scenario's heal phase waits out the reconnect schedule, and every play
+/// pays for it.
+fn hunt_client(options: &CheckOptions) -> ClientConfig {
+    ClientConfig {
+        reconnect_delay_ms: 250,
+        reconnect_delay_max_ms: 1_000,
+        ..check_client(options)
+    }
+}
+
+/// Long enough after the active phase for the server to notice dead peers,
+/// unacknowledged pushes to fall back, clients to reconnect and poll once more.
+fn heal_ms(timers: &ServerTimers, client: &ClientConfig) -> u64 {
+    let mut reconnects = 0;
+    let mut delay = client.reconnect_delay_ms;
+    for _ in 0..client.reconnect_attempts {
+        reconnects += delay;
+        delay = (delay * 2).min(client.reconnect_delay_max_ms);
+    }
+    timers
+        .dead_peer_ms()
+        .saturating_add(timers.ack_timeout_ms)
+        .saturating_add(reconnects)
+        .saturating_add(client.poll_interval_ms)
+        .saturating_add(client.connect_timeout_ms)
+}
