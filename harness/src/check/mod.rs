@@ -74,7 +74,7 @@ impl CheckOptions {
     }
 
     /// How long one answer may take: 5 s, scaled.
-    fn patience(&self) -> Duration {
+    pub fn patience(&self) -> Duration {
         Duration::from_millis(self.scaled(5_000))
     }
 }
@@ -91,6 +91,12 @@ pub enum CheckError {
         url: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A contract v2 server, and no secret to mint its users' tokens with.
+    #[error("{url} is a contract v2 server (its /health says so): pass --jwt-secret-file PATH (or HARNESS_JWT_SECRET) so the users can present tokens")]
+    NeedsSecret {
+        /// As given.
+        url: String,
     },
     /// Nothing answered HTTP at the address.
     #[error("server unreachable at {url}: {reason}")]
@@ -379,6 +385,25 @@ pub async fn announced_timers(target: &Target, options: &CheckOptions) -> Option
     let connector = TcpConnector { addr: target.addr };
     let names = Names::new(options.seed, fresh_tag_source());
     probes::handshake_run(&connector, &names, options).await.1
+}
+
+/// The token issuer live runs against `target` need: `None` for a v1 server
+/// (a secret given is not used), the issuer from `secret` for a v2 one, and an
+/// error for a v2 server without a secret: its users could not register, and
+/// every play would blame it for that.
+pub async fn live_tokens(
+    target: &Target,
+    secret: Option<crate::token::TokenIssuer>,
+    patience: Duration,
+) -> Result<Option<crate::token::TokenIssuer>, CheckError> {
+    let connector = TcpConnector { addr: target.addr };
+    match (secure::contract_version(&connector, patience).await, secret) {
+        (secure::Version::V1, _) => Ok(None),
+        (secure::Version::V2 { .. }, Some(issuer)) => Ok(Some(issuer)),
+        (secure::Version::V2 { .. }, None) => Err(CheckError::NeedsSecret {
+            url: target.url.clone(),
+        }),
+    }
 }
 
 /// The command line that repeats a check.

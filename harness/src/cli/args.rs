@@ -143,6 +143,10 @@ pub struct HuntArgs {
     /// With --target: multiply every wait by this (slow servers or machines), 0.1 to 100.
     #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
     pub timeout_scale: f64,
+    /// With --target, against a contract v2 server: the shared HS256 secret,
+    /// in a file (or HARNESS_JWT_SECRET); scenarios then draw token policies.
+    #[arg(long, value_name = "PATH")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// With --target: the server's push-ack timeout (M5), which Engine.IO does
     /// not announce; it sizes each scenario's heal phase. 50 to 600000.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(50..=600_000))]

@@ -145,7 +145,10 @@ fn token_issuer(args: &CheckArgs) -> Result<Option<TokenIssuer>, String> {
     issuer_from(args.jwt_secret_file.as_deref())
 }
 
-fn issuer_from(secret_file: Option<&std::path::Path>) -> Result<Option<TokenIssuer>, String> {
+/// The issuer from `--jwt-secret-file` or [`SECRET_ENV`], if either is given.
+pub(super) fn issuer_from(
+    secret_file: Option<&std::path::Path>,
+) -> Result<Option<TokenIssuer>, String> {
     let secret = match (secret_file, std::env::var(SECRET_ENV)) {
         (Some(path), _) => std::fs::read(path)
             .map_err(|e| format!("cannot read --jwt-secret-file {}: {e}", path.display()))?,

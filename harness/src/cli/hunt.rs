@@ -177,7 +177,14 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
         shrink_budget: args.shrink_budget as usize,
         ack_timeout_ms: args.ack_timeout_ms,
     };
-    let options = CheckOptions {
+    let secret = match super::check::issuer_from(args.jwt_secret_file.as_deref()) {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let mut options = CheckOptions {
         level: crate::spec::Level::Robust,
         seed: plan.seeds.first(),
         timeout_scale: args.timeout_scale,
@@ -198,6 +205,7 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
     };
     let outcome = runtime.block_on(async {
         let target = Target::resolve(url).await?;
+        options.tokens = crate::check::live_tokens(&target, secret, options.patience()).await?;
         hunt_live(&target, &plan, &options, |p| {
             let rate = p.played as f64 / p.elapsed.as_secs_f64().max(0.001);
             let left = budget

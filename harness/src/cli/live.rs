@@ -6,12 +6,37 @@ use std::fmt::Write as _;
 
 use super::{Exit, SimArgs};
 use crate::check::replay::replay_live;
-use crate::check::{CheckOptions, Target};
+use crate::check::{live_tokens, CheckOptions, Target};
 use crate::render;
 use crate::scenario::Scenario;
 
+/// How to play a scenario live.
+pub struct Play {
+    /// How many times.
+    pub repeat: u64,
+    /// Multiplies every wait.
+    pub timeout_scale: f64,
+    /// Print the failing play as a Mermaid diagram.
+    pub mermaid: bool,
+    /// A v2 server's secret, in a file.
+    pub secret_file: Option<std::path::PathBuf>,
+}
+
 /// Runs the live replay.
-pub fn run(args: &SimArgs, url: &str, repeat: u64, timeout_scale: f64, mermaid: bool) -> Exit {
+pub fn run(args: &SimArgs, url: &str, play: Play) -> Exit {
+    let Play {
+        repeat,
+        timeout_scale,
+        mermaid,
+        secret_file,
+    } = play;
+    let secret = match super::check::issuer_from(secret_file.as_deref()) {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
     let Some(path) = &args.scenario else {
         eprintln!("error: replay --target needs --scenario FILE");
         return Exit::Usage;
@@ -27,7 +52,7 @@ pub fn run(args: &SimArgs, url: &str, repeat: u64, timeout_scale: f64, mermaid: 
         Ok(runtime) => runtime,
         Err(exit) => return exit,
     };
-    let options = CheckOptions {
+    let mut options = CheckOptions {
         level: crate::spec::Level::Robust,
         seed: scenario.seed,
         timeout_scale,
@@ -40,6 +65,13 @@ pub fn run(args: &SimArgs, url: &str, repeat: u64, timeout_scale: f64, mermaid: 
     );
     let outcome = runtime.block_on(async {
         let target = Target::resolve(url).await?;
+        options.tokens = live_tokens(&target, secret, options.patience()).await?;
+        // A v2 server: a v1 scenario's users present the tokens their
+        // header policies stand for.
+        let mut scenario = scenario.clone();
+        if options.tokens.is_some() {
+            scenario.identify_by_token();
+        }
         replay_live(
             &target,
             &scenario,

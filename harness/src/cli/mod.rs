@@ -66,6 +66,10 @@ enum Command {
         /// With --target: multiply every wait by this, 0.1 to 100.
         #[arg(long, default_value_t = 1.0, value_parser = args::parse_scale)]
         timeout_scale: f64,
+        /// With --target, against a contract v2 server: the shared HS256
+        /// secret, in a file (or HARNESS_JWT_SECRET).
+        #[arg(long, value_name = "PATH")]
+        jwt_secret_file: Option<std::path::PathBuf>,
     },
     /// Explore seeds and fault mixes until a violation, then shrink it to a
     /// minimal scenario and print the command that replays it.
@@ -163,7 +167,17 @@ pub fn main() -> ExitCode {
             target: Some(url),
             repeat,
             timeout_scale,
-        } => live::run(&sim, &url, repeat, timeout_scale, mermaid),
+            jwt_secret_file,
+        } => live::run(
+            &sim,
+            &url,
+            live::Play {
+                repeat,
+                timeout_scale,
+                mermaid,
+                secret_file: jwt_secret_file,
+            },
+        ),
         Command::Replay { sim, mermaid, .. } => sim::run(
             &sim,
             if mermaid {

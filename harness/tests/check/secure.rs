@@ -149,3 +149,63 @@ async fn accepting_alg_none_fails_a1() {
 async fn reading_mailboxes_by_header_fails_a3() {
     token_bug_fails(Bug::MailboxByHeader, Clause::A3).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_hunt_against_a_v2_server_needs_its_secret_and_then_blames_nothing() {
+    // Without the secret the users could not register, and every play would
+    // blame the server for it: the hunt refuses instead (exit 2). With it,
+    // the generated users present tokens, and a correct server stays clean.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let server = start(Config {
+        auth: Some(TokenKey::new(SECRET.to_vec()).unwrap()),
+        epoch_unix_ms: now_ms,
+        ..quick(&[])
+    })
+    .await;
+    let secret = std::env::temp_dir().join(format!("harness-hunt-secret-{}", std::process::id()));
+    std::fs::write(&secret, SECRET).unwrap();
+    let hunt = |with_secret: bool| {
+        let (url, secret) = (server.url.clone(), secret.to_str().unwrap().to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "hunt",
+                "--target",
+                &url,
+                "--seeds",
+                "1..4",
+                "--users",
+                "3",
+                "--duration",
+                "4s",
+                "--faults",
+                "none",
+                "--concurrency",
+                "3",
+                "--ack-timeout-ms",
+                "500",
+                "--timeout-scale",
+                "2",
+            ];
+            if with_secret {
+                args.extend(["--jwt-secret-file", &secret]);
+            }
+            super::bin::harness(&args)
+        })
+    };
+    let (code, _, err) = hunt(false).await.unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("contract v2 server") && err.contains("--jwt-secret-file"),
+        "{err}"
+    );
+    let (code, out, err) = hunt(true).await.unwrap();
+    let _ = std::fs::remove_file(&secret);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("clean: no violation in 3 scenarios"),
+        "{out}"
+    );
+}
