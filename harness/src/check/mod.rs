@@ -861,6 +861,20 @@ fn abuse_packets(names: &Names, timers: Option<AnnouncedTimers>) -> Vec<String> 
         r#"421["no_such_event",{"x":1}]"#.to_owned(),
         r#"422["send_message"]"#.to_owned(),
     ];
+    // Frames a fuzzer reaches (B1): a namespace nobody serves, an event name
+    // that is not a string, nesting past any parser's depth, a NUL and a lone
+    // surrogate in strings. Each may be ignored or refused; none may be
+    // accepted as a message, cost anyone else their connection, or stop
+    // /health.
+    let nested = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    packets.extend([
+        format!(r#"42/nowhere,4["send_message",{{"to":"{sink}","content":"x","client_id":"ns"}}]"#),
+        r#"425[1,{"to":"x","content":"y","client_id":"z"}]"#.to_owned(),
+        format!(r#"426["send_message",{nested}]"#),
+        format!(
+            r#"427["send_message",{{"to":"{sink}\u0000","content":"\ud800","client_id":"nul"}}]"#
+        ),
+    ]);
     let max = timers.map_or(0, |t| t.max_payload);
     if max > 0 && max <= 8 << 20 {
         let content = "x".repeat(usize::try_from(max).unwrap_or(0) + 1);
