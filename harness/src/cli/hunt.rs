@@ -14,11 +14,7 @@ pub fn run(args: &HuntArgs) -> Exit {
         return run_live(args, url);
     }
     let plan = args.plan();
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} hunting {elapsed} · {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
+    let bar = spinner();
     let outcome = hunt(&plan, |seed| {
         bar.set_message(format!("seed {seed}"));
         bar.tick();
@@ -43,15 +39,9 @@ pub fn run(args: &HuntArgs) -> Exit {
         }
         return Exit::Clean;
     };
-    let path = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("hunt-{}.json", finding.seed)));
-    if let Err(e) = finding.minimal.save(&path) {
-        // Without the file the replay line would point at nothing.
-        eprintln!("found {} at seed {}, but {e}", finding.clause, finding.seed);
+    let Some(path) = save_minimal(args, finding.seed, finding.clause, &finding.minimal) else {
         return Exit::Usage;
-    }
+    };
     let replay = args.replay_command(&path);
     match args.format {
         Format::Json => {
@@ -194,11 +184,7 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
         Ok(runtime) => runtime,
         Err(exit) => return exit,
     };
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} hunting {elapsed} · {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
+    let bar = spinner();
     let budget = match &plan.seeds {
         crate::hunt::Seeds::Budget { budget, .. } => Some(*budget),
         crate::hunt::Seeds::Range(_) => None,
@@ -238,14 +224,9 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
         }
         return Exit::Clean;
     };
-    let path = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("hunt-{}.json", finding.seed)));
-    if let Err(e) = finding.minimal.save(&path) {
-        eprintln!("found {} at seed {}, but {e}", finding.clause, finding.seed);
+    let Some(path) = save_minimal(args, finding.seed, finding.clause, &finding.minimal) else {
         return Exit::Usage;
-    }
+    };
     let replay = format!(
         "harness replay --target {url} --scenario {} --repeat {}",
         path.display(),
@@ -283,4 +264,36 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
         }
     }
     Exit::Violations
+}
+
+/// The progress line both hunts draw.
+fn spinner() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} hunting {elapsed} · {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
+/// Saves the shrunk scenario to `--out` (default `hunt-<seed>.json`); `None`,
+/// having said why, when it cannot be written: without the file the replay
+/// line would point at nothing.
+fn save_minimal(
+    args: &HuntArgs,
+    seed: u64,
+    clause: crate::spec::Clause,
+    minimal: &crate::scenario::Scenario,
+) -> Option<PathBuf> {
+    let path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("hunt-{seed}.json")));
+    match minimal.save(&path) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            eprintln!("found {clause} at seed {seed}, but {e}");
+            None
+        }
+    }
 }

@@ -83,18 +83,12 @@ fn generate_users(rng: &mut SmallRng, count: usize) -> Vec<UserSpec> {
 /// Contract v2: every user but the first may present a broken token (or
 /// another user's header with a valid one); most present a valid token.
 fn draw_tokens(rng: &mut SmallRng, users: &mut [UserSpec]) {
-    const BROKEN: [TokenPolicy; 7] = [
-        TokenPolicy::Absent,
-        TokenPolicy::Expired,
-        TokenPolicy::ExpiresMidSession,
-        TokenPolicy::Forged,
-        TokenPolicy::AlgNone,
-        TokenPolicy::Tampered,
-        TokenPolicy::OtherUserHeader,
-    ];
+    // Every policy but the valid one, in `TokenPolicy::ALL`'s order.
+    let broken = &TokenPolicy::ALL[1..];
+    debug_assert!(!broken.contains(&TokenPolicy::Valid));
     for (i, user) in users.iter_mut().enumerate() {
         let token = if i > 0 && rng.random_bool(0.25) {
-            BROKEN[rng.random_range(0..BROKEN.len())]
+            broken[rng.random_range(0..broken.len())]
         } else {
             TokenPolicy::Valid
         };

@@ -1,10 +1,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::SinkExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::raw::{ack, joined, joined_small_buffer, next_text};
+use crate::raw::{ack, joined, joined_small_buffer, next_text, pipeline_sends};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,14 +228,7 @@ async fn a_recipient_whose_send_buffer_is_full_still_gets_every_message_and_the_
     // than any socket buffer on the way to bob holds.
     const SENDS: u64 = 1_000;
     let content = "\u{1F600}".repeat(4_096);
-    for i in 0..SENDS {
-        let send = json!(["send_message", {"to": "bob", "content": content, "client_id": format!("c{i}")}]);
-        alice
-            .feed(Message::text(format!("42{i}{send}")))
-            .await
-            .unwrap();
-    }
-    alice.flush().await.unwrap();
+    pipeline_sends(&mut alice, "bob", &content, SENDS).await;
     let mut acks = BTreeMap::new();
     while (acks.len() as u64) < SENDS {
         let frame = next_text(&mut alice).await.expect("alice stays connected");
@@ -305,14 +296,7 @@ async fn a_sender_that_writes_faster_than_it_reads_still_gets_every_ack_m1_m2() 
     let mut alice = joined_small_buffer(&server.url, "alice").await;
     const SENDS: u64 = 3_000;
     let content = "x".repeat(200);
-    for i in 0..SENDS {
-        let send = json!(["send_message", {"to": "bob", "content": content, "client_id": format!("c{i}")}]);
-        alice
-            .feed(Message::text(format!("42{i}{send}")))
-            .await
-            .unwrap();
-    }
-    alice.flush().await.unwrap();
+    pipeline_sends(&mut alice, "bob", &content, SENDS).await;
     let mut acked = BTreeSet::new();
     while (acked.len() as u64) < SENDS {
         let frame = next_text(&mut alice)

@@ -100,3 +100,15 @@ pub async fn connect_raw(url: &str, username: Option<&str>, connect: &str) -> (W
     let answer = next_text(&mut ws).await.unwrap();
     (ws, answer)
 }
+
+/// Sends `count` `send_message` frames to `to` (ack ids 0…, client ids
+/// `c0`…) without reading anything in between.
+pub async fn pipeline_sends(ws: &mut Ws, to: &str, content: &str, count: u64) {
+    for i in 0..count {
+        let send = serde_json::json!(["send_message", {"to": to, "content": content, "client_id": format!("c{i}")}]);
+        ws.feed(Message::text(format!("42{i}{send}")))
+            .await
+            .unwrap();
+    }
+    ws.flush().await.unwrap();
+}
