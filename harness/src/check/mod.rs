@@ -45,6 +45,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use crate::client::ClientConfig;
 use crate::faults::{Fault, FaultKind, FaultPlan};
 use crate::judge::{check_all, Facts, Violation, PUSH_BOUND_MS};
+use crate::net::malformed::{Malformed, Out};
 use crate::net::proxy::{FaultProxy, Mode};
 use crate::net::transport::{self, TcpConnector};
 use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
@@ -732,10 +733,19 @@ async fn core_run(
     let started = Instant::now();
     let scenario = core_scenario(names, options);
     let recorder = Recorder::new(TraceClock::Real(started));
-    let abuser = abuse(connector, names, &recorder, timers, options);
+    let steps = abuse_packets(names, timers, options.seed);
+    let window = Duration::from_millis(options.scaled(1_000));
+    let abuser = abuse(
+        connector,
+        names,
+        &recorder,
+        options,
+        steps,
+        (ABUSE_AT_MS, window),
+    );
     let connectors = vec![connector.clone(); scenario.users.len()];
     let client = check_client(options);
-    tokio::join!(
+    let ((), well_formed) = tokio::join!(
         play(
             &scenario,
             connectors,
@@ -757,30 +767,39 @@ async fn core_run(
     ));
     violations.extend(presence_is_announced(&facts, slack));
     violations.extend(calm_deliveries(&facts, slack));
-    violations.extend(abuse_harms_nobody(&facts, ABUSE_AT_MS));
+    violations.extend(abuse_harms_nobody(&facts, ABUSE_AT_MS, &well_formed));
     violations.extend(rules::reused_client_id_gets_no_old_ack(&facts));
     violations.extend(rules::one_argument_only(&facts));
     Run::new("core", Some(scenario), trace, violations, started)
 }
 
-/// A registered client that sends broken packets on a raw websocket: bad JSON,
-/// an unknown event with an ack request, a send above `maxPayload`; then checks
-/// `/health`. Everything it sends and gets back is recorded as `abuser`.
+/// How many malformed frames, drawn from the check's seed, the abuser sends
+/// beside its fixed probes: one of every kind [`Malformed`] knows.
+const FUZZ_SAMPLE: usize = Malformed::KINDS as usize;
+
+/// Ack ids of the fuzz sample: one a frame, from here on.
+const FUZZ_ACKS_FROM: u64 = 100;
+
+/// A registered client that sends broken packets on a raw websocket: the
+/// fixed probes of [`abuse_packets`], then a seeded sample of [`Malformed`]
+/// frames; then checks `/health`. Everything it sends and gets back is
+/// recorded as `abuser`. Returns the requests (as recorded) a server may
+/// accept as messages ([`abuse_harms_nobody`]).
 async fn abuse(
     connector: &TcpConnector,
     names: &Names,
     recorder: &Recorder,
-    timers: Option<AnnouncedTimers>,
     options: &CheckOptions,
-) {
-    sleep_until_ms(recorder, ABUSE_AT_MS).await;
+    steps: Vec<AbuseStep>,
+    (at_ms, answer_window): (u64, Duration),
+) -> Vec<String> {
+    sleep_until_ms(recorder, at_ms).await;
     let name = names.user("mallory");
-    let answer_window = Duration::from_millis(options.scaled(1_000));
-    let exchange = |request: String, answer: String| {
+    let exchange = |request: &str, answer: String| {
         recorder.record(
             "abuser",
             What::Exchange {
-                request: abbreviate(&request),
+                request: abbreviate(request),
                 answer: abbreviate(&answer),
             },
         )
@@ -798,21 +817,40 @@ async fn abuse(
         ),
         None => ("40".to_owned(), "40".to_owned()),
     };
+    let well_formed = steps
+        .iter()
+        .filter(|s| s.may_accept)
+        .map(|s| abbreviate(&s.request()))
+        .collect();
     // A server may close the abuser's connection over a packet it cannot
     // read: the abuser then connects again and goes on, so every probe after
-    // it is still sent (and still judged).
-    let mut ws = None;
-    for packet in abuse_packets(names, timers).into_iter().skip(1) {
+    // it is still sent (and still judged). A CONNECT probe goes out first on
+    // a connection of its own.
+    let mut ws: Option<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> = None;
+    for step in steps {
+        if step.fresh {
+            if let Some(mut open) = ws.take() {
+                let _ = open.close(None).await;
+            }
+        }
         if ws.is_none() {
             match transport::websocket(connector, path, &[("username", &name)]).await {
                 Err(e) => {
-                    exchange(format!("websocket {path}"), format!("error: {e}"));
+                    exchange(&format!("websocket {path}"), format!("error: {e}"));
                     break;
                 }
+                Ok(mut opened) if step.fresh => {
+                    let (answer, _) =
+                        send_and_answer(&mut opened, &step.writes, answer_window).await;
+                    exchange(&step.request(), answer);
+                    let _ = opened.close(None).await;
+                    continue;
+                }
                 Ok(mut opened) => {
+                    let writes = [Out::Text(connect.0.clone())];
                     let (answer, closed) =
-                        send_and_answer(&mut opened, &connect.0, answer_window).await;
-                    exchange(connect.1.clone(), answer);
+                        send_and_answer(&mut opened, &writes, answer_window).await;
+                    exchange(&connect.1, answer);
                     if closed {
                         break;
                     }
@@ -821,8 +859,8 @@ async fn abuse(
             }
         }
         let Some(open) = ws.as_mut() else { break };
-        let (answer, closed) = send_and_answer(open, &packet, answer_window).await;
-        exchange(packet, answer);
+        let (answer, closed) = send_and_answer(open, &step.writes, answer_window).await;
+        exchange(&step.request(), answer);
         if closed {
             ws = None;
         }
@@ -835,14 +873,48 @@ async fn abuse(
         Ok(r) => format!("{} {}", r.status, abbreviate(&r.body)),
         Err(e) => format!("error: {e}"),
     };
-    exchange("GET /health".into(), answer);
+    exchange("GET /health", answer);
+    well_formed
 }
 
-/// What the abuser sends, in order: CONNECT; two messages under one
-/// `client_id` (M1); two arguments (M1); a payload claiming another `from`
-/// (M2); bad JSON twice; an unknown event with an ack; a send without its
-/// argument; a frame above maxPayload (B1).
-fn abuse_packets(names: &Names, timers: Option<AnnouncedTimers>) -> Vec<String> {
+/// One thing the abuser sends and awaits an answer to.
+struct AbuseStep {
+    /// The frames, written back to back.
+    writes: Vec<Out>,
+    /// Whether a server may accept it as a message.
+    may_accept: bool,
+    /// Whether it goes out first on a fresh connection (a CONNECT).
+    fresh: bool,
+}
+
+impl AbuseStep {
+    fn text(frame: String, may_accept: bool) -> Self {
+        Self {
+            writes: vec![Out::Text(frame)],
+            may_accept,
+            fresh: false,
+        }
+    }
+
+    /// The request as recorded: text frames as they are, attachments by size.
+    fn request(&self) -> String {
+        let parts: Vec<String> = self
+            .writes
+            .iter()
+            .map(|w| match w {
+                Out::Text(t) => t.clone(),
+                Out::Binary(b) => format!("<binary attachment, {} bytes>", b.len()),
+            })
+            .collect();
+        parts.join(" + ")
+    }
+}
+
+/// What the abuser sends, in order: two messages under one `client_id` (M1);
+/// two arguments (M1); a payload claiming another `from` (M2); bad JSON twice;
+/// an unknown event with an ack; a send without its argument; the seeded
+/// sample of [`Malformed`] frames; a frame above maxPayload (B1).
+fn abuse_packets(names: &Names, timers: Option<AnnouncedTimers>, seed: u64) -> Vec<AbuseStep> {
     let sink = names.user("m1sink");
     let reused = |ack_id: u64, content: &str| {
         let event = json!(["send_message", {"to": sink, "content": content, "client_id": "m1"}]);
@@ -850,59 +922,171 @@ fn abuse_packets(names: &Names, timers: Option<AnnouncedTimers>) -> Vec<String> 
     };
     let two_args = json!(["send_message", {"to": sink, "content": "m1 two arguments", "client_id": "m1-two"}, "extra"]);
     let forged = json!(["send_message", {"to": sink, "content": "m2 forged from", "client_id": "m2", "from": names.user("dave")}]);
-    let mut packets = vec![
-        "40".to_owned(),
-        reused(rules::REUSED_ID_ACKS.0, "m1 first"),
-        reused(rules::REUSED_ID_ACKS.1, "m1 second, same client_id"),
-        format!("42{}{two_args}", rules::TWO_ARGS_ACK),
-        format!("42{}{forged}", rules::FORGED_FROM_ACK),
-        r#"42["send_message",{"to":"#.to_owned(),
-        "42not json at all".to_owned(),
-        r#"421["no_such_event",{"x":1}]"#.to_owned(),
-        r#"422["send_message"]"#.to_owned(),
-    ];
-    // Frames a fuzzer reaches (B1): a namespace nobody serves, an event name
-    // that is not a string, nesting past any parser's depth, a NUL and a lone
-    // surrogate in strings. Each may be ignored or refused; none may be
-    // accepted as a message, cost anyone else their connection, or stop
-    // /health.
-    let nested = format!("{}{}", "[".repeat(300), "]".repeat(300));
-    packets.extend([
-        format!(r#"42/nowhere,4["send_message",{{"to":"{sink}","content":"x","client_id":"ns"}}]"#),
-        r#"425[1,{"to":"x","content":"y","client_id":"z"}]"#.to_owned(),
-        format!(r#"426["send_message",{nested}]"#),
-        format!(
-            r#"427["send_message",{{"to":"{sink}\u0000","content":"\ud800","client_id":"nul"}}]"#
+    let mut steps = vec![
+        AbuseStep::text(reused(rules::REUSED_ID_ACKS.0, "m1 first"), true),
+        AbuseStep::text(
+            reused(rules::REUSED_ID_ACKS.1, "m1 second, same client_id"),
+            true,
         ),
-    ]);
+        AbuseStep::text(format!("42{}{two_args}", rules::TWO_ARGS_ACK), true),
+        AbuseStep::text(format!("42{}{forged}", rules::FORGED_FROM_ACK), true),
+        AbuseStep::text(r#"42["send_message",{"to":"#.to_owned(), false),
+        AbuseStep::text("42not json at all".to_owned(), false),
+        AbuseStep::text(
+            format!(
+                r#"42{}["no_such_event",{{"x":1}}]"#,
+                rules::UNKNOWN_EVENT_ACK
+            ),
+            false,
+        ),
+        AbuseStep::text(r#"422["send_message"]"#.to_owned(), false),
+    ];
+    // Frames a fuzzer reaches (B1), drawn from the check's seed.
+    steps.extend(fuzz_steps(&Malformed::sample(seed, FUZZ_SAMPLE), &sink));
     let max = timers.map_or(0, |t| t.max_payload);
     if max > 0 && max <= 8 << 20 {
         let content = "x".repeat(usize::try_from(max).unwrap_or(0) + 1);
         let big = json!(["send_message", {"to": names.user("dave"), "content": content, "client_id": "oversized"}]);
-        packets.push(format!("423{big}"));
+        steps.push(AbuseStep::text(format!("423{big}"), false));
     }
-    packets
+    steps
 }
 
-/// Sends `packet` and collects what came back ([`answers_to`]).
+/// The abuser's steps for `sample`, addressing `sink`: each may be ignored
+/// or refused; none may be accepted as a message, cost anyone else their
+/// connection, or stop /health.
+fn fuzz_steps(sample: &[Malformed], sink: &str) -> Vec<AbuseStep> {
+    let mut steps = Vec::new();
+    for (i, malformed) in sample.iter().enumerate() {
+        let frames = malformed.frames(sink, FUZZ_ACKS_FROM + i as u64);
+        if let [Out::Text(_), Out::Binary(_)] = &frames[..] {
+            // An attachment completes its event: one exchange.
+            steps.push(AbuseStep {
+                writes: frames,
+                may_accept: false,
+                fresh: false,
+            });
+            continue;
+        }
+        for (n, out) in frames.into_iter().enumerate() {
+            steps.push(AbuseStep {
+                writes: vec![out],
+                may_accept: malformed.may_accept(n),
+                fresh: malformed.is_connect(),
+            });
+        }
+    }
+    steps
+}
+
+/// B1 for one sample of malformed frames, on its own: `alice` and `bob`
+/// connect and exchange a message, the abuser sends `sample` on a raw
+/// websocket, `alice` sends again; judged by every trace checker and by
+/// [`abuse_harms_nobody`]. The property tests drive it with generated samples;
+/// `check` sends a seeded sample of its own inside the core run.
+pub async fn fuzz_run(
+    target: &Target,
+    options: &CheckOptions,
+    sample: &[Malformed],
+) -> Result<Run, CheckError> {
+    let started = Instant::now();
+    let connector = TcpConnector { addr: target.addr };
+    wait_until_up(target, &connector, options.patience()).await?;
+    let names = Names::new(options.seed, fresh_tag_source());
+    let steps = fuzz_steps(sample, &names.user("m1sink"));
+    let window_ms = options.scaled(300);
+    let abuse_at_ms = 1_000;
+    // Room for every answer window and a reconnect after each.
+    let after_ms = abuse_at_ms + steps.len() as u64 * (window_ms + 200) + 500;
+    use HeaderPolicy::Valid;
+    let users = vec![
+        user(
+            names.user("alice"),
+            OpenMode::WebsocketFirst,
+            Valid,
+            Profile::Node,
+        ),
+        user(
+            names.user("bob"),
+            OpenMode::PollingFirst,
+            Valid,
+            Profile::Node,
+        ),
+    ];
+    let bob = users[1].name.clone();
+    let scenario = for_contract(
+        options,
+        Scenario {
+            seed: options.seed,
+            users,
+            steps: vec![
+                step(0, 0, Action::Open),
+                step(0, 1, Action::Open),
+                step(600, 0, send(&bob, "before the abuse")),
+                step(after_ms, 0, send(&bob, "after the abuse")),
+            ],
+            faults: FaultPlan::default(),
+            active_ms: after_ms + 1_000,
+            heal_ms: options.scaled(1_500) + DRAIN_MS,
+            open_world: true,
+        },
+    );
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let client = check_client(options);
+    let window = Duration::from_millis(window_ms);
+    let ((), well_formed) = tokio::join!(
+        play(
+            &scenario,
+            vec![connector.clone(); scenario.users.len()],
+            connector.clone(),
+            &recorder,
+            &client,
+            PROBE_EVERY_MS
+        ),
+        abuse(
+            &connector,
+            &names,
+            &recorder,
+            options,
+            steps,
+            (abuse_at_ms, window)
+        )
+    );
+    let trace = recorder.trace();
+    let mut violations = check_all(&trace, &scenario);
+    let facts = Facts::new(&trace, &scenario);
+    violations.extend(sessions_open(&facts));
+    violations.extend(calm_deliveries(&facts, options.scaled(1_000)));
+    violations.extend(abuse_harms_nobody(&facts, abuse_at_ms, &well_formed));
+    Ok(Run::new("fuzz", Some(scenario), trace, violations, started))
+}
+
+/// Writes `writes` and collects what came back ([`answers_to`], awaiting
+/// the answer to the first text frame).
 async fn send_and_answer<S>(
     ws: &mut tokio_tungstenite::WebSocketStream<S>,
-    packet: &str,
+    writes: &[Out],
     window: Duration,
 ) -> (String, bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    if ws.send(Frame::text(packet.to_owned())).await.is_err() {
-        return ("connection closed before sending".into(), true);
+    for write in writes {
+        let frame = match write {
+            Out::Text(t) => Frame::text(t.clone()),
+            Out::Binary(b) => Frame::binary(b.clone()),
+        };
+        if ws.send(frame).await.is_err() {
+            return ("connection closed before sending".into(), true);
+        }
     }
-    answers_to(ws, packet, window).await
+    let first = writes.iter().find_map(|w| match w {
+        Out::Text(t) => Some(t.as_str()),
+        Out::Binary(_) => None,
+    });
+    answers_to(ws, first.unwrap_or(""), window).await
 }
 
-/// What came back for `packet` within `window` (answering heartbeats on the
-/// way), and whether the connection closed. A packet that asks for an ack is
-/// done when its ack arrives; the others wait out the window (the abuser must
-/// be gone well before the scenario's final presence probe).
 async fn answers_to<S>(
     ws: &mut tokio_tungstenite::WebSocketStream<S>,
     packet: &str,
@@ -914,8 +1098,15 @@ where
     let awaited = if packet.starts_with("40") {
         Some("40".to_owned()) // CONNECT: done at the namespace's answer
     } else {
+        // An event (`42<id>[`) or a binary event (`45<n>-<id>[`) asking for an ack.
         packet
             .strip_prefix("42")
+            .or_else(|| {
+                packet
+                    .strip_prefix("45")
+                    .and_then(|r| r.split_once('-'))
+                    .map(|(_, r)| r)
+            })
             .and_then(|rest| rest.split_once('['))
             .filter(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
             .map(|(id, _)| format!("43{id}["))

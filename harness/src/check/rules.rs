@@ -93,6 +93,8 @@ pub const REUSED_ID_ACKS: (u64, u64) = (10, 11);
 pub const TWO_ARGS_ACK: u64 = 12;
 /// The abuser's ack id for a send whose payload claims another `from` (M2).
 pub const FORGED_FROM_ACK: u64 = 13;
+/// The abuser's ack id for an event nobody defines (B1: ignored, or `{error}`).
+pub const UNKNOWN_EVENT_ACK: u64 = 14;
 
 /// M1: a `client_id` reused for a different message must not get the first
 /// message's ack (refused with `{error}`, or accepted as a new message). The
@@ -387,7 +389,14 @@ pub fn calm_deliveries(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
 
 /// B1: after the abuser's malformed packets, no other user's connection was
 /// dropped by the server, and the server still answered `/health`.
-pub fn abuse_harms_nobody(facts: &Facts<'_>, abuse_at_ms: u64) -> Vec<Violation> {
+///
+/// `well_formed` are the abuser's requests (as recorded) that a server may
+/// accept as messages; every other acknowledged with an `id` is a B1 failure.
+pub fn abuse_harms_nobody(
+    facts: &Facts<'_>,
+    abuse_at_ms: u64,
+    well_formed: &[String],
+) -> Vec<Violation> {
     let mut found = Vec::new();
     for event in &facts.trace.events {
         let dropped = matches!(&event.what, What::Disconnected { reason }
@@ -421,16 +430,24 @@ pub fn abuse_harms_nobody(facts: &Facts<'_>, abuse_at_ms: u64) -> Vec<Violation>
                         ruling: None,
                     });
                 }
-                // The two well-formed sends of the M1 probe may be accepted.
-                let well_formed = [
-                    REUSED_ID_ACKS.0,
-                    REUSED_ID_ACKS.1,
-                    FORGED_FROM_ACK,
-                    TWO_ARGS_ACK,
-                ]
-                .iter()
-                .any(|ack_id| request.starts_with(&format!("42{ack_id}[")));
-                if !well_formed && answer.contains("\"id\"") && answer.starts_with("43") {
+                let unknown_ack = format!("43{UNKNOWN_EVENT_ACK}[");
+                if request.starts_with(&format!("42{UNKNOWN_EVENT_ACK}["))
+                    && answer.starts_with(&unknown_ack)
+                    && !answer.starts_with(&format!("{unknown_ack}{{\"error\""))
+                {
+                    found.push(Violation {
+                        clause: Clause::B1,
+                        at_ms: event.at_ms,
+                        message: "an unknown event was answered, and not with {\"error\"}".into(),
+                        evidence: vec![event.clone()],
+                        subject: Default::default(),
+                        ruling: None,
+                    });
+                }
+                if !well_formed.contains(request)
+                    && answer.contains("\"id\"")
+                    && answer.starts_with("43")
+                {
                     found.push(Violation {
                         clause: Clause::B1,
                         at_ms: event.at_ms,
@@ -800,7 +817,10 @@ mod tests {
                 health("200 {\"status\":\"ok\"}"),
             ],
         };
-        assert_eq!(abuse_harms_nobody(&Facts::new(&calm, &s), 3_000), vec![]);
+        assert_eq!(
+            abuse_harms_nobody(&Facts::new(&calm, &s), 3_000, &[]),
+            vec![]
+        );
         let harmed = Trace {
             events: vec![
                 at(0, "a#1", What::Connected),
@@ -815,9 +835,44 @@ mod tests {
             ],
         };
         assert_eq!(
-            clauses(&abuse_harms_nobody(&Facts::new(&harmed, &s), 3_000)),
+            clauses(&abuse_harms_nobody(&Facts::new(&harmed, &s), 3_000, &[])),
             vec![Clause::B1, Clause::B1]
         );
+    }
+
+    #[test]
+    fn an_unknown_event_answered_other_than_error_or_a_malformed_frame_accepted_is_b1() {
+        let s = scenario(&["a"]);
+        let exchange = |request: &str, answer: &str| Trace {
+            events: vec![at(
+                4_000,
+                "abuser",
+                What::Exchange {
+                    request: request.into(),
+                    answer: answer.into(),
+                },
+            )],
+        };
+        let unknown = format!("42{UNKNOWN_EVENT_ACK}[\"no_such_event\",{{}}]");
+        let judge = |trace: &Trace, well_formed: &[String]| {
+            clauses(&abuse_harms_nobody(
+                &Facts::new(trace, &s),
+                3_000,
+                well_formed,
+            ))
+        };
+        let refused = exchange(
+            &unknown,
+            &format!("43{UNKNOWN_EVENT_ACK}[{{\"error\":\"no\"}}]"),
+        );
+        assert_eq!(judge(&refused, &[]), vec![]);
+        assert_eq!(judge(&exchange(&unknown, "(nothing)"), &[]), vec![]);
+        let answered = exchange(&unknown, &format!("43{UNKNOWN_EVENT_ACK}[\"ok\"]"));
+        assert_eq!(judge(&answered, &[]), vec![Clause::B1]);
+        let sent = "42100[\"send_message\",{}]";
+        let accepted = exchange(sent, "43100[{\"id\":3,\"delivery\":\"polling\"}]");
+        assert_eq!(judge(&accepted, &[]), vec![Clause::B1]);
+        assert_eq!(judge(&accepted, &[sent.to_owned()]), vec![]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod bin;
 use bin::harness;
 
+mod fuzz;
 mod hostile;
 mod secure;
 mod sentences;
