@@ -178,7 +178,7 @@ impl Target {
 }
 
 /// The server's Engine.IO timers, read from its handshake.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
 pub struct AnnouncedTimers {
     /// pingInterval, ms.
     pub ping_interval_ms: u64,

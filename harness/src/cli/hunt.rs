@@ -100,20 +100,27 @@ fn text(
 /// The `hunt-merge` command: reads report files, prints one summary; exit 1
 /// when any machine found something, 2 when a file is unreadable.
 pub fn merge(files: &[PathBuf], format: Format) -> Exit {
-    let mut reports = Vec::new();
+    let mut parts = Vec::new();
     for path in files {
         let parsed = std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str::<HuntReport>(&text).map_err(|e| e.to_string()));
+            .and_then(|text| crate::hunt::Part::parse(&text));
         match parsed {
-            Ok(report) => reports.push(report),
+            Ok(part) => parts.push(part),
             Err(e) => {
                 eprintln!("error: {} is not a hunt report: {e}", path.display());
                 return Exit::Usage;
             }
         }
     }
-    let merged = crate::hunt::merge(&reports);
+    let merged = match crate::hunt::merge(&parts) {
+        Ok(merged) => merged,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let reports = parts;
     match format {
         Format::Json => println!("{}", json(&merged)),
         Format::Text => {
@@ -123,9 +130,13 @@ pub fn merge(files: &[PathBuf], format: Format) -> Exit {
                 .map(|r| format!("{}..{}", r.start, r.end))
                 .collect();
             println!(
-                "{} reports, {} seeds: {}",
+                "{} reports, {} seeds{}: {}",
                 reports.len(),
                 merged.seeds_run,
+                merged
+                    .target
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" against {t}")),
                 ranges.join(" ")
             );
             for gap in &merged.gaps {
@@ -215,7 +226,14 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
     };
     let Some(finding) = &report.finding else {
         match args.format {
-            Format::Json => println!("{}", json(&report)),
+            Format::Json => println!(
+                "{}",
+                json(&crate::hunt::LiveHuntFile {
+                    report,
+                    scenario_file: None,
+                    replay: None,
+                })
+            ),
             Format::Text => println!(
                 "clean: no violation in {} scenarios against {url} ({:.1} s)",
                 report.played,
@@ -235,9 +253,11 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
     match args.format {
         Format::Json => println!(
             "{}",
-            json(
-                &serde_json::json!({"report": &report, "scenario_file": &path, "replay": &replay})
-            )
+            json(&crate::hunt::LiveHuntFile {
+                report: report.clone(),
+                scenario_file: Some(path),
+                replay: Some(replay),
+            })
         ),
         Format::Text => {
             let mut out = String::new();

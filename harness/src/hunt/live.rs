@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::shrink::shrink_by;
@@ -65,7 +65,7 @@ pub struct Progress {
 }
 
 /// A violation found live, measured and shrunk.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LiveFinding {
     /// The seed whose scenario broke the contract.
     pub seed: u64,
@@ -84,8 +84,10 @@ pub struct LiveFinding {
 }
 
 /// The whole outcome of a live hunt.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LiveHuntReport {
+    /// The server hunted, as given: reports merge only when it is the same.
+    pub target: String,
     /// The server's timers as announced (scenarios are sized to them).
     pub timers: Option<AnnouncedTimers>,
     /// Scenarios played while exploring.
@@ -183,6 +185,7 @@ pub async fn hunt_live(
         }
     };
     Ok(LiveHuntReport {
+        target: target.url.clone(),
         timers,
         played,
         first_seed: plan.seeds.first(),

@@ -7,7 +7,7 @@ pub mod live;
 mod merge;
 pub mod shrink;
 
-pub use merge::{merge, Merged};
+pub use merge::{merge, LiveHuntFile, Merged, Mismatch, Part};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

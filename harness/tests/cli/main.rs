@@ -153,6 +153,54 @@ fn a_missing_or_bad_scenario_file_exits_2() {
     std::fs::remove_file(bad).ok();
 }
 
+/// A live hunt's `--format json` as `hunt --target` writes it.
+fn live_report(target: &str, first_seed: u64, played: u64, found: Option<u64>) -> String {
+    let finding = found.map(|seed| {
+        let scenario = serde_json::json!({"seed": seed, "users": [], "steps": [],
+            "faults": {"latency_ms_min": 0, "latency_ms_max": 0, "faults": []},
+            "active_ms": 1000, "heal_ms": 1000});
+        serde_json::json!({"seed": seed, "clause": "P2", "reproduced": [4, 5],
+            "scenario": scenario, "minimal": scenario, "minimal_reproduced": [5, 5],
+            "shrink_runs": 3})
+    });
+    serde_json::json!({
+        "report": {"target": target, "timers": null, "played": played,
+            "first_seed": first_seed, "finding": finding, "wall_ms": 60000},
+        "scenario_file": found.map(|s| format!("hunt-{s}.json")),
+        "replay": found.map(|s| format!("harness replay --target {target} --scenario hunt-{s}.json")),
+    })
+    .to_string()
+}
+
+#[test]
+fn live_hunt_reports_merge_per_server_and_refuse_another() {
+    let dir = std::env::temp_dir().join(format!("harness-live-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let staging = "http://127.0.0.1:8000";
+    let a = write("a.json", live_report(staging, 0, 40, None));
+    let b = write("b.json", live_report(staging, 40, 13, Some(52)));
+    let (code, out, err) = harness(&["hunt-merge", &a, &b]);
+    assert_eq!(code, 1, "a finding fails the campaign: {out}{err}");
+    assert!(
+        out.contains(&format!("2 reports, 53 seeds against {staging}: 0..53")),
+        "{out}"
+    );
+    assert!(out.contains("found P2 at seed 52: hunt-52.json"), "{out}");
+    let other = write("c.json", live_report("http://127.0.0.1:9000", 53, 10, None));
+    let (code, _, err) = harness(&["hunt-merge", &a, &other]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not one campaign") && err.contains("127.0.0.1:9000"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn hunt_reports_from_several_machines_merge_into_one_campaign() {
     let dir = std::env::temp_dir().join(format!("harness-merge-{}", std::process::id()));
