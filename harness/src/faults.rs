@@ -119,6 +119,13 @@ pub enum FaultKind {
     /// Every open connection goes silent for good at the start while new ones
     /// pass: a network switch (real TCP only: the fault proxy).
     Stall,
+    /// Server → client is not read at all: the proxy's small receive window
+    /// fills, then the server's own send buffer, and the server's writes
+    /// block, as behind a sleeping phone or a middlebox that stops reading; at
+    /// the end everything is read and delivered, in order (real TCP only: the
+    /// fault proxy; turmoil has no receive window, and its partitions already
+    /// block a writer for good).
+    Backpressure,
 }
 
 impl FaultKind {
@@ -132,6 +139,7 @@ impl FaultKind {
             FaultKind::Reset => "reset",
             FaultKind::LosePollResponse => "lose_poll_response",
             FaultKind::Stall => "stall",
+            FaultKind::Backpressure => "backpressure",
         }
     }
 
@@ -139,7 +147,10 @@ impl FaultKind {
     pub fn is_simulated(self) -> bool {
         !matches!(
             self,
-            FaultKind::Reset | FaultKind::LosePollResponse | FaultKind::Stall
+            FaultKind::Reset
+                | FaultKind::LosePollResponse
+                | FaultKind::Stall
+                | FaultKind::Backpressure
         )
     }
 }

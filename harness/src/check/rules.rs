@@ -464,20 +464,21 @@ pub fn abuse_harms_nobody(
     found
 }
 
-/// P3 under a black hole: once the server's ping timeout must have fired, the
-/// silent user is no longer listed and the other users heard `user_offline`.
+/// P3 under a black hole (or a link the server cannot write to, backpressure):
+/// once the server's ping timeout must have fired, the silent user is no
+/// longer listed and the other users heard `user_offline`.
 pub fn half_open_is_noticed(facts: &Facts<'_>, victim: usize, silence_ms: u64) -> Vec<Violation> {
     let mut found = Vec::new();
     let name = &facts.scenario.users[victim].name;
     let host = host_of(victim, facts.scenario.users.len());
-    let Some(hole) = facts
-        .scenario
-        .faults
-        .faults
-        .iter()
-        .find(|f| f.host == host && f.kind == FaultKind::Partition)
-    else {
+    let Some(hole) = facts.scenario.faults.faults.iter().find(|f| {
+        f.host == host && matches!(f.kind, FaultKind::Partition | FaultKind::Backpressure)
+    }) else {
         return found;
+    };
+    let silent = match hole.kind {
+        FaultKind::Backpressure => "has not been read",
+        _ => "has been a black hole",
     };
     let noticed_by = hole.at_ms + silence_ms + 1_000;
     let probe = facts.trace.events.iter().rev().find(|e| {
@@ -497,7 +498,7 @@ pub fn half_open_is_noticed(facts: &Facts<'_>, victim: usize, silence_ms: u64) -
                 clause: Clause::P3,
                 at_ms: probe.at_ms,
                 message: format!(
-                    "{name}'s link has been a black hole for {} ms, past pingInterval + pingTimeout, yet /api/online still lists them",
+                    "{name}'s link {silent} for {} ms, past pingInterval + pingTimeout, yet /api/online still lists them",
                     probe.at_ms - hole.at_ms
                 ),
                 evidence: vec![probe.clone()],

@@ -7,6 +7,9 @@
 //!   are not passed on, so both ends keep a half-open connection until their own
 //!   timers (the Engine.IO ping timeout) notice;
 //! - a hold ([`Flow::Hold`]): nothing moves until the hold ends, then all of it;
+//! - backpressure ([`Flow::Stop`]): the proxy stops reading, so with its small
+//!   receive window the sender's writes block (the server's, for
+//!   [`FaultKind::Backpressure`]) until the flow resumes;
 //! - a reset: every open connection is aborted with an RST on both sides;
 //! - a stall: every open connection becomes a black hole for good, while new
 //!   ones pass — a client that switched networks and reconnected at once,
@@ -40,7 +43,15 @@ pub enum Flow {
     Drop,
     /// Kept until the flow changes.
     Hold,
+    /// Not read at all until the flow changes: the bytes stay in the kernel,
+    /// and once the windows are full the sender's writes block.
+    Stop,
 }
+
+/// The receive buffer of the proxy's socket towards the server: small, so a
+/// stopped reader pushes back on the server after a few KiB, as a phone's or
+/// a middlebox's would, instead of after the several MiB Linux autotunes to.
+const SERVER_SIDE_RCVBUF: u32 = 16 * 1024;
 
 /// The proxy's behaviour right now, for every connection through it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,6 +100,11 @@ impl Mode {
                     }
                 }
                 FaultKind::LosePollResponse => mode.lose_poll_responses = true,
+                FaultKind::Backpressure => {
+                    if mode.from_server == Flow::Pass {
+                        mode.from_server = Flow::Stop;
+                    }
+                }
                 FaultKind::Reset | FaultKind::Stall => {} // instants, counted
             }
         }
@@ -162,7 +178,7 @@ async fn relay(
         let now = mode.borrow();
         (now.resets, now.stalls)
     };
-    let Ok(server) = TcpStream::connect(target).await else {
+    let Ok(server) = connect_with_small_window(target).await else {
         abort(&client);
         return;
     };
@@ -213,6 +229,17 @@ async fn relay(
     }
 }
 
+/// Connects to `target` with a [`SERVER_SIDE_RCVBUF`] receive buffer (set
+/// before connecting, so the window scale is agreed with it).
+async fn connect_with_small_window(target: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match target {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_recv_buffer_size(SERVER_SIDE_RCVBUF)?;
+    socket.connect(target).await
+}
+
 /// Closes with an RST instead of a FIN.
 fn abort(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
@@ -253,6 +280,19 @@ where
     let mut buf = vec![0u8; 16 * 1024];
     let mut first = true;
     loop {
+        // Backpressure: leave the bytes unread until the flow changes.
+        loop {
+            let current = mode.borrow_and_update().clone();
+            if current.resets != generation {
+                return End::Abort;
+            }
+            if direction.flow(&current, stall) != Flow::Stop {
+                break;
+            }
+            if mode.changed().await.is_err() {
+                return End::Abort;
+            }
+        }
         let read = tokio::select! {
             read = src.read(&mut buf) => read,
             () = reset(&mut mode, generation) => return End::Abort,
@@ -395,6 +435,70 @@ mod tests {
         let mut new = TcpStream::connect(proxy.addr()).await.unwrap();
         assert_eq!(round_trip(&mut new, b"new").await.unwrap(), b"new");
         assert!(round_trip(&mut old, b"six").await.is_err(), "still silent");
+    }
+
+    #[tokio::test]
+    async fn backpressure_blocks_the_servers_writes_until_it_ends() {
+        // Above what Linux lets a loopback sender buffer (its send buffer
+        // autotunes to a few MiB): the writer must block before the end.
+        const TOTAL: usize = 32 << 20;
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let server = listener.local_addr().unwrap();
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&written);
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+            while counter.load(Ordering::SeqCst) < TOTAL {
+                s.write_all(&chunk).await.unwrap();
+                counter.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+        });
+        let proxy = FaultProxy::start(server, 1).await.unwrap();
+        proxy.set(Mode::with_faults(
+            (0, 0),
+            &[FaultKind::Backpressure],
+            (0, 0),
+        ));
+        // The client reads eagerly throughout: whatever blocks the server is
+        // the proxy's, not a slow client's.
+        let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&received);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::with_capacity(TOTAL);
+            let mut buf = vec![0u8; 64 * 1024];
+            while got.len() < TOTAL {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed after {} bytes", got.len());
+                got.extend_from_slice(&buf[..n]);
+                count.store(got.len(), Ordering::SeqCst);
+            }
+            got
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let blocked_at = written.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            written.load(Ordering::SeqCst),
+            blocked_at,
+            "the server's writes went on into a reader that stopped"
+        );
+        assert!(blocked_at < TOTAL / 4, "{blocked_at} bytes buffered");
+        assert_eq!(
+            received.load(Ordering::SeqCst),
+            0,
+            "nothing passes while stopped"
+        );
+        proxy.set(Mode::default());
+        let got = tokio::time::timeout(Duration::from_secs(20), reader)
+            .await
+            .expect("everything is delivered once the reader resumes")
+            .unwrap();
+        assert!(got
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == ((i % (64 * 1024)) % 251) as u8));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use bin::harness;
 
 mod fuzz;
 mod hostile;
+mod middlebox;
 mod secure;
 mod sentences;
 
