@@ -15,7 +15,7 @@ pub use delivery::{
 };
 pub use facts::{user_of, Conn, Facts, Sent};
 pub use identity::{bad_sends_are_refused, from_is_the_sender, unregistered_stay_unregistered};
-pub use presence::presence_converges;
+pub use presence::{presence_converges, valid_users_connect};
 pub use summary::{summarize, Summary};
 
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,11 @@ pub const CHECKERS: &[Checker] = &[
         name: "nothing_accepted_is_lost",
         clauses: &[Clause::M5, Clause::L2],
         check: nothing_accepted_is_lost,
+    },
+    Checker {
+        name: "valid_users_connect",
+        clauses: &[Clause::T1, Clause::P1],
+        check: valid_users_connect,
     },
     Checker {
         name: "presence_converges",

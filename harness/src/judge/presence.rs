@@ -7,6 +7,76 @@ use crate::trace::{Event, What};
 
 use super::{user_of, violation, Facts, Violation};
 
+/// How long a connection attempt may take on a clean link before its
+/// failure is the server's: the reference client's connect timeout and more.
+const ATTEMPT_WINDOW_MS: u64 = 6_000;
+
+/// T1, P1: a user the contract lets in, who tried to connect on a clean link,
+/// got a connection at least once. Without this a server that answers nothing
+/// (a wrong path, a 404 everywhere, every CONNECT refused) would leave every
+/// other checker without evidence and the run vacuously clean. T1 when the
+/// Engine.IO session never opened, P1 when it opened and CONNECT never
+/// succeeded.
+pub fn valid_users_connect(facts: &Facts<'_>) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for user in &facts.scenario.users {
+        let name = user.name.as_str();
+        if !facts.can_register(name) {
+            continue;
+        }
+        let conns: Vec<_> = facts.conns_of(name).collect();
+        if conns.iter().any(|c| c.connected_at.is_some()) {
+            continue;
+        }
+        let Some(clean) = conns.iter().find(|c| {
+            c.attempt_at.is_some_and(|at| {
+                facts.is_link_clean(name, at.saturating_sub(1_000), at + ATTEMPT_WINDOW_MS)
+            })
+        }) else {
+            continue;
+        };
+        let at = clean.attempt_at.unwrap_or(0);
+        if at + ATTEMPT_WINDOW_MS > facts.end_ms {
+            continue; // the attempt had no time to finish
+        }
+        let mine: Vec<&Event> = facts
+            .trace
+            .events
+            .iter()
+            .filter(|e| conns.iter().any(|c| c.label == e.actor))
+            .collect();
+        let opened = mine.iter().any(|e| matches!(e.what, What::Opened { .. }));
+        let why = mine
+            .iter()
+            .rev()
+            .find_map(|e| match &e.what {
+                What::OpenFailed { reason } => Some(reason.clone()),
+                What::ConnectRefused { message } => Some(format!("CONNECT_ERROR {message}")),
+                What::Disconnected { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "no answer".into());
+        let (clause, what) = if opened {
+            (
+                Clause::P1,
+                "its Engine.IO sessions opened, but CONNECT never succeeded",
+            )
+        } else {
+            (Clause::T1, "no Engine.IO session ever opened")
+        };
+        found.push(violation(
+            clause,
+            at,
+            format!(
+                "{name} may register and tried on a clean link, yet never got a connection in {} attempts: {what} (last: {why})",
+                conns.len()
+            ),
+            mine.into_iter().take(6).cloned().collect(),
+        ));
+    }
+    found
+}
+
 /// P1–P4 (liveness): after the heal, `/api/online` lists exactly the users with
 /// an open registered connection, sorted; and every connection that stayed up
 /// saw each other user's last change as user_online / user_offline.

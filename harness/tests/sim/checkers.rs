@@ -290,3 +290,58 @@ fn a_v2_server_registering_the_tokenless_is_caught_a2_and_a5() {
         "v2 names its clauses: {clauses:?}"
     );
 }
+
+/// A server that answers nothing useful must not come out clean for want of
+/// evidence: every other checker needs a connection to judge, so a valid user
+/// who tried on a clean link and never got one is T1 (no Engine.IO session)
+/// or P1 (a session, but CONNECT never succeeded).
+#[test]
+fn a_server_that_serves_nothing_fails_t1_not_clean() {
+    let report = harness::Campaign::new()
+        .server(
+            |listener: harness::Listener, _env: harness::ServerEnv| async move {
+                axum::serve(listener, axum::Router::new()).await
+            },
+        )
+        .users(3)
+        .duration(std::time::Duration::from_secs(20))
+        .seeds(0..2)
+        .shrink_budget(8)
+        .run();
+    let finding = report
+        .finding
+        .as_ref()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(finding.clause, Clause::T1, "{report}");
+    assert!(
+        finding.violation.message.contains("never got a connection"),
+        "{}",
+        finding.violation.message
+    );
+}
+
+#[test]
+fn valid_users_on_a_clean_link_get_connected_and_refusing_them_is_p1() {
+    // alice's CONNECT never succeeding, as a server refusing every valid
+    // user would leave it: the reference's own trace without her Connected.
+    let s = alice_and_bob(vec![(2_000, 0, send("bob"))], vec![]);
+    let (trace, violations) = run(&s, &[]);
+    assert_clean(&violations);
+    let refused = harness::trace::Trace {
+        events: trace
+            .events
+            .iter()
+            .filter(|e| {
+                !(e.actor.starts_with("alice") && matches!(e.what, harness::trace::What::Connected))
+            })
+            .cloned()
+            .collect(),
+    };
+    let found = harness::judge::valid_users_connect(&harness::judge::Facts::new(&refused, &s));
+    assert!(
+        found
+            .iter()
+            .any(|v| v.clause == Clause::P1 && v.message.contains("alice")),
+        "{found:#?}"
+    );
+}
