@@ -38,6 +38,7 @@ pub fn action(action: &Action) -> String {
         Action::SendRaw { payload } => format!("send malformed {payload}"),
         Action::Poll => "poll the mailbox".into(),
         Action::Crash { down_ms } => format!("crash, restart after {down_ms} ms"),
+        Action::Freeze { ms } => format!("the device sleeps for {ms} ms"),
     }
 }
 

@@ -52,6 +52,11 @@ pub enum What {
     Upgraded,
     /// The namespace CONNECT was accepted.
     Connected,
+    /// The device went to sleep for `ms` ([`crate::scenario::Action::Freeze`]).
+    Frozen {
+        /// How long.
+        ms: u64,
+    },
     /// The namespace CONNECT was refused with CONNECT_ERROR.
     ConnectRefused {
         /// The error data's `message`.
@@ -453,6 +458,7 @@ fn describe(what: &What) -> (&'static str, String) {
             format!("ping={ping_interval_ms}ms timeout={ping_timeout_ms}ms"),
         ),
         What::Upgraded => ("upgraded", "polling → websocket".into()),
+        What::Frozen { ms } => ("frozen", format!("the device sleeps for {ms} ms")),
         What::Connected => ("connected", String::new()),
         What::ConnectRefused { message } => ("connect-refused", format!("{message:?}")),
         What::Presence {

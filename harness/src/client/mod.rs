@@ -74,6 +74,8 @@ pub(crate) struct Shared<C> {
     pub(super) next_conn: AtomicU32,
     pub(super) inbox: Mutex<Inbox>,
     pub(super) rng: Mutex<SmallRng>,
+    /// While the device sleeps ([`User::freeze`]): when it wakes.
+    pub(super) frozen_until: Mutex<Option<Instant>>,
 }
 
 /// Ids already shown, and the mailbox cursor.
@@ -153,6 +155,10 @@ pub(crate) enum Command {
     },
     Close,
     Crash,
+    /// The device sleeps until `until`: nothing read, written or timed.
+    Freeze {
+        until: Instant,
+    },
 }
 
 /// One socket.io-client instance: a task that keeps a session open, reconnecting.
@@ -193,6 +199,7 @@ impl<C: Connector> User<C> {
                 next_conn: AtomicU32::new(0),
                 inbox: Mutex::default(),
                 rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+                frozen_until: Mutex::new(None),
             }),
             tabs: Vec::new(),
             next_client_id: 0,
@@ -278,6 +285,18 @@ impl<C: Connector> User<C> {
         live.len()
     }
 
+    /// The device sleeps for `ms`: every live tab stops where it is, and the
+    /// poll loop with them; all resume at the same instant.
+    pub fn freeze(&mut self, ms: u64) {
+        let until = Instant::now() + Duration::from_millis(ms);
+        self.shared
+            .record(&self.shared.spec.name, What::Frozen { ms });
+        *self.shared.frozen_until.lock().unwrap() = Some(until);
+        for tab in self.tabs.iter().filter(|t| t.is_live()) {
+            let _ = tab.commands.send(Command::Freeze { until });
+        }
+    }
+
     /// Polls the mailbox once (L1, L2).
     pub async fn poll(&self) {
         http::poll_mailbox(&self.shared).await;
@@ -291,6 +310,11 @@ impl<C: Connector> User<C> {
             let mut next = Instant::now() + offset;
             while next < until {
                 sleep_until(next).await;
+                // A sleeping device polls when it wakes, not before.
+                let frozen = *shared.frozen_until.lock().unwrap();
+                if let Some(wake) = frozen.filter(|w| *w > Instant::now()) {
+                    sleep_until(wake).await;
+                }
                 http::poll_mailbox(&shared).await;
                 next += period;
             }
@@ -352,12 +376,14 @@ async fn run_tab<C: Connector>(
             },
         );
         // Commands that arrive while down: a close or crash ends the tab.
-        let wake = Instant::now() + Duration::from_millis(delay_ms);
+        let mut wake = Instant::now() + Duration::from_millis(delay_ms);
         loop {
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
                     None | Some(Command::Close) | Some(Command::Crash) => return,
+                    // A sleeping device's reconnect timer cannot fire.
+                    Some(Command::Freeze { until }) => wake = wake.max(until),
                     Some(_) => {}
                 },
                 _ = sleep_until(wake) => break,

@@ -349,6 +349,17 @@ impl<C: Connector> Session<'_, C> {
                         self.record(What::Disconnected { reason: "client crashed".into() });
                         return End::ByClient;
                     }
+                    // Asleep: the socket stays open, unread and unwritten.
+                    // On waking, socket.io-client's overdue ping-timeout timer
+                    // fires before anything buffered is read: a session the
+                    // heartbeat gave up on ends, and the tab reconnects.
+                    Some(Command::Freeze { until }) => {
+                        sleep_until(until).await;
+                        if Instant::now() < heartbeat_deadline {
+                            continue;
+                        }
+                        "ping timeout (overdue on waking)".to_owned()
+                    }
                 },
                 frame = ws.next() => match frame {
                     Some(Ok(Frame::Text(text))) => match EioPacket::decode(text.as_str()) {

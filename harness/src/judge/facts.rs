@@ -63,6 +63,8 @@ pub struct Facts<'a> {
     pub heal_at: Option<u64>,
     /// The time of the last event.
     pub end_ms: u64,
+    /// When each user's device slept ([`What::Frozen`]): `[from, to)` in ms.
+    pub frozen: BTreeMap<String, Vec<(u64, u64)>>,
 }
 
 /// The user part of `user#n`.
@@ -82,6 +84,7 @@ impl<'a> Facts<'a> {
             received: BTreeMap::new(),
             heal_at: None,
             end_ms: trace.events.last().map_or(0, |e| e.at_ms),
+            frozen: BTreeMap::new(),
         };
         for event in &trace.events {
             fn conn<'m>(conns: &'m mut BTreeMap<String, Conn>, actor: &str) -> &'m mut Conn {
@@ -130,6 +133,11 @@ impl<'a> Facts<'a> {
                         .push(event);
                 }
                 What::HealPhase => facts.heal_at = Some(event.at_ms),
+                What::Frozen { ms } => facts
+                    .frozen
+                    .entry(user_of(&event.actor).to_owned())
+                    .or_default()
+                    .push((event.at_ms, event.at_ms.saturating_add(*ms))),
                 _ => {}
             }
         }
@@ -156,10 +164,18 @@ impl<'a> Facts<'a> {
             .map(|i| host_of(i, self.scenario.users.len()))
     }
 
-    /// The link of `name`'s host stayed clean over `[from, to]`.
+    /// The link of `name`'s host stayed clean over `[from, to]`, and `name`'s
+    /// device was awake throughout: a sleeping client reads nothing, so what
+    /// the contract promises on a healthy network is not owed to it.
     pub(crate) fn is_link_clean(&self, name: &str, from_ms: u64, to_ms: u64) -> bool {
-        self.host(name)
-            .is_some_and(|h| !self.plan().touches(&h, from_ms, to_ms))
+        let asleep = self
+            .frozen
+            .get(name)
+            .is_some_and(|spans| spans.iter().any(|&(a, b)| a <= to_ms && from_ms < b));
+        !asleep
+            && self
+                .host(name)
+                .is_some_and(|h| !self.plan().touches(&h, from_ms, to_ms))
     }
 
     pub(crate) fn conns_of(&self, name: &str) -> impl Iterator<Item = &Conn> {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Scenario;
+use super::{Action, Scenario};
 
 /// Most users a scenario may have.
 pub const MAX_USERS: usize = 1_000;
@@ -132,6 +132,16 @@ impl Scenario {
                 step.at_ms, self.active_ms
             ));
         }
+        // A device asleep into the heal phase would be judged as if awake.
+        if let Some((step, ms)) = self.steps.iter().find_map(|s| match s.action {
+            Action::Freeze { ms } if s.at_ms.saturating_add(ms) > self.active_ms => Some((s, ms)),
+            _ => None,
+        }) {
+            return Err(format!(
+                "a freeze at {} ms for {ms} ms outlasts the active phase ({} ms): the device must be awake for the heal",
+                step.at_ms, self.active_ms
+            ));
+        }
         if let Some(user) = self
             .users
             .iter()
@@ -202,6 +212,16 @@ mod tests {
             .validate()
             .unwrap_err()
             .contains("after the active phase"));
+        let mut asleep = generated();
+        asleep.steps.push(Step {
+            at_ms: asleep.active_ms - 1_000,
+            user: 0,
+            action: Action::Freeze { ms: 5_000 },
+        });
+        assert!(asleep
+            .validate()
+            .unwrap_err()
+            .contains("outlasts the active phase"));
         let mut huge = generated();
         huge.active_ms = u64::MAX;
         assert!(huge.validate().unwrap_err().contains("active_ms"));

@@ -179,6 +179,15 @@ pub enum Action {
     },
     /// Poll the mailbox now, besides the regular poll loop.
     Poll,
+    /// The device sleeps (a phone locks, a laptop lid closes): every tab's
+    /// sockets stay open but nothing is read or written and no timer fires for
+    /// `ms`; then the tabs resume on the sessions they had, as socket.io-client
+    /// does when the page wakes (its overdue ping timer may end a session the
+    /// server already timed out, and it reconnects).
+    Freeze {
+        /// How long the device sleeps.
+        ms: u64,
+    },
     /// The client process dies (no close packets, sockets dropped) and comes back
     /// after `down_ms`, reopening as many tabs as it had.
     Crash {

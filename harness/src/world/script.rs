@@ -204,6 +204,7 @@ async fn act<C: Connector>(user: &mut User<C>, action: Action) -> Option<Down> {
         Action::SendRaw { payload } => user
             .send_raw(serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload))),
         Action::Poll => user.poll().await,
+        Action::Freeze { ms } => user.freeze(ms),
         Action::Crash { down_ms } => {
             let tabs = user.crash();
             return Some(Down { down_ms, tabs });

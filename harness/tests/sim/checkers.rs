@@ -345,3 +345,41 @@ fn valid_users_on_a_clean_link_get_connected_and_refusing_them_is_p1() {
         "{found:#?}"
     );
 }
+
+/// A device that sleeps for less than the heartbeat keeps its session: what
+/// was pushed meanwhile is read on waking (late, so M3 does not judge it), and
+/// nothing is lost.
+#[test]
+fn a_short_sleep_keeps_the_session_and_loses_nothing() {
+    let s = alice_and_bob(
+        vec![
+            (2_000, 1, Action::Freeze { ms: 8_000 }),
+            (3_000, 0, send("bob")),
+            (12_000, 0, send("bob")),
+        ],
+        vec![],
+    );
+    let (trace, violations) = run(&s, &[]);
+    assert_clean(&violations);
+    let text = trace.render();
+    assert!(text.contains("the device sleeps for 8000 ms"), "{text}");
+    assert!(!text.contains("overdue on waking"), "{text}");
+}
+
+/// A device that sleeps past pingInterval + pingTimeout: the server times the
+/// session out while a push to it waits for an ack; on waking the client's
+/// overdue heartbeat ends the session before anything is read. The push must
+/// have fallen back to the mailbox (M5): without the fallback it is lost.
+#[test]
+fn a_long_sleep_loses_nothing_and_no_ack_fallback_fails_m5() {
+    let mut s = alice_and_bob(
+        vec![
+            (2_000, 1, Action::Freeze { ms: 60_000 }),
+            (5_000, 0, send("bob")),
+        ],
+        vec![],
+    );
+    s.active_ms = 70_000;
+    let text = reference_passes_bug_breaks(&s, Bug::NoAckFallback, Clause::M5);
+    assert!(text.contains("overdue on waking"), "{text}");
+}
