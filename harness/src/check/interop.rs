@@ -116,7 +116,7 @@ pub(super) async fn rust_socketio_run(
             {
                 builder = builder.auth(serde_json::json!({ "token": token }));
             }
-            let client = builder
+            let connecting = builder
                 .on(SioEvent::Connect, rec(|_| Some(What::Connected)))
                 .on(
                     SioEvent::Close,
@@ -135,8 +135,13 @@ pub(super) async fn rust_socketio_run(
                     }),
                 )
                 .on_any(any)
-                .connect()
-                .await;
+                .connect();
+            // Bounded like every other wait: a server that answers oddly
+            // must not keep the independent client connecting for ever.
+            let client = match tokio::time::timeout(patience, connecting).await {
+                Ok(outcome) => outcome.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no connection within {} ms", patience.as_millis())),
+            };
             match client {
                 Ok(client) => Some(client),
                 Err(e) => {

@@ -157,3 +157,33 @@ async fn an_endless_body_is_cut_off_not_read_into_memory() {
     assert!(error.to_string().contains("bytes"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// rust_engineio 0.6.0's polling transport read a poll's body whatever its
+/// status, and polled again at once after an empty one: against a server
+/// that answers 404 with no body it spun for ever inside `connect()`, never
+/// returning (vendor/rust_engineio-0.6.0-poll-status.patch). It must give up
+/// with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_socketio_gives_up_on_a_server_that_answers_404_with_no_body() {
+    let (url, _task) = fake(axum::Router::new()).await;
+    let connecting = rust_socketio::asynchronous::ClientBuilder::new(url)
+        .reconnect(false)
+        .connect();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), connecting).await;
+    let Ok(outcome) = outcome else {
+        panic!("rust_socketio was still connecting to an all-404 server after 10 s");
+    };
+    assert!(outcome.is_err(), "connected to a server without Engine.IO");
+}
+
+/// The same server through the whole check: every wait bounded, every
+/// session clause without evidence, T1 failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_no_routes_fails_t1_and_passes_nothing_it_never_did() {
+    let (url, _task) = fake(axum::Router::new()).await;
+    let report = tokio::time::timeout(Duration::from_secs(240), check_core(&url))
+        .await
+        .expect("the check of an all-404 server finishes");
+    assert_nothing_vacuous(&report);
+    assert!(matches!(verdict(&report, Clause::T1), Verdict::Fail));
+}

@@ -79,8 +79,26 @@ impl PollingTransport {
         Box::pin(try_stream! {
             loop {
                 for await elem in Self::send_request(url.clone(), client.clone()) {
-                    for await bytes in elem?.bytes_stream() {
-                        yield bytes?;
+                    let response = elem?;
+                    // A poll that is not answered 200 carries no packets (a
+                    // 404 from a server without Engine.IO at this path, a
+                    // 400 for an unknown sid): end the stream with the
+                    // status instead of reading its body as a payload.
+                    let status = response.status();
+                    if !status.is_success() {
+                        Err(Error::IncompleteHttp(status.as_u16()))?;
+                    }
+                    // An Engine.IO server holds a poll until it has a packet
+                    // (or a noop): an empty body is not a payload, and
+                    // polling again at once would spin without yielding.
+                    let mut empty = true;
+                    for await bytes in response.bytes_stream() {
+                        let bytes = bytes?;
+                        empty &= bytes.is_empty();
+                        yield bytes;
+                    }
+                    if empty {
+                        Err(Error::IncompletePacket())?;
                     }
                 }
             }
