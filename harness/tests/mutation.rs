@@ -10,10 +10,11 @@
 use std::time::Duration;
 
 use harness::check::{check, report, CheckOptions, Target};
+use harness::judge::referee::Blame;
 use harness::spec::Level;
 use harness::token::{IssuerClock, TokenIssuer};
 use harness::{Campaign, Reference};
-use server_under_test::{Bug, Config, TokenKey};
+use server_under_test::{Bug, Config, Limits, TokenKey};
 
 /// Short Engine.IO timers: the robust level's black hole and the
 /// simulation's heal phases are short too.
@@ -52,14 +53,23 @@ fn a_bug_switch_is_still_found() {
         .seeds(0..8)
         .shrink_budget(0)
         .run();
-    assert!(!report.is_clean(), "never_push went unnoticed:\n{report}");
+    let finding = report
+        .finding
+        .as_ref()
+        .unwrap_or_else(|| panic!("never_push went unnoticed:\n{report}"));
+    // The referee reads the server's own record (its observer) to blame it.
+    let blame = finding.violation.ruling.as_ref().map(|r| r.blame);
+    assert_eq!(blame, Some(Blame::Server), "{report}");
 }
 
 async fn check_at(level: Level, config: Config, tokens: Option<TokenIssuer>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    // What the binary runs: hyper's builder with the real-TCP limits.
     let server = tokio::spawn(async move {
-        server_under_test::serve(listener, config).await.unwrap();
+        server_under_test::serve_tcp(listener, config, Limits::default())
+            .await
+            .unwrap();
     });
     let target = Target::resolve(&url).await.unwrap();
     let options = CheckOptions {

@@ -910,22 +910,29 @@ impl AbuseStep {
     }
 }
 
-/// What the abuser sends, in order: two messages under one `client_id` (M1);
+/// What the abuser sends, in order: three messages under one `client_id`, the
+/// second with other content, the third with the first's content to another
+/// recipient (M1);
 /// two arguments (M1); a payload claiming another `from` (M2); bad JSON twice;
 /// an unknown event with an ack; a send without its argument; the seeded
 /// sample of [`Malformed`] frames; a frame above maxPayload (B1).
 fn abuse_packets(names: &Names, timers: Option<AnnouncedTimers>, seed: u64) -> Vec<AbuseStep> {
     let sink = names.user("m1sink");
-    let reused = |ack_id: u64, content: &str| {
-        let event = json!(["send_message", {"to": sink, "content": content, "client_id": "m1"}]);
+    let reused = |ack_id: u64, to: &str, content: &str| {
+        let event = json!(["send_message", {"to": to, "content": content, "client_id": "m1"}]);
         format!("42{ack_id}{event}")
     };
+    let other_sink = names.user("m1other");
     let two_args = json!(["send_message", {"to": sink, "content": "m1 two arguments", "client_id": "m1-two"}, "extra"]);
     let forged = json!(["send_message", {"to": sink, "content": "m2 forged from", "client_id": "m2", "from": names.user("dave")}]);
     let mut steps = vec![
-        AbuseStep::text(reused(rules::REUSED_ID_ACKS.0, "m1 first"), true),
+        AbuseStep::text(reused(rules::REUSED_ID_ACKS.0, &sink, "m1 first"), true),
         AbuseStep::text(
-            reused(rules::REUSED_ID_ACKS.1, "m1 second, same client_id"),
+            reused(rules::REUSED_ID_ACKS.1, &sink, "m1 second, same client_id"),
+            true,
+        ),
+        AbuseStep::text(
+            reused(rules::REUSED_ID_OTHER_TO_ACK, &other_sink, "m1 first"),
             true,
         ),
         AbuseStep::text(format!("42{}{two_args}", rules::TWO_ARGS_ACK), true),

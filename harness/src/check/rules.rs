@@ -89,6 +89,9 @@ pub const RULES: &[Rule] = &[
 
 /// The abuser's ack ids for the two sends that share a `client_id` (M1).
 pub const REUSED_ID_ACKS: (u64, u64) = (10, 11);
+/// The abuser's ack id for the first send's content again under its
+/// `client_id`, to another recipient (M1: a differing `to` is not a retry).
+pub const REUSED_ID_OTHER_TO_ACK: u64 = 15;
 /// The abuser's ack id for a `send_message` with two arguments (M1: one argument).
 pub const TWO_ARGS_ACK: u64 = 12;
 /// The abuser's ack id for a send whose payload claims another `from` (M2).
@@ -114,24 +117,31 @@ pub fn reused_client_id_gets_no_old_ack(facts: &Facts<'_>) -> Vec<Violation> {
             _ => None,
         })
     };
-    let (Some((_, first)), Some((event, second))) =
-        (ack_of(REUSED_ID_ACKS.0), ack_of(REUSED_ID_ACKS.1))
-    else {
+    let Some((_, first)) = ack_of(REUSED_ID_ACKS.0) else {
         return Vec::new();
     };
-    if first["id"].is_u64() && second["id"] == first["id"] {
-        return vec![Violation {
-            clause: Clause::M1,
-            at_ms: event.at_ms,
-            message: format!(
-                "client_id \"m1\" reused for a different message got the first message's ack {first}: the second message is lost"
-            ),
-            evidence: vec![event],
-            subject: Default::default(),
-            ruling: None,
-        }];
+    let mut found = Vec::new();
+    for (ack_id, differs) in [
+        (REUSED_ID_ACKS.1, "content"),
+        (REUSED_ID_OTHER_TO_ACK, "recipient"),
+    ] {
+        let Some((event, again)) = ack_of(ack_id) else {
+            continue;
+        };
+        if first["id"].is_u64() && again["id"] == first["id"] {
+            found.push(Violation {
+                clause: Clause::M1,
+                at_ms: event.at_ms,
+                message: format!(
+                    "client_id \"m1\" reused for a message with another {differs} got the first message's ack {first}: that message is lost"
+                ),
+                evidence: vec![event],
+                subject: Default::default(),
+                ruling: None,
+            });
+        }
     }
-    Vec::new()
+    found
 }
 
 /// M1: `send_message` takes one argument; a second one makes the payload
@@ -589,6 +599,17 @@ mod tests {
                 "{fine}"
             );
         }
+        // The first message's content again, to another recipient: not a
+        // retry either, so the old ack is M1 too.
+        let other_to = Trace {
+            events: vec![
+                exchange(10, r#"4310[{"id":7,"delivery":"polling"}]"#),
+                exchange(15, r#"4315[{"id":7,"delivery":"polling"}]"#),
+            ],
+        };
+        let found = reused_client_id_gets_no_old_ack(&Facts::new(&other_to, &s));
+        assert_eq!(clauses(&found), vec![Clause::M1]);
+        assert!(found[0].message.contains("another recipient"), "{found:?}");
     }
 
     #[test]
