@@ -495,8 +495,11 @@ pub(super) async fn cursor_run(
 }
 
 /// How many messages the paging probe stores for one recipient: above the
-/// 100 entries a server may cut a page at (L1).
-pub(super) const PAGED_MESSAGES: u64 = 150;
+/// 100 entries a server may cut a page at (L1), and above the few hundred
+/// servers commonly page at (the reference server: 500), so a page cut
+/// without `more` is seen there too (the mutation campaign's
+/// `messages.len() > PAGE_ENTRIES` → `==` survived 150).
+pub(super) const PAGED_MESSAGES: u64 = 600;
 
 /// L1's paging sentence ("a prefix of at least 100 entries, and then
 /// `"more": true`"): [`PAGED_MESSAGES`] messages to one offline recipient,
