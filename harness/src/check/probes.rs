@@ -594,7 +594,8 @@ async fn paging_probe(
 }
 
 /// Connects `sender` on a websocket, sends [`PAGED_MESSAGES`] messages to
-/// `sink` without waiting, and returns the ids of those accepted.
+/// `sink` in pipelined chunks of [`PAGED_CHUNK`], and returns the ids of
+/// those accepted. A refusal (a rate limit) counts as answered.
 async fn pipelined_sends(
     connector: &TcpConnector,
     sender: &str,
@@ -626,11 +627,7 @@ async fn pipelined_sends(
             return None;
         } else if text.starts_with("40") && !connected {
             connected = true;
-            for i in 0..PAGED_MESSAGES {
-                let send = json!(["send_message", {"to": sink, "content": format!("page {i}"), "client_id": format!("page-{i}")}]);
-                ws.feed(Frame::text(format!("42{i}{send}"))).await.ok()?;
-            }
-            ws.flush().await.ok()?;
+            send_chunk(&mut ws, sink, 0).await?;
         } else if let Some(rest) = text.strip_prefix("43") {
             let start = rest.find('[').unwrap_or(0);
             if let Ok(args) = serde_json::from_str::<Value>(&rest[start..]) {
@@ -640,10 +637,37 @@ async fn pipelined_sends(
             if answered == PAGED_MESSAGES {
                 break;
             }
+            // The next chunk once this one is answered: pipelined, yet never
+            // more than a chunk of acks waiting on the server at once.
+            if answered % PAGED_CHUNK == 0 {
+                send_chunk(&mut ws, sink, answered).await?;
+            }
         }
     }
     let _ = ws.close(None).await;
     Some(ids)
+}
+
+/// Messages the paging probe writes back to back before reading their acks.
+const PAGED_CHUNK: u64 = 100;
+
+/// Writes messages `from..from + PAGED_CHUNK` of the paging probe without
+/// waiting.
+async fn send_chunk<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    sink: &str,
+    from: u64,
+) -> Option<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    for i in from..(from + PAGED_CHUNK).min(PAGED_MESSAGES) {
+        let send = json!(["send_message", {"to": sink, "content": format!("page {i}"), "client_id": format!("page-{i}")}]);
+        ws.feed(Frame::text(format!("42{i}{send}"))).await.ok()?;
+    }
+    ws.flush().await.ok()
 }
 
 /// L1, L2: a poll with `after` = the first of `seqs` returns exactly the later

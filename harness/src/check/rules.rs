@@ -300,6 +300,11 @@ pub fn presence_is_announced(facts: &Facts<'_>, slack: u64) -> Vec<Violation> {
             changes.push((at, false));
         }
         for (at_ms, online) in changes {
+            // Announcements due after the scenario's end have no evidence
+            // either way (the run stopped every client).
+            if at_ms + slack > facts.scenario.end_ms() {
+                continue;
+            }
             for watcher in facts.conns.values() {
                 let watching = watcher.user != name
                     && registered.contains(&watcher.user.as_str())

@@ -338,12 +338,16 @@ impl<C: Connector> Session<'_, C> {
                         self.record(What::SentRaw { client_id: client_id.clone() });
                         match self.emit_send(&mut ws, client_id, payload).await { Ok(()) => continue, Err(e) => e.to_string() }
                     }
-                    Some(Command::Close) | None => {
+                    Some(Command::Close) => {
                         let _ = send_sio(&mut ws, &SioPacket::Disconnect).await;
                         let _ = ws.close(None).await;
                         self.record(What::Disconnected { reason: "client close".into() });
                         return End::ByClient;
                     }
+                    // The run is over (`User::shutdown` dropped the tab while
+                    // aborting it): nothing happened that a checker should
+                    // see, so nothing is recorded.
+                    None => return End::ByClient,
                     Some(Command::Crash) => {
                         drop(ws);
                         self.record(What::Disconnected { reason: "client crashed".into() });
