@@ -741,7 +741,11 @@ async fn core_run(
         &recorder,
         options,
         steps,
-        (ABUSE_AT_MS, window),
+        (
+            ABUSE_AT_MS,
+            window,
+            scenario.end_ms().saturating_sub(DRAIN_MS),
+        ),
     );
     let connectors = vec![connector.clone(); scenario.users.len()];
     let client = check_client(options);
@@ -791,7 +795,7 @@ async fn abuse(
     recorder: &Recorder,
     options: &CheckOptions,
     steps: Vec<AbuseStep>,
-    (at_ms, answer_window): (u64, Duration),
+    (at_ms, answer_window, done_by_ms): (u64, Duration, u64),
 ) -> Vec<String> {
     sleep_until_ms(recorder, at_ms).await;
     let name = names.user("mallory");
@@ -827,7 +831,17 @@ async fn abuse(
     // it is still sent (and still judged). A CONNECT probe goes out first on
     // a connection of its own.
     let mut ws: Option<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> = None;
-    for step in steps {
+    let total = steps.len();
+    for (sent, step) in steps.into_iter().enumerate() {
+        // The abuser is a registered user: it must be gone before the
+        // scenario's last presence probe, or it would be listed online there.
+        if recorder.now_ms() >= done_by_ms {
+            exchange(
+                "(abuser out of time)",
+                format!("{} of {total} probes not sent", total - sent),
+            );
+            break;
+        }
         if step.fresh {
             if let Some(mut open) = ws.take() {
                 let _ = open.close(None).await;
@@ -1056,7 +1070,11 @@ pub async fn fuzz_run(
             &recorder,
             options,
             steps,
-            (abuse_at_ms, window)
+            (
+                abuse_at_ms,
+                window,
+                scenario.end_ms().saturating_sub(DRAIN_MS)
+            )
         )
     );
     let trace = recorder.trace();
@@ -1117,6 +1135,14 @@ where
             .and_then(|rest| rest.split_once('['))
             .filter(|(id, _)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
             .map(|(id, _)| format!("43{id}["))
+    };
+    // A frame that asks for no answer gets a short quiet window: a server
+    // may ignore it, and waiting the whole window on each would outlast the
+    // scenario.
+    let window = if awaited.is_some() {
+        window
+    } else {
+        (window / 4).max(Duration::from_millis(250))
     };
     let deadline = Instant::now() + window;
     let mut answers = Vec::new();

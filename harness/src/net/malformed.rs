@@ -248,9 +248,15 @@ impl Malformed {
         }
     }
 
-    /// Which of [`Malformed::frames`] a server may accept as a message.
+    /// Which of [`Malformed::frames`] a server may accept as a message: the
+    /// well-formed first of a duplicate pair, and a send under an ack id past
+    /// `u64` (its payload is well-formed; python-socketio's arbitrary-precision
+    /// ids accept it and answer under the same id, which loses nothing).
     pub fn may_accept(&self, frame: usize) -> bool {
-        matches!(self, Self::DuplicateAckId) && frame == 0
+        match self {
+            Self::DuplicateAckId | Self::HugeAckId { .. } => frame == 0,
+            _ => false,
+        }
     }
 }
 
@@ -286,6 +292,12 @@ mod tests {
         let Out::Text(s) = &strings[0] else { panic!() };
         assert!(s.contains(r"\ud800"), "{s}");
         assert!(Malformed::DuplicateAckId.may_accept(0));
+        assert!(Malformed::HugeAckId { digits: 30 }.may_accept(0));
+        assert!(!Malformed::Nested {
+            depth: 3,
+            objects: false
+        }
+        .may_accept(0));
         assert!(!Malformed::DuplicateAckId.may_accept(1));
     }
 }
