@@ -281,17 +281,11 @@ where
     let mut first = true;
     loop {
         // Backpressure: leave the bytes unread until the flow changes.
-        loop {
-            let current = mode.borrow_and_update().clone();
-            if current.resets != generation {
-                return End::Abort;
-            }
-            if direction.flow(&current, stall) != Flow::Stop {
-                break;
-            }
-            if mode.changed().await.is_err() {
-                return End::Abort;
-            }
+        if wait_out(&mut mode, Flow::Stop, direction, (generation, stall))
+            .await
+            .is_none()
+        {
+            return End::Abort;
         }
         let read = tokio::select! {
             read = src.read(&mut buf) => read,
@@ -306,31 +300,17 @@ where
         }
         first = false;
         // Wait out holds; learn whether these bytes fall into a black hole.
-        let current = loop {
-            let current = mode.borrow_and_update().clone();
-            if current.resets != generation {
-                return End::Abort;
-            }
-            if direction.flow(&current, stall) != Flow::Hold {
-                break current;
-            }
-            if mode.changed().await.is_err() {
-                return End::Abort;
-            }
+        let Some(current) = wait_out(&mut mode, Flow::Hold, direction, (generation, stall)).await
+        else {
+            return End::Abort;
         };
         if n == 0 {
             // Hold a close back while this direction is a black hole.
-            loop {
-                let current = mode.borrow_and_update().clone();
-                if current.resets != generation {
-                    return End::Abort;
-                }
-                if direction.flow(&current, stall) != Flow::Drop {
-                    break;
-                }
-                if mode.changed().await.is_err() {
-                    return End::Abort;
-                }
+            if wait_out(&mut mode, Flow::Drop, direction, (generation, stall))
+                .await
+                .is_none()
+            {
+                return End::Abort;
             }
             let _ = dst.shutdown().await;
             return End::Eof;
@@ -352,6 +332,26 @@ where
         if dst.write_all(&buf[..n]).await.is_err() {
             return End::Abort;
         }
+    }
+}
+
+/// Waits while `direction` flows as `flow`; the mode then in force, or
+/// `None` when the connection must be aborted (a reset, the proxy gone).
+async fn wait_out(
+    mode: &mut watch::Receiver<Mode>,
+    flow: Flow,
+    direction: Direction,
+    (generation, stall): (u64, u64),
+) -> Option<Mode> {
+    loop {
+        let current = mode.borrow_and_update().clone();
+        if current.resets != generation {
+            return None;
+        }
+        if direction.flow(&current, stall) != flow {
+            return Some(current);
+        }
+        mode.changed().await.ok()?;
     }
 }
 
