@@ -147,6 +147,26 @@ pub struct CampaignRow {
     pub vs_one_job: f64,
 }
 
+/// Live-hunt throughput: seeded scenarios played over real TCP, each user
+/// through its own fault proxy, against the in-process reference server with
+/// short timers, K at a time.
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveRow {
+    /// Scenarios played against the server at once (`hunt --concurrency`).
+    pub concurrency: usize,
+    /// Scenarios played (`batches` × K).
+    pub scenarios: u64,
+    /// The seed whose play broke a clause, if one did (the correct reference
+    /// server: that would be a false positive, and the hunt stops there).
+    pub violation: Option<String>,
+    /// Wall time, s.
+    pub wall_s: f64,
+    /// Scenarios per wall second.
+    pub per_s: f64,
+    /// Throughput relative to the K = 1 row of the same run.
+    pub vs_one: f64,
+}
+
 /// Everything `harness bench` measures.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
@@ -162,6 +182,8 @@ pub struct BenchReport {
     pub properties: PropertyRow,
     /// Hunt speed per bug switch.
     pub hunts: Vec<HuntRow>,
+    /// Live-hunt throughput at K = 1, 4, 16.
+    pub live_hunt: Vec<LiveRow>,
     /// Real network against simulation.
     pub real_vs_sim: RealRow,
     /// Push latency at several sizes.
@@ -218,6 +240,15 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let mut live_hunt = Vec::new();
+    for concurrency in [1, 4, 16] {
+        progress(&format!("live hunt: {concurrency} at once"));
+        live_hunt.push(runtime.block_on(live_row(concurrency, if quick { 1 } else { 2 })));
+    }
+    let one = live_hunt[0].per_s;
+    for row in &mut live_hunt {
+        row.vs_one = row.per_s / one;
+    }
     progress("real network vs simulation");
     let real_vs_sim = real_row(&runtime);
     let mut push_latency = Vec::new();
@@ -232,6 +263,7 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         simulation,
         properties,
         hunts,
+        live_hunt,
         real_vs_sim,
         push_latency,
     }
@@ -393,6 +425,60 @@ fn hunt_row(bug: server_under_test::Bug, hunts: usize) -> HuntRow {
         hunts,
         median_s: times[times.len() / 2],
         max_s: times.last().copied().unwrap_or(0.0),
+    }
+}
+
+/// `batches` × `concurrency` seeds of 4 users, 5 s active, every fault, hunted
+/// live against the reference server with 1 s timers (ping interval, ping
+/// timeout and ack timeout, as the README starts it for live hunts).
+async fn live_row(concurrency: usize, batches: usize) -> LiveRow {
+    use crate::check::{CheckOptions, Target};
+    use crate::hunt::live::{hunt_live, LiveHuntPlan};
+    use crate::spec::Level;
+    let config = server_under_test::Config {
+        ping_interval_ms: 1_000,
+        ping_timeout_ms: 1_000,
+        ack_timeout_ms: 1_000,
+        ..server_under_test::Config::default()
+    };
+    let (connector, serving) = reference_on_loopback(config).await;
+    let target = Target::resolve(&format!("http://{}", connector.addr))
+        .await
+        .expect("the reference server is up");
+    let scenarios = (concurrency * batches) as u64;
+    let plan = LiveHuntPlan {
+        seeds: Seeds::Range(1..1 + scenarios),
+        users: 4,
+        active_ms: 5_000,
+        faults: FaultMenu::all(),
+        concurrency,
+        // A finding here is a false positive: report it, do not study it.
+        confirmations: 1,
+        shrink_budget: 0,
+        ack_timeout_ms: 1_000,
+    };
+    let options = CheckOptions {
+        level: Level::Core,
+        seed: 1,
+        // Sixteen plays at once load a 2-core machine: as the README's hunts.
+        timeout_scale: 2.0,
+        tokens: None,
+    };
+    let started = Instant::now();
+    let report = hunt_live(&target, &plan, &options, |_| {})
+        .await
+        .expect("the reference server answers");
+    let wall_s = started.elapsed().as_secs_f64();
+    serving.abort();
+    LiveRow {
+        concurrency,
+        scenarios: report.played,
+        violation: report
+            .finding
+            .map(|f| format!("{} at seed {}", f.clause, f.seed)),
+        wall_s,
+        per_s: report.played as f64 / wall_s,
+        vs_one: 1.0,
     }
 }
 
@@ -670,6 +756,24 @@ pub fn text(report: &BenchReport) -> String {
             h.median_s,
             h.max_s,
             h.hunts
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nlive hunt throughput (reference server, 1 s timers, 4 users, 5 s active + heal, every fault, real TCP through fault proxies)"
+    );
+    for l in &report.live_hunt {
+        let _ = writeln!(
+            out,
+            "  K = {:>2}: {:>3} scenarios in {:>5.1} s = {:>5.2}/s ({:.2}× K = 1){}",
+            l.concurrency,
+            l.scenarios,
+            l.wall_s,
+            l.per_s,
+            l.vs_one,
+            l.violation
+                .as_ref()
+                .map_or(String::new(), |v| format!("  FALSE POSITIVE: {v}"))
         );
     }
     let r = &report.real_vs_sim;

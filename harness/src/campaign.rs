@@ -220,6 +220,7 @@ impl Campaign {
                 first,
                 &self.world,
                 0,
+                1,
             ));
         }
     }

@@ -32,6 +32,9 @@ pub struct FaultMenu {
     pub hold: bool,
     /// Client process crash and restart (a user action, see `Action::Crash`).
     pub crash: bool,
+    /// The device sleeps: its sockets stay open but nothing is read or written,
+    /// then it resumes on the same sessions (a user action, see `Action::Freeze`).
+    pub freeze: bool,
 }
 
 impl FaultMenu {
@@ -44,6 +47,7 @@ impl FaultMenu {
             oneway: true,
             hold: true,
             crash: true,
+            freeze: true,
         }
     }
 
@@ -59,6 +63,7 @@ impl FaultMenu {
             (self.oneway, "oneway"),
             (self.hold, "hold"),
             (self.crash, "crash"),
+            (self.freeze, "freeze"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -70,7 +75,7 @@ impl FaultMenu {
         }
     }
 
-    /// Parses `all`, `none` or a comma list of `latency,blip,partition,oneway,hold,crash`.
+    /// Parses `all`, `none` or a comma list of `latency,blip,partition,oneway,hold,crash,freeze`.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text {
             "all" => return Ok(Self::all()),
@@ -86,9 +91,10 @@ impl FaultMenu {
                 "oneway" => &mut menu.oneway,
                 "hold" => &mut menu.hold,
                 "crash" => &mut menu.crash,
+                "freeze" => &mut menu.freeze,
                 other => {
                     return Err(format!(
-                        "unknown fault '{other}'; use all, none, or a list of latency,blip,partition,oneway,hold,crash"
+                        "unknown fault '{other}'; use all, none, or a list of latency,blip,partition,oneway,hold,crash,freeze"
                     ))
                 }
             };

@@ -62,14 +62,26 @@ fn a_bug_switch_is_still_found() {
     assert_eq!(blame, Some(Blame::Server), "{report}");
 }
 
-async fn check_at(level: Level, config: Config, tokens: Option<TokenIssuer>) {
+/// How the server under check is served: as the binary serves it (hyper's
+/// builder with the real-TCP limits), or through the library's plain `serve`,
+/// which `harness check` uses for its embedded reference server (no URL).
+#[derive(Clone, Copy)]
+enum Serve {
+    Binary,
+    Library,
+}
+
+async fn check_at(level: Level, config: Config, tokens: Option<TokenIssuer>, serve: Serve) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    // What the binary runs: hyper's builder with the real-TCP limits.
     let server = tokio::spawn(async move {
-        server_under_test::serve_tcp(listener, config, Limits::default())
-            .await
-            .unwrap();
+        match serve {
+            Serve::Binary => {
+                server_under_test::serve_tcp(listener, config, Limits::default()).await
+            }
+            Serve::Library => server_under_test::serve(listener, config).await,
+        }
+        .unwrap();
     });
     let target = Target::resolve(&url).await.unwrap();
     let options = CheckOptions {
@@ -87,7 +99,7 @@ async fn check_at(level: Level, config: Config, tokens: Option<TokenIssuer>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_core_passes() {
-    check_at(Level::Core, quick(), None).await;
+    check_at(Level::Core, quick(), None, Serve::Binary).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,5 +115,5 @@ async fn check_secure_passes_the_v2_server() {
         ..quick()
     };
     let tokens = TokenIssuer::new(SECRET.to_vec(), IssuerClock::Wall);
-    check_at(Level::Secure, config, Some(tokens)).await;
+    check_at(Level::Secure, config, Some(tokens), Serve::Library).await;
 }

@@ -26,7 +26,7 @@ pub struct SimArgs {
     /// Length of the active phase (steps and faults); a heal phase follows. At most 24h.
     #[arg(long, default_value = "120s", value_parser = parse_active)]
     pub duration: Duration,
-    /// Faults: all, none, or a comma list of latency,blip,partition,oneway,hold,crash.
+    /// Faults: all, none, or a comma list of latency,blip,partition,oneway,hold,crash,freeze.
     #[arg(long, default_value = "all", value_parser = FaultMenu::parse)]
     pub faults: FaultMenu,
     /// Turn on a reference-server bug switch (repeatable).

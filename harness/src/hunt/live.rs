@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::shrink::shrink_by;
+use super::shrink::shrink_batched;
 use super::Seeds;
 use crate::check::replay::{replay_live_with, LiveReplay};
 use crate::check::{
@@ -225,24 +225,26 @@ async fn investigate(
     let clause = replays.main_clause().unwrap_or(first_clause);
     let reproduced = (replays.reproduced(Some(clause)), replays.runs.len());
     report("shrinking");
-    // The shrinker is synchronous: it runs on a blocking thread and plays each
-    // candidate on this runtime, `confirmations` times, keeping it only when
-    // a strict majority of the plays break the same clause.
+    // The shrinker is synchronous: it runs on a blocking thread and plays the
+    // next `concurrency` candidates side by side on this runtime, each
+    // `confirmations` times, keeping the first whose plays break the same
+    // clause in a strict majority (most candidates fail, so judging them
+    // together divides the wall time without changing the result).
     let handle = tokio::runtime::Handle::current();
     let (target_, options_, original) = (target.clone(), options.clone(), scenario.clone());
     let (confirmations, budget) = (plan.confirmations.max(1), plan.shrink_budget);
+    let width = plan.concurrency.max(1);
     let client_ = client.clone();
     let (minimal, shrink_runs) = tokio::task::spawn_blocking(move || {
-        shrink_by(&original, budget, |candidate| {
+        shrink_batched(&original, budget, width, |batch| {
+            let each = batch
+                .iter()
+                .map(|candidate| plays(&target_, candidate, confirmations, &options_, &client_));
             handle
-                .block_on(plays(
-                    &target_,
-                    candidate,
-                    confirmations,
-                    &options_,
-                    &client_,
-                ))
-                .is_ok_and(|r| r.reproduced(Some(clause)) * 2 > r.runs.len())
+                .block_on(futures_util::future::join_all(each))
+                .into_iter()
+                .map(|r| r.is_ok_and(|r| r.reproduced(Some(clause)) * 2 > r.runs.len()))
+                .collect()
         })
     })
     .await

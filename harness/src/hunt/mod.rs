@@ -200,6 +200,7 @@ pub fn hunt(plan: &HuntPlan, mut on_seed: impl FnMut(u64)) -> HuntOutcome {
                 violation,
                 &plan.world,
                 plan.shrink_budget,
+                jobs,
             );
             return HuntOutcome {
                 seeds_run: run.seed - first + 1,
@@ -245,7 +246,8 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// Replays a failing scenario (does it repeat?), shrinks it, and replays the
+/// Replays a failing scenario (does it repeat?), shrinks it (`jobs`
+/// candidates at a time; the result does not depend on it), and replays the
 /// shrunk one twice (its trace, and does that repeat?).
 pub fn investigate(
     seed: u64,
@@ -254,11 +256,12 @@ pub fn investigate(
     violation: Violation,
     world: &WorldOptions,
     shrink_budget: usize,
+    jobs: usize,
 ) -> Finding {
     let again = simulate(scenario, world).trace.render();
     let replay = Replay::compare(first_trace, &again);
     let clause = violation.clause;
-    let (minimal, shrink_runs) = shrink(scenario, world, clause, shrink_budget);
+    let (minimal, shrink_runs) = shrink(scenario, world, clause, shrink_budget, jobs);
     let (minimal_trace, minimal_replay, minimal_violation) = if minimal == *scenario {
         // Nothing shrank (or no budget): the two runs above are the minimal's.
         (

@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use super::{Action, GenerateOptions, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
 use crate::faults::FaultPlan;
 use crate::token::TokenPolicy;
+use crate::world::ServerTimers;
 
 /// Names the generator picks from, then `u10`, `u11` … beyond them.
 const NAMES: [&str; 10] = [
@@ -33,7 +34,8 @@ impl Scenario {
             draw_tokens(&mut rng, &mut users);
         }
         let active_ms = options.active_ms.max(1_000);
-        let steps = generate_steps(&mut rng, &users, active_ms, options.faults.crash);
+        let sleeps = options.faults.freeze.then(|| freeze_range(&options.timers));
+        let steps = generate_steps(&mut rng, &users, active_ms, options.faults.crash, sleeps);
         let hosts = crate::world::client_hosts(users.len());
         let faults = FaultPlan::swarm(&mut rng, &options.faults, &hosts, active_ms);
         let heal_ms = Self::heal_ms_for(
@@ -101,12 +103,27 @@ fn draw_tokens(rng: &mut SmallRng, users: &mut [UserSpec]) {
     }
 }
 
+/// How long a generated sleep lasts: from a second (a push waits unacked,
+/// the session survives) to past the server's dead-peer time plus its ack
+/// timeout (the server times the session out while a push waits; the client
+/// wakes to an overdue heartbeat), sized to the server's own timers.
+fn freeze_range(timers: &ServerTimers) -> (u64, u64) {
+    let high = timers
+        .dead_peer_ms()
+        .saturating_add(timers.ack_timeout_ms)
+        .saturating_mul(2);
+    (1_000, high.max(2_000))
+}
+
 /// Each user opens early, then acts every 0.5–6 s until the active phase ends.
+/// `sleeps`: the range of a device's sleep, when the menu has `freeze`; a sleep
+/// ends within the active phase (a shorter draw where little is left).
 fn generate_steps(
     rng: &mut SmallRng,
     users: &[UserSpec],
     active_ms: u64,
     crashes: bool,
+    sleeps: Option<(u64, u64)>,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     for (index, _) in users.iter().enumerate() {
@@ -149,6 +166,14 @@ fn generate_steps(
             } else if roll < 96 && crashes {
                 Action::Crash {
                     down_ms: rng.random_range(500..8_000),
+                }
+            } else if let Some((low, high)) = sleeps.filter(|_| roll < 98) {
+                let room = active_ms - at_ms;
+                if room < low {
+                    continue;
+                }
+                Action::Freeze {
+                    ms: rng.random_range(low..=high.min(room)),
                 }
             } else {
                 continue;
