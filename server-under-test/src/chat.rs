@@ -158,7 +158,9 @@ impl Chat {
         info!("🟢 User '{username}' connected (sid: {})", socket.id);
         if registered.came_online {
             let others = state.presence.connections_except(username);
-            emit_all(&others, wire::USER_ONLINE, &PresenceEvent { username });
+            let behind = emit_all(&others, wire::USER_ONLINE, &PresenceEvent { username });
+            drop(state);
+            disconnect_behind(behind, wire::USER_ONLINE);
         }
     }
 
@@ -176,6 +178,7 @@ impl Chat {
             });
         }
         let mut state = self.state();
+        let mut behind = Vec::new();
         if let Some(gone) = state.presence.unregister(conn_no) {
             if gone.went_offline {
                 info!("⚪ User {} went offline", gone.username);
@@ -183,7 +186,7 @@ impl Chat {
                 let event = PresenceEvent {
                     username: &gone.username,
                 };
-                emit_all(&others, wire::USER_OFFLINE, &event);
+                behind = emit_all(&others, wire::USER_OFFLINE, &event);
             }
         }
         let orphaned: Vec<u64> = state
@@ -201,6 +204,8 @@ impl Chat {
                 self.store_message(push.message, "connection closed");
             }
         }
+        drop(state);
+        disconnect_behind(behind, wire::USER_OFFLINE);
     }
 
     /// M2–M5: accepts a validated message from `from` and delivers it.
@@ -376,10 +381,36 @@ impl Chat {
     }
 }
 
-fn emit_all<T: serde::Serialize>(sockets: &[&SocketRef], event: &str, data: &T) {
+/// Emits a presence event to every socket in `sockets`. Returns the ones whose
+/// send buffer is full (a client that stopped reading: a sleeping phone):
+/// they would miss this news for good and show the user wrongly ever after
+/// (P1–P3), so the caller disconnects them with [`disconnect_behind`] once the
+/// state lock is released, and their client reconnects to the present.
+#[must_use]
+fn emit_all<T: serde::Serialize>(sockets: &[&SocketRef], event: &str, data: &T) -> Vec<SocketRef> {
+    let mut behind = Vec::new();
     for socket in sockets {
-        // A socket that closed meanwhile gets its own user_offline path; nothing to do.
-        let _ = socket.emit(event, data);
+        // A socket that closed meanwhile gets its own user_offline path.
+        if let Err(socketioxide::SendError::Socket(
+            socketioxide::SocketError::InternalChannelFull,
+        )) = socket.emit(event, data)
+        {
+            behind.push((*socket).clone());
+        }
+    }
+    behind
+}
+
+/// Disconnects the sockets that could not be told `event` (see [`emit_all`]);
+/// the transport closes under them even though the DISCONNECT packet cannot be
+/// queued (vendor/socketioxide-0.18.9-disconnect-when-full.patch).
+fn disconnect_behind(behind: Vec<SocketRef>, event: &str) {
+    for socket in behind {
+        warn!(
+            "🐢 {}: send buffer full, {event} could not be queued; disconnected so its client reconnects to the current presence",
+            socket.id
+        );
+        let _ = socket.disconnect();
     }
 }
 

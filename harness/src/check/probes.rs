@@ -242,10 +242,13 @@ async fn mailbox_probes(probe: &mut Prober<'_>, nobody: &str) {
             )
             .await;
     }
+    // `+` in a query string is a space; `%2B` is the plus sign itself, which
+    // a `u64` parser may take for a sign and accept.
     for after in [
         "",
         "-1",
         "+1",
+        "%2B1",
         "abc",
         "1.5",
         "0x10",

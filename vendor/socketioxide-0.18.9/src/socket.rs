@@ -662,12 +662,20 @@ impl<A: Adapter> Socket<A> {
     /// # Disconnect the socket from the current namespace,
     ///
     /// It will also call the disconnect handler if it is set with a [`DisconnectReason::ServerNSDisconnect`].
+    ///
+    /// When the socket's buffer is full (a peer that stopped reading), the
+    /// `DISCONNECT` packet cannot be queued: the socket is disconnected all
+    /// the same and its underlying transport closed, so the peer learns of it
+    /// when it reads again instead of staying attached to a namespace that
+    /// forgot it; [`SocketError::InternalChannelFull`] then says the packet was
+    /// not sent.
     pub fn disconnect(self: Arc<Self>) -> Result<(), SocketError> {
         let res = self.send(Packet::disconnect(self.ns.path.clone()));
+        self.clone().close(DisconnectReason::ServerNSDisconnect);
         if let Err(SocketError::InternalChannelFull) = res {
+            self.esocket.close(EIoDisconnectReason::ClosingServer);
             return Err(SocketError::InternalChannelFull);
         }
-        self.close(DisconnectReason::ServerNSDisconnect);
         Ok(())
     }
 
