@@ -223,12 +223,15 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         row.vs_one_job = row.per_s / one;
     }
     let mut hunts = Vec::new();
-    // The generator sends neither a payload `from` nor extra arguments (those
-    // two switches are `check`'s abuser's to find), so they have no hunt row.
+    // The generator sends neither a payload `from` nor extra arguments, and
+    // its users never poll with a header instead of a token (those three
+    // switches are `check`'s to find), so they have no hunt row.
     let simulated = server_under_test::Bug::ALL.into_iter().filter(|b| {
         !matches!(
             b,
-            server_under_test::Bug::TrustPayloadFrom | server_under_test::Bug::ExtraArgs
+            server_under_test::Bug::TrustPayloadFrom
+                | server_under_test::Bug::ExtraArgs
+                | server_under_test::Bug::MailboxByHeader
         )
     });
     for bug in simulated {
@@ -382,6 +385,7 @@ fn campaign_row(jobs: usize, seeds: u64) -> CampaignRow {
         world,
         shrink_budget: 0,
         jobs,
+        clauses: Vec::new(),
     };
     let started = Instant::now();
     let outcome = crate::hunt::hunt(&plan, |_| {});
@@ -396,6 +400,9 @@ fn campaign_row(jobs: usize, seeds: u64) -> CampaignRow {
 }
 
 fn hunt_row(bug: server_under_test::Bug, hunts: usize) -> HuntRow {
+    use server_under_test::Bug;
+    // The v2 switches break token identity: hunted in a v2 world.
+    let v2 = matches!(bug, Bug::TrustHeader | Bug::SkipExp | Bug::AcceptAlgNone);
     let mut times = Vec::new();
     let mut clause = None;
     for i in 0..hunts {
@@ -407,11 +414,17 @@ fn hunt_row(bug: server_under_test::Bug, hunts: usize) -> HuntRow {
             generate: GenerateOptions {
                 users: 6,
                 active_ms: 60_000,
+                tokens: v2,
                 ..GenerateOptions::default()
             },
-            world: WorldOptions::reference(&[bug]),
+            world: if v2 {
+                WorldOptions::reference_v2(&[bug])
+            } else {
+                WorldOptions::reference(&[bug])
+            },
             shrink_budget: SHRINK_BUDGET,
             jobs: 1,
+            clauses: Vec::new(),
         };
         let started = Instant::now();
         let outcome = crate::hunt::hunt(&plan, |_| {});
@@ -456,6 +469,7 @@ async fn live_row(concurrency: usize, batches: usize) -> LiveRow {
         confirmations: 1,
         shrink_budget: 0,
         ack_timeout_ms: 1_000,
+        clauses: Vec::new(),
     };
     let options = CheckOptions {
         level: Level::Core,
@@ -745,7 +759,7 @@ pub fn text(report: &BenchReport) -> String {
     );
     let _ = writeln!(
         out,
-        "\nhunt speed (find + shrink, 6 users, 60 s, every fault)"
+        "\nhunt speed (find + shrink, 6 users, 60 s, every fault; the v2 switches in a v2 world)"
     );
     for h in &report.hunts {
         let _ = writeln!(

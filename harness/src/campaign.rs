@@ -245,6 +245,7 @@ impl Campaign {
             world: self.world.clone(),
             shrink_budget: self.shrink_budget,
             jobs: self.jobs,
+            clauses: Vec::new(),
         };
         let outcome = hunt::hunt(&plan, |_| {});
         report.seeds_run = outcome.seeds_run;

@@ -9,6 +9,9 @@
 
 use std::time::Duration;
 
+#[path = "common/churn.rs"]
+mod churn;
+
 use harness::check::{check, report, CheckOptions, Target};
 use harness::judge::referee::Blame;
 use harness::spec::Level;
@@ -37,6 +40,19 @@ fn the_simulation_over_a_seed_range_is_clean() {
         .shrink_budget(0)
         .run()
         .assert_clean();
+}
+
+/// A sleeping device must not be left showing users wrongly when the
+/// presence news it could not take outgrows its send buffer (P2, P3).
+#[test]
+fn a_sleeping_device_is_not_left_with_stale_presence() {
+    use harness::world::{simulate, WorldOptions};
+    let scenario = churn::sleep_through_churn();
+    let world = WorldOptions::reference(&[]);
+    let outcome = simulate(&scenario, &world);
+    assert_eq!(outcome.error, None);
+    let violations = harness::judge::judge_run(&outcome, &scenario, &world.timers);
+    assert!(violations.is_empty(), "{violations:#?}");
 }
 
 /// The bug switches are part of what the harness measures: a mutant that

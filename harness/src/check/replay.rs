@@ -51,9 +51,20 @@ impl LiveReplay {
 
     /// The clause broken most often (ties: the contract's order), if any.
     pub fn main_clause(&self) -> Option<Clause> {
+        self.main_clause_among(&[])
+    }
+
+    /// [`Self::main_clause`] among `wanted` only (empty: every clause).
+    pub fn main_clause_among(&self, wanted: &[Clause]) -> Option<Clause> {
         let mut counts: BTreeMap<Clause, usize> = BTreeMap::new();
         for run in &self.runs {
-            let mut seen: Vec<Clause> = run.violations.iter().map(|v| v.clause).collect();
+            let mut seen: Vec<Clause> = run
+                .violations
+                .iter()
+                .map(|v| v.clause)
+                .filter(|c| wanted.is_empty() || wanted.contains(c))
+                .collect();
+            seen.sort_unstable();
             seen.dedup();
             for clause in seen {
                 *counts.entry(clause).or_default() += 1;

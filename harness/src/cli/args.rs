@@ -11,7 +11,7 @@ use super::Format;
 use crate::faults::FaultMenu;
 use crate::hunt::{HuntPlan, Seeds, SHRINK_BUDGET};
 use crate::scenario::{GenerateOptions, Scenario, ScenarioError, MAX_ACTIVE_MS};
-use crate::spec::Level;
+use crate::spec::{Clause, Level};
 use crate::world::WorldOptions;
 
 /// What defines a simulated run: the same values give a byte-identical trace.
@@ -116,6 +116,11 @@ pub struct HuntArgs {
     /// Reference-server bug switch (repeatable).
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
+    /// Hunt for this clause only (repeatable, e.g. `--clause M5` for the lost
+    /// message your users report): violations of other clauses are passed
+    /// over, not findings. Default: any clause.
+    #[arg(long = "clause", value_name = "ID", value_parser = parse_clause)]
+    pub clauses: Vec<Clause>,
     /// The contract: v1, or v2 (token identity; scenarios draw token policies).
     #[arg(long, value_enum, default_value_t = Contract::V1)]
     pub contract: Contract,
@@ -182,6 +187,7 @@ impl HuntArgs {
             jobs: self
                 .jobs
                 .map_or_else(crate::hunt::default_jobs, |j| j as usize),
+            clauses: self.clauses.clone(),
         }
     }
 
@@ -282,6 +288,12 @@ fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
         return Err(format!("empty seed range {a}..{b}"));
     }
     Ok(a..b)
+}
+
+fn parse_clause(id: &str) -> Result<Clause, String> {
+    Clause::from_id(&id.to_ascii_uppercase()).ok_or_else(|| {
+        format!("unknown clause '{id}'; use an id of the contract: T1, I3, P2, M5, L2, A1 …")
+    })
 }
 
 fn parse_bug(name: &str) -> Result<Bug, String> {

@@ -177,6 +177,7 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
         confirmations: args.confirmations as usize,
         shrink_budget: args.shrink_budget as usize,
         ack_timeout_ms: args.ack_timeout_ms,
+        clauses: args.clauses.clone(),
     };
     let secret = match super::check::issuer_from(args.jwt_secret_file.as_deref()) {
         Ok(secret) => secret,

@@ -49,6 +49,8 @@ pub struct LiveHuntPlan {
     /// How long the server waits for a push's ack before it falls back to the
     /// mailbox (not announced by Engine.IO; the contract's reference is 5 s).
     pub ack_timeout_ms: u64,
+    /// Only violations of these clauses are findings (empty: any clause).
+    pub clauses: Vec<Clause>,
 }
 
 /// How a hunt is going, for a progress line.
@@ -157,7 +159,7 @@ pub async fn hunt_live(
         for (seed, outcome) in futures_util::future::join_all(plays).await {
             let replay = outcome?;
             played += 1;
-            if let Some(clause) = replay.main_clause() {
+            if let Some(clause) = replay.main_clause_among(&plan.clauses) {
                 violating += 1;
                 first_failing = first_failing.or(Some((seed, clause)));
             }
@@ -222,7 +224,9 @@ async fn investigate(
     report("measuring the reproduction rate");
     let client = hunt_client(options);
     let replays = plays(target, &scenario, plan.confirmations, options, &client).await?;
-    let clause = replays.main_clause().unwrap_or(first_clause);
+    let clause = replays
+        .main_clause_among(&plan.clauses)
+        .unwrap_or(first_clause);
     let reproduced = (replays.reproduced(Some(clause)), replays.runs.len());
     report("shrinking");
     // The shrinker is synchronous: it runs on a blocking thread and plays the

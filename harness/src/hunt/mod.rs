@@ -60,6 +60,15 @@ pub struct HuntPlan {
     pub shrink_budget: usize,
     /// Simulations run side by side (the result does not depend on it).
     pub jobs: usize,
+    /// Only violations of these clauses are findings (empty: any clause).
+    pub clauses: Vec<Clause>,
+}
+
+impl HuntPlan {
+    /// Whether a violation of `clause` is what this hunt is after.
+    pub fn wants(&self, clause: Clause) -> bool {
+        self.clauses.is_empty() || self.clauses.contains(&clause)
+    }
 }
 
 /// Whether a failing scenario gave the same trace when run again.
@@ -228,7 +237,7 @@ fn run_seed(seed: u64, plan: &HuntPlan) -> SeedRun {
     let outcome = simulate(&scenario, &plan.world);
     let violation = judge_run(&outcome, &scenario, &plan.world.timers)
         .into_iter()
-        .next();
+        .find(|v| plan.wants(v.clause));
     SeedRun {
         seed,
         trace: if violation.is_some() {

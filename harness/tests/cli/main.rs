@@ -120,6 +120,42 @@ fn hunt_finds_a_bug_shrinks_it_and_the_saved_scenario_replays_it() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `--clause` hunts for the symptom a team reports: `last_sid_wins` first
+/// shows as M3 (a user shown offline gets mail instead of pushes); asked for
+/// P2, the hunt passes that over and finds the presence defect itself.
+#[test]
+fn hunt_for_one_clause_passes_the_others_over() {
+    let dir = std::env::temp_dir().join(format!("harness-clause-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("p2.json");
+    let file = file.to_str().unwrap();
+    let hunt = |extra: &[&str]| {
+        let mut args = vec![
+            "hunt",
+            "--seeds",
+            "1..3",
+            "--bug",
+            "last_sid_wins",
+            "--jobs",
+            "1",
+            "--out",
+            file,
+        ];
+        args.extend_from_slice(extra);
+        harness(&args)
+    };
+    let (code, out, err) = hunt(&[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("found: M3"), "{out}");
+    let (code, out, err) = hunt(&["--clause", "p2"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("found: P2"), "{out}");
+    let (code, _, err) = hunt(&["--clause", "Z9"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown clause 'Z9'"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn hunt_over_a_clean_range_exits_0() {
     let (code, out, _) = harness(&[

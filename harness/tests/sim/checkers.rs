@@ -386,35 +386,15 @@ fn a_long_sleep_loses_nothing_and_no_ack_fallback_fails_m5() {
 
 /// A device asleep (its session alive) while another user's tabs churn: the
 /// presence news for it outgrows its connection's send buffer. The server may
-/// not drop news and leave it showing a user wrongly for good (P2): it
+/// not drop news and leave it showing a user wrongly for good (P2, P3): it
 /// disconnects the connection that fell behind, and the client reconnects to
 /// the present. Before the fix (the reference server ignored the full buffer,
 /// and socketioxide's `disconnect` did nothing on a full buffer: vendor/
 /// socketioxide-0.18.9-disconnect-when-full.patch) alice's last news said bob
-/// was offline while he was online.
+/// was offline while he was online, and carol online while she was not.
 #[test]
 fn presence_news_outgrowing_a_sleeping_devices_buffer_is_not_lost() {
-    let users = [
-        UserSpec::node("alice"),
-        UserSpec::node("bob"),
-        UserSpec::node("carol"),
-    ];
-    let mut steps = vec![
-        (500, 0, Action::Open),
-        (1_000, 1, Action::Open),
-        (1_500, 1, Action::Close),
-        (2_000, 0, Action::Freeze { ms: 22_000 }),
-    ];
-    // carol comes and goes 150 times while alice sleeps: 300 announcements.
-    for i in 0..150 {
-        steps.push((3_000 + i * 100, 2, Action::Open));
-        steps.push((3_050 + i * 100, 2, Action::Close));
-    }
-    // bob comes back while alice still sleeps, and stays; alice wakes at 24 s,
-    // before the server's next ping (25 s) could notice anything.
-    steps.push((20_000, 1, Action::Open));
-    let mut s = scenario(&users, steps, vec![]);
-    s.active_ms = 40_000;
+    let s = crate::churn::sleep_through_churn();
     let (trace, violations) = run(&s, &[]);
     assert_clean(&violations);
     let text = trace.render();

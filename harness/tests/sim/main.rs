@@ -2,6 +2,8 @@
 //! server (must pass) and its matching bug switch (must fail).
 
 mod checkers;
+#[path = "../common/churn.rs"]
+mod churn;
 mod determinism;
 mod real_arm;
 mod scale;
