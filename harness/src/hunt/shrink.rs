@@ -5,7 +5,7 @@
 //! the active phase. Each candidate is simulated; a candidate is kept only when it
 //! still breaks the target clause. Deterministic, like everything else.
 //!
-//! The passes are a cursor over the candidates ([`Cursor`]): from a cursor and
+//! The passes are a cursor over the candidates (`Cursor`): from a cursor and
 //! the best scenario so far comes the next candidate, with where to go if it
 //! fails and if it still breaks the clause. Most candidates fail, so
 //! [`shrink_batched`] judges the next `width` candidates side by side as if each
