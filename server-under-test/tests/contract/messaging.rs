@@ -120,9 +120,13 @@ async fn an_unacknowledged_push_also_lands_in_the_mailbox_m5() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_to_a_connection_that_closes_unacked_is_stored_m5() {
-    // A long ack timeout, so only the close can trigger the fallback.
+    // A long ack timeout, so only the close can trigger the fallback; and a
+    // roomy heartbeat, so a loaded machine's late pong cannot end bob's session
+    // before the push (the 300 ms one did once in CI: no push, a polling ack).
     let server = start(server_under_test::Config {
         ack_timeout_ms: 60_000,
+        ping_interval_ms: 5_000,
+        ping_timeout_ms: 5_000,
         ..quick_config()
     })
     .await;
