@@ -1,7 +1,8 @@
-//! A device asleep while presence churns around it: the scenario both the
-//! simulation suite and the mutation suite hold the reference server to.
+//! Hand-built scenarios shared by the simulation suite and the mutation
+//! suite: the calm scenario builder, and a device asleep while presence
+//! churns around it.
 
-use harness::faults::FaultPlan;
+use harness::faults::{Fault, FaultPlan};
 use harness::scenario::{Action, Scenario, Step, UserSpec};
 use harness::ServerTimers;
 
@@ -23,6 +24,22 @@ pub fn sleep_through_churn() -> Scenario {
         steps.push((3_000 + i * 100, 2, Action::Open));
         steps.push((3_050 + i * 100, 2, Action::Close));
     }
+    let users = [
+        UserSpec::node("alice"),
+        UserSpec::node("bob"),
+        UserSpec::node("carol"),
+    ];
+    let mut s = scenario(&users, steps, vec![]);
+    s.active_ms = 40_000;
+    s
+}
+
+/// A calm scenario for `users`, with `steps` as (at_ms, user index, action).
+pub fn scenario(
+    users: &[UserSpec],
+    steps: Vec<(u64, usize, Action)>,
+    faults: Vec<Fault>,
+) -> Scenario {
     let mut steps: Vec<Step> = steps
         .into_iter()
         .map(|(at_ms, user, action)| Step {
@@ -34,14 +51,13 @@ pub fn sleep_through_churn() -> Scenario {
     steps.sort_by_key(|s| (s.at_ms, s.user));
     Scenario {
         seed: 7,
-        users: vec![
-            UserSpec::node("alice"),
-            UserSpec::node("bob"),
-            UserSpec::node("carol"),
-        ],
+        users: users.to_vec(),
         steps,
-        faults: FaultPlan::calm(),
-        active_ms: 40_000,
+        faults: FaultPlan {
+            faults,
+            ..FaultPlan::calm()
+        },
+        active_ms: 20_000,
         heal_ms: Scenario::heal_ms_for(&ServerTimers::default(), 30_000),
         open_world: false,
     }

@@ -1,40 +1,13 @@
 //! Hand-built scenarios for the checker tests.
 
-use harness::faults::{Fault, FaultKind, FaultPlan};
+use harness::faults::{Fault, FaultKind};
 use harness::judge::{judge_run, Violation};
-use harness::scenario::{Action, Scenario, Step, UserSpec};
+use harness::scenario::{Action, Scenario};
 use harness::trace::Trace;
 use harness::world::{simulate, WorldOptions};
 use server_under_test::Bug;
 
-/// A calm scenario for `users`, with `steps` as (at_ms, user index, action).
-pub fn scenario(
-    users: &[UserSpec],
-    steps: Vec<(u64, usize, Action)>,
-    faults: Vec<Fault>,
-) -> Scenario {
-    let mut steps: Vec<Step> = steps
-        .into_iter()
-        .map(|(at_ms, user, action)| Step {
-            at_ms,
-            user,
-            action,
-        })
-        .collect();
-    steps.sort_by_key(|s| (s.at_ms, s.user));
-    Scenario {
-        seed: 7,
-        users: users.to_vec(),
-        steps,
-        faults: FaultPlan {
-            faults,
-            ..FaultPlan::calm()
-        },
-        active_ms: 20_000,
-        heal_ms: Scenario::heal_ms_for(&harness::ServerTimers::default(), 30_000),
-        open_world: false,
-    }
-}
+pub use crate::churn::scenario;
 
 pub fn send(to: &str) -> Action {
     Action::Send {
