@@ -563,9 +563,7 @@ async fn reference_on_loopback(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");
-    let connector = TcpConnector {
-        addr: listener.local_addr().expect("bound"),
-    };
+    let connector = TcpConnector::plain(listener.local_addr().expect("bound"));
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -575,7 +573,7 @@ async fn reference_on_loopback(
     )
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+type Ws = transport::TcpWebSocket;
 
 /// A raw Socket.IO session: handshake, namespace CONNECT as `name`.
 async fn session(connector: &TcpConnector, name: &str) -> Ws {

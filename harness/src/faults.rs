@@ -132,6 +132,11 @@ pub enum FaultKind {
     /// fault proxy; turmoil has no receive window, and its partitions already
     /// block a writer for good).
     Backpressure,
+    /// Requests opened meanwhile lose their `Upgrade` header on the way, as
+    /// through a proxy without WebSocket support: the server refuses the
+    /// websocket, and the session must carry on over long-polling (real TCP
+    /// only: the fault proxy rewrites request heads; turmoil carries bytes).
+    StripUpgrade,
 }
 
 impl FaultKind {
@@ -146,6 +151,7 @@ impl FaultKind {
             FaultKind::LosePollResponse => "lose_poll_response",
             FaultKind::Stall => "stall",
             FaultKind::Backpressure => "backpressure",
+            FaultKind::StripUpgrade => "strip_upgrade",
         }
     }
 
@@ -157,6 +163,7 @@ impl FaultKind {
                 | FaultKind::LosePollResponse
                 | FaultKind::Stall
                 | FaultKind::Backpressure
+                | FaultKind::StripUpgrade
         )
     }
 }

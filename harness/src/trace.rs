@@ -50,6 +50,13 @@ pub enum What {
     },
     /// A polling session switched to websocket.
     Upgraded,
+    /// The websocket upgrade's handshake was refused (an HTTP status instead
+    /// of `101`, or a `101` no client can use, as behind a proxy without
+    /// `Upgrade` support): the session stays on polling.
+    UpgradeRefused {
+        /// The answer, in short.
+        reason: String,
+    },
     /// The namespace CONNECT was accepted.
     Connected,
     /// The device went to sleep for `ms` ([`crate::scenario::Action::Freeze`]).
@@ -458,6 +465,10 @@ fn describe(what: &What) -> (&'static str, String) {
             format!("ping={ping_interval_ms}ms timeout={ping_timeout_ms}ms"),
         ),
         What::Upgraded => ("upgraded", "polling → websocket".into()),
+        What::UpgradeRefused { reason } => (
+            "upgrade-refused",
+            format!("{reason}: the session stays on polling"),
+        ),
         What::Frozen { ms } => ("frozen", format!("the device sleeps for {ms} ms")),
         What::Connected => ("connected", String::new()),
         What::ConnectRefused { message } => ("connect-refused", format!("{message:?}")),

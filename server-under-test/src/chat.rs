@@ -418,6 +418,7 @@ fn disconnect_behind(behind: Vec<SocketRef>, event: &str) {
 pub fn socket_io_layer(chat: Arc<Chat>) -> socketioxide::layer::SocketIoLayer {
     let config = chat.config().clone();
     let (layer, io) = socketioxide::SocketIo::builder()
+        .req_path(config.socketio_path.clone())
         .ping_interval(config.ping_interval())
         .ping_timeout(config.ping_timeout())
         .connect_timeout(config.connect_timeout())

@@ -47,6 +47,9 @@ pub struct Config {
     /// Contract v2 (A1–A6): identity is an HS256 token signed with this key,
     /// and `/health` says so (H2). `None` is a v1 server (the `username` header).
     pub auth: Option<TokenKey>,
+    /// Where Socket.IO is mounted: the contract's `/socket.io` (T1), or a
+    /// deployment's own (a staging server behind a path-routing proxy).
+    pub socketio_path: String,
     /// Deliberate defects, empty for the reference behaviour.
     pub bugs: Bugs,
 }
@@ -68,6 +71,7 @@ impl Default for Config {
             // 2025-10-09T00:00:00Z, the seed's date.
             epoch_unix_ms: 1_759_968_000_000,
             auth: None,
+            socketio_path: "/socket.io".into(),
             bugs: Bugs::default(),
         }
     }

@@ -63,6 +63,19 @@ struct Args {
     #[arg(long, default_value_t = Config::default().max_payload_bytes,
           value_parser = clap::value_parser!(u64).range(1_024..=64 << 20))]
     max_payload_bytes: u64,
+    /// Where Socket.IO is mounted (the contract's /socket.io, or a
+    /// deployment's own, as behind a path-routing proxy).
+    #[arg(long = "path", value_name = "PATH", default_value = "/socket.io",
+          value_parser = parse_path)]
+    socketio_path: String,
+}
+
+fn parse_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
+        return Err(format!("'{path}' is not an absolute URL path"));
+    }
+    let trimmed = path.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -141,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         auth: token_key(&args)?,
         bugs: args.bugs.into_iter().collect(),
         cors_origins: args.cors_origins,
+        socketio_path: args.socketio_path,
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind(args.addr)

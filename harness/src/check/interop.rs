@@ -54,7 +54,9 @@ pub(super) async fn rust_socketio_run(
     }
     let connect = |name: String| {
         let recorder = recorder.clone();
-        let url = target.url.clone();
+        // rust_socketio takes Socket.IO's own URL when it is mounted elsewhere.
+        let url = format!("{}{}", target.url, target.socketio_path());
+        let tls = native_tls_for(target);
         let tokens = options.tokens.clone();
         async move {
             let label = format!("{name}#1");
@@ -105,7 +107,11 @@ pub(super) async fn rust_socketio_run(
                     async {}.boxed()
                 }
             };
-            let mut builder = ClientBuilder::new(url)
+            let mut builder = ClientBuilder::new(url);
+            if let Some(tls) = tls {
+                builder = builder.tls_config(tls);
+            }
+            let mut builder = builder
                 .transport_type(TransportType::Any)
                 .reconnect(false)
                 .opening_header("username", name.as_str());
@@ -318,4 +324,22 @@ async fn wait_until(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// rust_socketio's TLS (native-tls) for an `https://` target: the system's
+/// roots plus the CA given with `--ca-cert`. `None` for plain HTTP, or when
+/// the CA cannot be read by native-tls (rust_socketio's defaults then apply,
+/// and its run says what failed).
+fn native_tls_for(target: &Target) -> Option<native_tls::TlsConnector> {
+    use rustls::pki_types::pem::PemObject;
+    let tls = target.tls.as_ref()?;
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some(pem) = tls.extra_ca_pem() {
+        for block in rustls::pki_types::CertificateDer::pem_slice_iter(pem).flatten() {
+            if let Ok(cert) = native_tls::Certificate::from_der(&block) {
+                builder.add_root_certificate(cert);
+            }
+        }
+    }
+    builder.build().ok()
 }

@@ -24,6 +24,9 @@ pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod secure;
+mod target;
+
+pub use target::{Reach, Target};
 
 use interop::rust_socketio_run;
 use probes::{abbreviate, cursor_run, handshake_run, http_run};
@@ -33,7 +36,6 @@ use rules::{
 };
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -70,7 +72,7 @@ pub struct CheckOptions {
 }
 
 impl CheckOptions {
-    fn scaled(&self, ms: u64) -> u64 {
+    pub(crate) fn scaled(&self, ms: u64) -> u64 {
         (ms as f64 * self.timeout_scale).round().max(1.0) as u64
     }
 
@@ -85,12 +87,21 @@ impl CheckOptions {
 pub enum CheckError {
     /// The URL is not one this check can use.
     #[error(
-        "'{url}' is not a server URL this check can use: {reason} (expected http://HOST:PORT)"
+        "'{url}' is not a server URL this check can use: {reason} (expected http://HOST[:PORT] or https://HOST[:PORT])"
     )]
     BadUrl {
         /// As given.
         url: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS to an `https://` server cannot be set up (a bad `--ca-cert`), or
+    /// its certificate was refused.
+    #[error("{url}: TLS: {reason}")]
+    Tls {
+        /// As given.
+        url: String,
+        /// What is wrong.
         reason: String,
     },
     /// A contract v2 server, and no secret to mint its users' tokens with.
@@ -107,74 +118,6 @@ pub enum CheckError {
         /// The last error.
         reason: String,
     },
-}
-
-/// A server to check: its URL as given and the address it resolved to.
-#[derive(Clone, Debug)]
-pub struct Target {
-    /// As given on the command line.
-    pub url: String,
-    /// Where to connect.
-    pub addr: SocketAddr,
-}
-
-impl Target {
-    /// Parses `http://HOST[:PORT][/]` and resolves the host.
-    pub async fn resolve(url: &str) -> Result<Self, CheckError> {
-        let bad = |reason: &str| CheckError::BadUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => return Err(bad(&format!("scheme '{other}' is not supported"))),
-            None => return Err(bad("no scheme")),
-        }
-        let host = uri.host().ok_or_else(|| bad("no host"))?;
-        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(bad("the server's root URL has no path or query"));
-        }
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err(CheckError::BadUrl {
-                url: "(a URL with user:password@, not echoed)".into(),
-                reason: "credentials in the URL are not supported".into(),
-            });
-        }
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        // `Uri::port` is None both for no port and for one out of range.
-        let authority = uri.authority().map_or("", |a| a.as_str());
-        let port_text = authority
-            .rsplit_once(':')
-            .filter(|(_, tail)| !tail.contains(']'))
-            .map(|(_, tail)| tail);
-        let port = match port_text {
-            None | Some("") => 80,
-            Some(text) => match text.parse::<u16>() {
-                Ok(0) | Err(_) => {
-                    return Err(bad(&format!("port {text} is not a TCP port (1 to 65535)")))
-                }
-                Ok(port) => port,
-            },
-        };
-        let addr = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| CheckError::Unreachable {
-                url: url.to_owned(),
-                reason: format!("cannot resolve {host}: {e}"),
-            })?
-            .next()
-            .ok_or_else(|| CheckError::Unreachable {
-                url: url.to_owned(),
-                reason: format!("{host} resolves to no address"),
-            })?;
-        Ok(Self {
-            url: url.trim_end_matches('/').to_owned(),
-            addr,
-        })
-    }
 }
 
 /// The server's Engine.IO timers, read from its handshake.
@@ -322,7 +265,7 @@ impl CheckReport {
 /// Runs the check.
 pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
-    let connector = TcpConnector { addr: target.addr };
+    let connector = target.connector();
     wait_until_up(
         target,
         &connector,
@@ -383,7 +326,7 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
 /// The server's Engine.IO timers, read from one polling handshake and cut to
 /// what a check waits for, as [`check`] does; `None` when the handshake fails.
 pub async fn announced_timers(target: &Target, options: &CheckOptions) -> Option<AnnouncedTimers> {
-    let connector = TcpConnector { addr: target.addr };
+    let connector = target.connector();
     let names = Names::new(options.seed, fresh_tag_source());
     probes::handshake_run(&connector, &names, options).await.1
 }
@@ -397,7 +340,7 @@ pub async fn live_tokens(
     secret: Option<crate::token::TokenIssuer>,
     patience: Duration,
 ) -> Result<Option<crate::token::TokenIssuer>, CheckError> {
-    let connector = TcpConnector { addr: target.addr };
+    let connector = target.connector();
     match (secure::contract_version(&connector, patience).await, secret) {
         (secure::Version::V1, _) => Ok(None),
         (secure::Version::V2 { .. }, Some(issuer)) => Ok(Some(issuer)),
@@ -410,8 +353,11 @@ pub async fn live_tokens(
 /// The command line that repeats a check.
 pub fn rerun_command(target: &Target, options: &CheckOptions) -> String {
     let mut line = format!(
-        "harness check {} --level {} --seed {}",
-        target.url, options.level, options.seed
+        "harness check {}{} --level {} --seed {}",
+        target.url,
+        target.reach.flags(),
+        options.level,
+        options.seed
     );
     if options.timeout_scale != 1.0 {
         line.push_str(&format!(" --timeout-scale {}", options.timeout_scale));
@@ -514,6 +460,20 @@ async fn wait_until_up(
         .unwrap_or(Err(transport::TransportError::Timeout));
         match attempt {
             Ok(_) => return Ok(()),
+            // A refused certificate will not be accepted by waiting.
+            Err(transport::TransportError::Connect(e))
+                if target.tls.is_some() && e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                let hint = if target.reach.ca_cert.is_none() {
+                    " (a self-signed or private CA's certificate: pass --ca-cert FILE)"
+                } else {
+                    ""
+                };
+                return Err(CheckError::Tls {
+                    url: target.url.clone(),
+                    reason: format!("{e}{hint}"),
+                });
+            }
             Err(e) if Instant::now() >= deadline => {
                 return Err(CheckError::Unreachable {
                     url: target.url.clone(),
@@ -649,6 +609,7 @@ fn core_scenario(names: &Names, options: &CheckOptions) -> Scenario {
         user(names.longest(), WebsocketFirst, Valid, Node),      // 8
         user(names.shortest(), PollingFirst, Valid, Node),       // 9
         user(names.user("mallory"), WebsocketFirst, Valid, Node), // 10: the raw abuser
+        user(names.user("polly"), PollingOnly, Valid, Browser),  // 11: never upgrades
     ];
     let n = |i: usize| users[i].name.clone();
     let dave = names.user("dave");
@@ -658,6 +619,7 @@ fn core_scenario(names: &Names, options: &CheckOptions) -> Scenario {
         step(400, 1, Action::Open),
         step(800, 8, Action::Open),
         step(800, 9, Action::Open),
+        step(800, 11, Action::Open),
         step(1_500, 0, Action::Open), // a second tab
         step(2_500, 0, send(&n(1), "hello bob")),
         step(2_550, 1, send(&n(0), &"é".repeat(4096))), // the longest valid content
@@ -668,6 +630,8 @@ fn core_scenario(names: &Names, options: &CheckOptions) -> Scenario {
         step(2_720, 0, send(&dave, DAVE_CONTENTS[2])),
         step(2_750, 0, send(&n(3), "to ghost, unregistered")),
         step(2_850, 0, send("not a user!", "invalid recipient")),
+        step(2_660, 0, send(&n(11), "to polly, over long-polling")),
+        step(2_670, 11, send(&n(1), "from polly, over long-polling")),
     ]);
     steps.extend((3..=7).map(|u| step(2_800, u, send(&n(0), "from an unregistered connection"))));
     steps.extend(
@@ -830,7 +794,7 @@ async fn abuse(
     // read: the abuser then connects again and goes on, so every probe after
     // it is still sent (and still judged). A CONNECT probe goes out first on
     // a connection of its own.
-    let mut ws: Option<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> = None;
+    let mut ws: Option<crate::net::transport::TcpWebSocket> = None;
     let total = steps.len();
     for (sent, step) in steps.into_iter().enumerate() {
         // The abuser is a registered user: it must be gone before the
@@ -1011,7 +975,7 @@ pub async fn fuzz_run(
     sample: &[Malformed],
 ) -> Result<Run, CheckError> {
     let started = Instant::now();
-    let connector = TcpConnector { addr: target.addr };
+    let connector = target.connector();
     wait_until_up(target, &connector, options.patience()).await?;
     let names = Names::new(options.seed, fresh_tag_source());
     let steps = fuzz_steps(sample, &names.user("m1sink"));
@@ -1213,6 +1177,13 @@ fn robust_scenario(names: &Names, options: &CheckOptions, timers: AnnouncedTimer
         fault(1, 2_000, black_hole_ms, FaultKind::Partition),
         fault(2, 2_000, 1, FaultKind::Reset),
         fault(4, 2_000, options.scaled(2_000), FaultKind::Hold),
+        // rc's websocket upgrades are refused all along: it lives on polling.
+        fault(
+            2,
+            0,
+            (heal_at + 1_000).max(rd_back_at + 2_000),
+            FaultKind::StripUpgrade,
+        ),
     ];
     let mut steps = vec![
         step(0, 0, Action::Open),
@@ -1270,7 +1241,24 @@ async fn robust_run(
         );
         return Run::new("robust", None, recorder.trace(), Vec::new(), started);
     };
-    let scenario = robust_scenario(names, options, timers);
+    let mut scenario = robust_scenario(names, options, timers);
+    if connector.tls.is_some() {
+        // The proxy sees ciphertext: it cannot tell a poll or an upgrade
+        // from any other request. Said in the trace, not silently skipped.
+        scenario.faults.faults.retain(|f| {
+            !matches!(
+                f.kind,
+                FaultKind::LosePollResponse | FaultKind::StripUpgrade
+            )
+        });
+        recorder.record(
+            "world",
+            What::Exchange {
+                request: "lose_poll_response, strip_upgrade".into(),
+                answer: "not injected: through TLS the fault proxy cannot see requests".into(),
+            },
+        );
+    }
     let mut proxies = Vec::new();
     for i in 0..scenario.users.len() {
         match FaultProxy::start(connector.addr, options.seed ^ i as u64).await {
@@ -1300,10 +1288,7 @@ async fn robust_run(
     for proxy in &proxies {
         proxy.set(Mode::with_faults(latency, &[], (0, 0)));
     }
-    let connectors: Vec<TcpConnector> = proxies
-        .iter()
-        .map(|p| TcpConnector { addr: p.addr() })
-        .collect();
+    let connectors: Vec<TcpConnector> = proxies.iter().map(|p| connector.via(p.addr())).collect();
     let driver = drive_faults(&scenario, &proxies, &recorder);
     let client = check_client(options);
     tokio::join!(

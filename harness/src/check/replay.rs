@@ -147,11 +147,9 @@ pub async fn replay_live_with(
         }
         let started = Instant::now();
         let recorder = Recorder::new(TraceClock::Real(started));
-        let connectors: Vec<TcpConnector> = proxies
-            .iter()
-            .map(|p| TcpConnector { addr: p.addr() })
-            .collect();
-        let observer = TcpConnector { addr: target.addr };
+        let observer = target.connector();
+        let connectors: Vec<TcpConnector> =
+            proxies.iter().map(|p| observer.via(p.addr())).collect();
         tokio::join!(
             play(
                 &tagged,

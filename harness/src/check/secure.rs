@@ -28,7 +28,7 @@ use crate::spec::Clause;
 use crate::token::{ExpiresMidSession, TokenIssuer, TokenPolicy};
 use crate::trace::{Event, Recorder, TraceClock, What};
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+type Ws = crate::net::transport::TcpWebSocket;
 
 /// What `/health` says of the server's contract version (H2).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -134,7 +134,8 @@ pub struct HuntArgs {
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// With --target: scenarios played against the server at once (default:
-    /// the available cores), 1 to 64.
+    /// four per available core, 4 to 16: plays wait on the server's timers,
+    /// not on a core), 1 to 64.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub concurrency: Option<u64>,
     /// With --target: plays that measure a finding's reproduction rate and
@@ -159,6 +160,9 @@ pub struct HuntArgs {
     /// Where to write the shrunk scenario (default: `hunt-<seed>.json`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --target: how the server is deployed (--path, --ca-cert).
+    #[command(flatten)]
+    pub reach: ReachArgs,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -200,6 +204,30 @@ impl HuntArgs {
     }
 }
 
+/// How a deployed server is reached, when it is not plain `http://` with
+/// Socket.IO at `/socket.io/` (check, hunt --target, replay --target).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReachArgs {
+    /// Where the server mounts Socket.IO, e.g. /chat/socket.io/ (socket.io-client's
+    /// `path` option); the HTTP endpoints stay at the root.
+    #[arg(long = "path", value_name = "PATH")]
+    pub socketio_path: Option<String>,
+    /// For https:// servers: CA certificates (PEM) trusted besides Mozilla's
+    /// roots; a self-signed certificate is its own CA. Verification is never off.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl ReachArgs {
+    /// As the library takes it.
+    pub fn reach(&self) -> crate::check::Reach {
+        crate::check::Reach {
+            socketio_path: self.socketio_path.clone(),
+            ca_cert: self.ca_cert.clone(),
+        }
+    }
+}
+
 /// Options of `harness check`.
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
@@ -229,6 +257,9 @@ pub struct CheckArgs {
     /// Multiply every wait by this (slow servers or machines), 0.1 to 100.
     #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
     pub timeout_scale: f64,
+    /// How the server is deployed (--path, --ca-cert).
+    #[command(flatten)]
+    pub reach: ReachArgs,
 }
 
 /// Which contract the simulated reference server speaks.

@@ -40,7 +40,7 @@ pub fn run(args: &CheckArgs) -> Exit {
                 embedded.clone()
             }
         };
-        let target = Target::resolve(&url).await?;
+        let target = Target::resolve_with(&url, &args.reach.reach()).await?;
         if !quiet {
             eprintln!(
                 "checking {} at level {} with seed {seed} …",

@@ -13,6 +13,10 @@ pub fn run(args: &HuntArgs) -> Exit {
     if let Some(url) = &args.target {
         return run_live(args, url);
     }
+    if args.reach.socketio_path.is_some() || args.reach.ca_cert.is_some() {
+        eprintln!("error: --path and --ca-cert are for a live server: add --target URL");
+        return Exit::Usage;
+    }
     let plan = args.plan();
     let bar = spinner();
     let outcome = hunt(&plan, |seed| {
@@ -173,7 +177,7 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
         faults: args.faults.clone(),
         concurrency: args
             .concurrency
-            .map_or_else(crate::hunt::default_jobs, |k| k as usize),
+            .map_or_else(crate::hunt::live::default_concurrency, |k| k as usize),
         confirmations: args.confirmations as usize,
         shrink_budget: args.shrink_budget as usize,
         ack_timeout_ms: args.ack_timeout_ms,
@@ -202,7 +206,7 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
         crate::hunt::Seeds::Range(_) => None,
     };
     let outcome = runtime.block_on(async {
-        let target = Target::resolve(url).await?;
+        let target = Target::resolve_with(url, &args.reach.reach()).await?;
         options.tokens = crate::check::live_tokens(&target, secret, options.patience()).await?;
         hunt_live(&target, &plan, &options, |p| {
             let rate = p.played as f64 / p.elapsed.as_secs_f64().max(0.001);
@@ -247,7 +251,8 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
         return Exit::Usage;
     };
     let replay = format!(
-        "harness replay --target {url} --scenario {} --repeat {}",
+        "harness replay --target {url}{} --scenario {} --repeat {}",
+        args.reach.reach().flags(),
         path.display(),
         finding.minimal_reproduced.1.max(5)
     );

@@ -20,6 +20,8 @@ pub struct Play {
     pub mermaid: bool,
     /// A v2 server's secret, in a file.
     pub secret_file: Option<std::path::PathBuf>,
+    /// How the server is deployed.
+    pub reach: crate::check::Reach,
 }
 
 /// Runs the live replay.
@@ -29,6 +31,7 @@ pub fn run(args: &SimArgs, url: &str, play: Play) -> Exit {
         timeout_scale,
         mermaid,
         secret_file,
+        reach,
     } = play;
     let secret = match super::check::issuer_from(secret_file.as_deref()) {
         Ok(secret) => secret,
@@ -64,7 +67,7 @@ pub fn run(args: &SimArgs, url: &str, play: Play) -> Exit {
         render::shape(&scenario)
     );
     let outcome = runtime.block_on(async {
-        let target = Target::resolve(url).await?;
+        let target = Target::resolve_with(url, &reach).await?;
         options.tokens = live_tokens(&target, secret, options.patience()).await?;
         // A v2 server: a v1 scenario's users present the tokens their
         // header policies stand for.

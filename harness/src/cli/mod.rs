@@ -70,6 +70,9 @@ enum Command {
         /// secret, in a file (or HARNESS_JWT_SECRET).
         #[arg(long, value_name = "PATH")]
         jwt_secret_file: Option<std::path::PathBuf>,
+        /// With --target: how the server is deployed (--path, --ca-cert).
+        #[command(flatten)]
+        reach: args::ReachArgs,
     },
     /// Explore seeds and fault mixes until a violation, then shrink it to a
     /// minimal scenario and print the command that replays it.
@@ -168,6 +171,7 @@ pub fn main() -> ExitCode {
             repeat,
             timeout_scale,
             jwt_secret_file,
+            reach,
         } => live::run(
             &sim,
             &url,
@@ -176,8 +180,15 @@ pub fn main() -> ExitCode {
                 timeout_scale,
                 mermaid,
                 secret_file: jwt_secret_file,
+                reach: reach.reach(),
             },
         ),
+        Command::Replay { reach, .. }
+            if reach.socketio_path.is_some() || reach.ca_cert.is_some() =>
+        {
+            eprintln!("error: --path and --ca-cert are for a live server: add --target URL");
+            Exit::Usage
+        }
         Command::Replay { sim, mermaid, .. } => sim::run(
             &sim,
             if mermaid {

@@ -6,6 +6,7 @@
 //! de-duplicating inbox (M5). Every observable step is recorded in the trace.
 
 mod http;
+mod link;
 mod session;
 
 pub use http::probe_online;

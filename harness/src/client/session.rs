@@ -12,6 +12,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
+use super::link::{Link, Polling};
 use super::{Command, Shared};
 use crate::contract::{Accepted, Message};
 use crate::net::packet::{EioPacket, Handshake, SioPacket};
@@ -45,8 +46,6 @@ pub(super) struct Session<'a, C> {
     pub(super) early: Vec<String>,
 }
 
-type Ws<C> = WebSocketStream<<C as Connector>::Stream>;
-
 impl<C: Connector> Session<'_, C> {
     fn record(&self, what: What) {
         self.shared.record(&self.label, what);
@@ -66,11 +65,11 @@ impl<C: Connector> Session<'_, C> {
             Ok(Err(e)) => return self.open_failed(e.to_string()),
             Err(_) => return self.open_failed("timed out".into()),
         };
-        let (ws, handshake, refused) = opened;
+        let (link, handshake, refused) = opened;
         if refused {
             return End::Refused;
         }
-        let end = self.serve(ws, &handshake, commands).await;
+        let end = self.serve(link, &handshake, commands).await;
         for lost in std::mem::take(&mut self.pending) {
             self.shared.record(
                 &self.label,
@@ -104,7 +103,7 @@ impl<C: Connector> Session<'_, C> {
     async fn open(
         &mut self,
         header: Option<&str>,
-    ) -> Result<(Ws<C>, Handshake, bool), TransportError> {
+    ) -> Result<(Link<C>, Handshake, bool), TransportError> {
         let connector = &self.shared.connector;
         let handshake_headers: Vec<(&str, &str)> =
             header.map(|h| ("username", h)).into_iter().collect();
@@ -139,21 +138,26 @@ impl<C: Connector> Session<'_, C> {
                         _ => {}
                     }
                 };
-                Ok((ws, handshake, refused))
+                Ok((Link::Websocket(ws), handshake, refused))
             }
             OpenMode::PollingFirst => {
-                self.open_polling_then_upgrade(&handshake_headers, ws_headers)
+                self.open_polling(&handshake_headers, Some(ws_headers))
                     .await
             }
+            OpenMode::PollingOnly => self.open_polling(&handshake_headers, None).await,
         }
     }
 
-    /// socket.io-client's default: handshake and CONNECT over polling, then upgrade.
-    async fn open_polling_then_upgrade(
+    /// Handshake and CONNECT over polling, then (socket.io-client's default)
+    /// the upgrade with `ws_headers`; without them (`transports:
+    /// ['polling']`), or when the upgrade is refused with an HTTP status (a
+    /// proxy without `Upgrade` support), the session stays on polling, as
+    /// socket.io-client's does.
+    async fn open_polling(
         &mut self,
         polling_headers: &[(&str, &str)],
-        ws_headers: &[(&str, &str)],
-    ) -> Result<(Ws<C>, Handshake, bool), TransportError> {
+        ws_headers: Option<&[(&str, &str)]>,
+    ) -> Result<(Link<C>, Handshake, bool), TransportError> {
         let connector = &self.shared.connector;
         let base = "/socket.io/?EIO=4&transport=polling";
         let first =
@@ -226,11 +230,43 @@ impl<C: Connector> Session<'_, C> {
                 break refused;
             }
         };
+        let stay = |session: String| {
+            let config = &self.shared.config;
+            let silence = handshake
+                .ping_interval
+                .saturating_add(handshake.ping_timeout)
+                .saturating_add(config.request_timeout_ms);
+            Link::Polling(Polling::start(
+                connector.clone(),
+                session,
+                polling_headers,
+                Duration::from_millis(silence),
+                Duration::from_millis(config.request_timeout_ms),
+            ))
+        };
+        let Some(ws_headers) = ws_headers else {
+            return Ok((stay(session), handshake, refused));
+        };
         let path = format!(
             "/socket.io/?EIO=4&transport=websocket&sid={}",
             handshake.sid
         );
-        let mut ws = transport::websocket(connector, &path, ws_headers).await?;
+        let mut ws = match transport::websocket(connector, &path, ws_headers).await {
+            Ok(ws) => ws,
+            // socket.io-client's probe fails on any refused handshake and
+            // the session stays on polling; a network failure is not a refusal.
+            Err(TransportError::WebSocket(refusal)) if !refused && is_refusal(&refusal) => {
+                let reason = match &refusal {
+                    tokio_tungstenite::tungstenite::Error::Http(answer) => {
+                        format!("status {}", answer.status().as_u16())
+                    }
+                    other => other.to_string(),
+                };
+                self.record(What::UpgradeRefused { reason });
+                return Ok((stay(session), handshake, refused));
+            }
+            Err(e) => return Err(e),
+        };
         if !refused {
             send_eio(&mut ws, &EioPacket::Ping("probe".into())).await?;
             loop {
@@ -249,7 +285,7 @@ impl<C: Connector> Session<'_, C> {
         if !refused {
             self.record(What::Upgraded);
         }
-        Ok((ws, handshake, refused))
+        Ok((Link::Websocket(ws), handshake, refused))
     }
 
     /// Takes the Engine.IO open packet and records the opened session.
@@ -301,14 +337,21 @@ impl<C: Connector> Session<'_, C> {
     /// The connected session: heartbeats, events, acks and commands until it ends.
     async fn serve(
         &mut self,
-        mut ws: Ws<C>,
+        mut link: Link<C>,
         handshake: &Handshake,
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> End {
-        let silence_limit = Duration::from_millis(handshake.ping_interval + handshake.ping_timeout);
+        let silence_limit = Duration::from_millis(
+            handshake
+                .ping_interval
+                .saturating_add(handshake.ping_timeout),
+        );
         let mut heartbeat_deadline = Instant::now() + silence_limit;
         for data in std::mem::take(&mut self.early) {
-            match self.on_message(&mut ws, &data, Via::PollingTransport).await {
+            match self
+                .on_message(&mut link, &data, Via::PollingTransport)
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => {
                     self.record(What::Disconnected {
@@ -332,15 +375,15 @@ impl<C: Connector> Session<'_, C> {
                     Some(Command::Send { client_id, to, content }) => {
                         let payload = json!({"to": to, "content": content, "client_id": client_id});
                         self.record(What::Sent { client_id: client_id.clone(), to });
-                        match self.emit_send(&mut ws, client_id, payload).await { Ok(()) => continue, Err(e) => e.to_string() }
+                        match self.emit_send(&mut link, client_id, payload).await { Ok(()) => continue, Err(e) => e.to_string() }
                     }
                     Some(Command::SendRaw { client_id, payload }) => {
                         self.record(What::SentRaw { client_id: client_id.clone() });
-                        match self.emit_send(&mut ws, client_id, payload).await { Ok(()) => continue, Err(e) => e.to_string() }
+                        match self.emit_send(&mut link, client_id, payload).await { Ok(()) => continue, Err(e) => e.to_string() }
                     }
                     Some(Command::Close) => {
-                        let _ = send_sio(&mut ws, &SioPacket::Disconnect).await;
-                        let _ = ws.close(None).await;
+                        let _ = link.send_sio(&SioPacket::Disconnect).await;
+                        link.close().await;
                         self.record(What::Disconnected { reason: "client close".into() });
                         return End::ByClient;
                     }
@@ -349,7 +392,7 @@ impl<C: Connector> Session<'_, C> {
                     // see, so nothing is recorded.
                     None => return End::ByClient,
                     Some(Command::Crash) => {
-                        drop(ws);
+                        drop(link);
                         self.record(What::Disconnected { reason: "client crashed".into() });
                         return End::ByClient;
                     }
@@ -365,24 +408,22 @@ impl<C: Connector> Session<'_, C> {
                         "ping timeout (overdue on waking)".to_owned()
                     }
                 },
-                frame = ws.next() => match frame {
-                    Some(Ok(Frame::Text(text))) => match EioPacket::decode(text.as_str()) {
-                        Ok(EioPacket::Ping(_)) => {
-                            heartbeat_deadline = Instant::now() + silence_limit;
-                            match send_eio(&mut ws, &EioPacket::Pong(String::new())).await { Ok(()) => continue, Err(e) => e.to_string() }
-                        }
-                        Ok(EioPacket::Message(data)) => match self.on_message(&mut ws, &data, Via::Websocket).await {
+                packet = link.next() => match packet {
+                    Ok(EioPacket::Ping(_)) => {
+                        heartbeat_deadline = Instant::now() + silence_limit;
+                        match link.send(&EioPacket::Pong(String::new())).await { Ok(()) => continue, Err(e) => e.to_string() }
+                    }
+                    Ok(EioPacket::Message(data)) => {
+                        let via = link.via();
+                        match self.on_message(&mut link, &data, via).await {
                             Ok(true) => continue,
                             Ok(false) => "server disconnect".to_owned(),
                             Err(e) => e.to_string(),
-                        },
-                        Ok(EioPacket::Close) => "server close".to_owned(),
-                        Ok(_) => continue,
-                        Err(e) => format!("bad packet: {e}"),
-                    },
-                    Some(Ok(Frame::Close(_))) | None => "transport close".to_owned(),
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => format!("transport error: {e}"),
+                        }
+                    }
+                    Ok(EioPacket::Close) => "server close".to_owned(),
+                    Ok(_) => continue,
+                    Err(reason) => reason,
                 },
                 _ = sleep_until(heartbeat_deadline) => "ping timeout".to_owned(),
                 _ = sleep_until(ack_deadline.unwrap_or_else(far_future)), if ack_deadline.is_some() => {
@@ -402,7 +443,7 @@ impl<C: Connector> Session<'_, C> {
 
     async fn emit_send(
         &mut self,
-        ws: &mut Ws<C>,
+        link: &mut Link<C>,
         client_id: String,
         payload: Value,
     ) -> Result<(), TransportError> {
@@ -419,13 +460,13 @@ impl<C: Connector> Session<'_, C> {
             args: vec![payload],
             ack_id: Some(ack_id),
         };
-        send_sio(ws, &packet).await
+        link.send_sio(&packet).await
     }
 
     /// Handles a Socket.IO packet; `Ok(false)` when the server disconnected us.
     async fn on_message(
         &mut self,
-        ws: &mut Ws<C>,
+        link: &mut Link<C>,
         data: &str,
         via: Via,
     ) -> Result<bool, TransportError> {
@@ -451,13 +492,10 @@ impl<C: Connector> Session<'_, C> {
                     _ => {}
                 }
                 if let Some(ack_id) = ack_id {
-                    send_sio(
-                        ws,
-                        &SioPacket::Ack {
-                            ack_id,
-                            args: Vec::new(),
-                        },
-                    )
+                    link.send_sio(&SioPacket::Ack {
+                        ack_id,
+                        args: Vec::new(),
+                    })
                     .await?;
                 }
             }
@@ -488,6 +526,12 @@ impl<C: Connector> Session<'_, C> {
         }
         Ok(true)
     }
+}
+
+/// A websocket handshake the server answered, but not with a usable `101`.
+fn is_refusal(error: &tokio_tungstenite::tungstenite::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    matches!(error, Error::Http(_) | Error::Protocol(_))
 }
 
 fn far_future() -> Instant {

@@ -26,7 +26,7 @@ use crate::faults::FaultMenu;
 use crate::judge::PUSH_BOUND_MS;
 use crate::scenario::{GenerateOptions, Scenario};
 use crate::spec::Clause;
-use crate::world::ServerTimers;
+use crate::world::{ServerTimers, DRAIN_MS};
 
 /// What a live hunt explores and how hard it confirms.
 #[derive(Clone, Debug)]
@@ -125,7 +125,7 @@ pub async fn hunt_live(
     let client = hunt_client(options);
     let scenario_of = |seed: u64| {
         let mut scenario = Scenario::generate(seed, &generate);
-        scenario.heal_ms = heal_ms(&generate.timers, &client);
+        scenario.heal_ms = heal_ms(&generate.timers, &client, options.scaled(1_000));
         // A loaded machine stretches every wait, M3's 100 ms bound with them.
         if options.timeout_scale > 1.0 {
             scenario.faults.push_bound_ms =
@@ -285,30 +285,41 @@ async fn plays(
     Ok(LiveReplay { runs })
 }
 
-/// The check's client, reconnecting faster (250 ms doubling to 1 s): a live
-/// scenario's heal phase waits out the reconnect schedule, and every play
-/// pays for it.
+/// The check's client, reconnecting faster (250 ms doubling to 1 s) and
+/// giving up on a connect attempt sooner: a live scenario's heal phase waits
+/// out the longest of them, and every play pays for it.
 fn hunt_client(options: &CheckOptions) -> ClientConfig {
     ClientConfig {
         reconnect_delay_ms: 250,
         reconnect_delay_max_ms: 1_000,
+        connect_timeout_ms: options.scaled(1_500),
         ..check_client(options)
     }
 }
 
-/// Long enough after the active phase for the server to notice dead peers,
-/// unacknowledged pushes to fall back, clients to reconnect and poll once more.
-fn heal_ms(timers: &ServerTimers, client: &ClientConfig) -> u64 {
-    let mut reconnects = 0;
-    let mut delay = client.reconnect_delay_ms;
-    for _ in 0..client.reconnect_attempts {
-        reconnects += delay;
-        delay = (delay * 2).min(client.reconnect_delay_max_ms);
-    }
-    timers
-        .dead_peer_ms()
-        .saturating_add(timers.ack_timeout_ms)
-        .saturating_add(reconnects)
-        .saturating_add(client.poll_interval_ms)
-        .saturating_add(client.connect_timeout_ms)
+/// The default for `--concurrency` against a live server: a play spends its
+/// time waiting on the server's timers, not on a core, so four per core
+/// (at least 4, at most 16).
+pub fn default_concurrency() -> usize {
+    (crate::hunt::default_jobs() * 4).clamp(4, 16)
+}
+
+/// Long enough after the active phase (every fault ends within it) for what
+/// it set in motion to settle, plus `margin_ms`, before the drain (one last
+/// poll each, the final probe): the server noticing a dead peer and mailing
+/// the pushes it left unacknowledged; a client noticing a dead server, or
+/// giving up on a connect attempt lost in a black hole, then waiting out its
+/// longest reconnect delay and connecting again. Waiting out the whole
+/// reconnect schedule is not needed: once the faults end, the next attempt
+/// gets through.
+fn heal_ms(timers: &ServerTimers, client: &ClientConfig, margin_ms: u64) -> u64 {
+    let server = timers.dead_peer_ms().saturating_add(timers.ack_timeout_ms);
+    let client = client
+        .connect_timeout_ms
+        .max(timers.dead_peer_ms())
+        .saturating_add(client.reconnect_delay_max_ms);
+    server
+        .max(client)
+        .saturating_add(margin_ms)
+        .saturating_add(DRAIN_MS)
 }

@@ -15,9 +15,15 @@
 //!   ones pass — a client that switched networks and reconnected at once,
 //!   leaving its old connection half-open at the server;
 //! - a lost poll response: a `GET /api/messages` goes through, but its response
-//!   is swallowed and the client's connection reset.
+//!   is swallowed and the client's connection reset;
+//! - a stripped upgrade: a request's `Upgrade` header is removed and its
+//!   `Connection` made `close`, as a proxy without WebSocket support forwards
+//!   it (hop-by-hop headers are not passed on), so the server refuses the
+//!   websocket and the session must carry on over long-polling.
 //!
-//! Nothing here knows about Socket.IO beyond the one request-line check.
+//! Nothing here knows about Socket.IO beyond the request-line and header checks
+//! (plain HTTP only: through TLS the proxy sees ciphertext, and those two
+//! faults cannot apply).
 
 use std::io;
 use std::net::SocketAddr;
@@ -68,6 +74,8 @@ pub struct Mode {
     pub resets: u64,
     /// Bumped to black-hole every connection open at that moment, for good.
     pub stalls: u64,
+    /// Strip `Upgrade` from the requests of connections opened meanwhile.
+    pub strip_upgrade: bool,
 }
 
 impl Mode {
@@ -105,6 +113,7 @@ impl Mode {
                         mode.from_server = Flow::Stop;
                     }
                 }
+                FaultKind::StripUpgrade => mode.strip_upgrade = true,
                 FaultKind::Reset | FaultKind::Stall => {} // instants, counted
             }
         }
@@ -295,8 +304,12 @@ where
             Ok(n) => n,
             Err(_) => return End::Abort,
         };
+        let mut stripped = None;
         if first && direction == Direction::ToServer {
             is_poll.store(buf[..n].starts_with(b"GET /api/messages"), Ordering::SeqCst);
+            if mode.borrow().strip_upgrade {
+                stripped = strip_upgrade(&buf[..n]);
+            }
         }
         first = false;
         // Wait out holds; learn whether these bytes fall into a black hole.
@@ -329,10 +342,44 @@ where
             let delay = rng.lock().unwrap().random_range(low..=high.max(low));
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        if dst.write_all(&buf[..n]).await.is_err() {
+        let bytes = stripped.as_deref().unwrap_or(&buf[..n]);
+        if dst.write_all(bytes).await.is_err() {
             return End::Abort;
         }
     }
+}
+
+/// `chunk` with its request head forwarded by a proxy that does not support
+/// WebSocket: no `Upgrade` header, `Connection: close`; `None` when the head
+/// asks for no upgrade (or is not all in this chunk: the first read of a
+/// fresh connection holds a whole request head in practice).
+fn strip_upgrade(chunk: &[u8]) -> Option<Vec<u8>> {
+    let end = chunk.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&chunk[..end]).ok()?;
+    let is = |line: &str, name: &str| {
+        line.len() > name.len()
+            && line.as_bytes()[name.len()] == b':'
+            && line[..name.len()].eq_ignore_ascii_case(name)
+    };
+    if !head.split("\r\n").any(|line| is(line, "upgrade")) {
+        return None;
+    }
+    let mut out = String::with_capacity(end + 4);
+    for line in head.split("\r\n") {
+        if is(line, "upgrade") {
+            continue;
+        }
+        out.push_str(if is(line, "connection") {
+            "Connection: close"
+        } else {
+            line
+        });
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&chunk[end + 4..]);
+    Some(bytes)
 }
 
 /// Waits while `direction` flows as `flow`; the mode then in force, or
@@ -370,6 +417,26 @@ async fn reset(mode: &mut watch::Receiver<Mode>, generation: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stripped_upgrade_loses_its_hop_by_hop_headers_and_nothing_else() {
+        let request = b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUPGRADE: websocket\r\nconnection: Upgrade\r\nSec-WebSocket-Key: k\r\n\r\nbody";
+        let out = strip_upgrade(request).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: close\r\nSec-WebSocket-Key: k\r\n\r\nbody"
+        );
+        // No upgrade asked, or a header merely starting with the name: untouched.
+        assert_eq!(strip_upgrade(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+        assert_eq!(
+            strip_upgrade(b"GET / HTTP/1.1\r\nUpgrade-Insecure-Requests: 1\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            strip_upgrade(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n"),
+            None
+        );
+    }
 
     async fn echo_server() -> SocketAddr {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();

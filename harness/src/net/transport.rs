@@ -3,15 +3,21 @@
 //! and WebSocket sessions over them (tokio-tungstenite). Nothing here knows about
 //! Socket.IO.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::either::Either;
+
+use super::tls::Tls;
 
 /// Opens TCP connections to the server under test. One implementation per
 /// network: turmoil's simulated TCP and real tokio TCP, so the same client code
@@ -23,7 +29,15 @@ pub trait Connector: Clone + Send + Sync + 'static {
     fn connect(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
     /// `host:port` for `Host` headers and URLs.
     fn authority(&self) -> String;
+    /// Where the server mounts Socket.IO (T1's `/socket.io/` unless a
+    /// deployment moved it): requests under `/socket.io/` go there.
+    fn socketio_path(&self) -> &str {
+        SOCKETIO_PATH
+    }
 }
+
+/// Socket.IO's path in the contract (T1).
+pub const SOCKETIO_PATH: &str = "/socket.io/";
 
 /// Connects over turmoil's simulated network to `host:port`.
 #[derive(Clone, Debug)]
@@ -44,22 +58,74 @@ impl Connector for SimConnector {
     }
 }
 
-/// Connects over real TCP.
+/// Connects over real TCP, to the server or to a fault proxy in front of it;
+/// with TLS for an `https://` target (through a proxy too: the proxy moves
+/// bytes, the TLS session is the server's).
 #[derive(Clone, Debug)]
 pub struct TcpConnector {
-    /// The server's address.
+    /// Where to connect: the server, or a proxy in front of it.
     pub addr: std::net::SocketAddr,
+    /// `host[:port]` the server answers to (the `Host` header); `None`: `addr`.
+    pub authority: Option<Arc<str>>,
+    /// TLS to the server, for `https://`.
+    pub tls: Option<Tls>,
+    /// Where the server mounts Socket.IO; `None`: the contract's `/socket.io/`.
+    pub socketio_path: Option<Arc<str>>,
+}
+
+impl TcpConnector {
+    /// Plain TCP to `addr`, Socket.IO at `/socket.io/`.
+    pub fn plain(addr: std::net::SocketAddr) -> Self {
+        Self {
+            addr,
+            authority: None,
+            tls: None,
+            socketio_path: None,
+        }
+    }
+
+    /// The same server reached through `addr` (a fault proxy in front of
+    /// it): the same name, TLS session and Socket.IO path.
+    pub fn via(&self, addr: std::net::SocketAddr) -> Self {
+        Self {
+            addr,
+            ..self.clone()
+        }
+    }
 }
 
 impl Connector for TcpConnector {
-    type Stream = tokio::net::TcpStream;
+    type Stream = Either<tokio::net::TcpStream, TlsStream<tokio::net::TcpStream>>;
     async fn connect(&self) -> io::Result<Self::Stream> {
         let stream = tokio::net::TcpStream::connect(self.addr).await?;
         stream.set_nodelay(true)?;
-        Ok(stream)
+        match &self.tls {
+            None => Ok(Either::Left(stream)),
+            Some(tls) => Ok(Either::Right(tls.handshake(stream).await?)),
+        }
     }
     fn authority(&self) -> String {
-        self.addr.to_string()
+        match &self.authority {
+            Some(authority) => authority.to_string(),
+            None => self.addr.to_string(),
+        }
+    }
+    fn socketio_path(&self) -> &str {
+        self.socketio_path.as_deref().unwrap_or(SOCKETIO_PATH)
+    }
+}
+
+/// A WebSocket over real TCP (TLS or not).
+pub type TcpWebSocket = WebSocketStream<<TcpConnector as Connector>::Stream>;
+
+/// `path_and_query` on the server: a path under the contract's `/socket.io/`
+/// moves to where this server mounts Socket.IO.
+fn located<'a, C: Connector>(connector: &C, path_and_query: &'a str) -> Cow<'a, str> {
+    match path_and_query.strip_prefix(SOCKETIO_PATH) {
+        Some(rest) if connector.socketio_path() != SOCKETIO_PATH => {
+            Cow::Owned(format!("{}{rest}", connector.socketio_path()))
+        }
+        _ => Cow::Borrowed(path_and_query),
     }
 }
 
@@ -119,7 +185,7 @@ pub async fn request<C: Connector>(
     let driver = tokio::spawn(connection);
     let mut builder = http::Request::builder()
         .method(method)
-        .uri(path_and_query)
+        .uri(located(connector, path_and_query).as_ref())
         .header(http::header::HOST, connector.authority());
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -171,7 +237,11 @@ pub async fn websocket<C: Connector>(
     headers: &[(&str, &str)],
 ) -> Result<WebSocketStream<C::Stream>, TransportError> {
     let stream = connector.connect().await?;
-    let url = format!("ws://{}{}", connector.authority(), path_and_query);
+    let url = format!(
+        "ws://{}{}",
+        connector.authority(),
+        located(connector, path_and_query)
+    );
     let mut request = url.into_client_request()?;
     for (name, value) in headers {
         let name = http::HeaderName::from_bytes(name.as_bytes())

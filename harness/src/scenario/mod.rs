@@ -31,6 +31,9 @@ pub enum OpenMode {
     WebsocketFirst,
     /// `['polling', 'websocket']`: handshake over polling, then upgrade.
     PollingFirst,
+    /// `['polling']`: long-polling for the whole session, never upgrading
+    /// (clients behind proxies without WebSocket support are configured so).
+    PollingOnly,
 }
 
 /// What the client puts in the `username` header of its socket handshake.
@@ -82,7 +85,7 @@ macro_rules! spelled {
 }
 
 spelled!(Profile { Node => "node", Browser => "browser" });
-spelled!(OpenMode { WebsocketFirst => "websocket-first", PollingFirst => "polling-first" });
+spelled!(OpenMode { WebsocketFirst => "websocket-first", PollingFirst => "polling-first", PollingOnly => "polling-only" });
 spelled!(HeaderPolicy {
     Valid => "valid",
     Absent => "absent",

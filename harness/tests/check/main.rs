@@ -7,6 +7,7 @@
 mod bin;
 use bin::harness;
 
+mod deployed;
 mod fuzz;
 mod hostile;
 mod middlebox;

@@ -402,12 +402,13 @@ async fn browser_registration_matches_the_browser_profile() {
     for (transports, open) in [
         ("websocket,polling", OpenMode::WebsocketFirst),
         ("polling,websocket", OpenMode::PollingFirst),
+        ("polling", OpenMode::PollingOnly),
     ] {
         let server = start(&[]).await;
-        let tag = if open == OpenMode::WebsocketFirst {
-            "bw"
-        } else {
-            "bp"
+        let tag = match open {
+            OpenMode::WebsocketFirst => "bw",
+            OpenMode::PollingFirst => "bp",
+            OpenMode::PollingOnly => "bo",
         };
         let result = browser(&server, transports, tag, None).await;
         let handshakes = server.seen.handshakes.lock().unwrap().clone();
@@ -439,7 +440,7 @@ async fn browser_registration_matches_the_browser_profile() {
                 let message = error.as_str().or_else(|| error["message"].as_str());
                 assert_eq!(message, Some("missing or invalid username"), "{result:#}");
             }
-            OpenMode::PollingFirst => {
+            OpenMode::PollingFirst | OpenMode::PollingOnly => {
                 assert_eq!(
                     first,
                     Some(Handshake {
@@ -449,10 +450,14 @@ async fn browser_registration_matches_the_browser_profile() {
                     "XHR polling carries extraHeaders"
                 );
                 assert_flows_pass(&result);
-                assert_eq!(
-                    result["transport"], "websocket",
-                    "then upgrades: {result:#}"
-                );
+                // Polling-first upgrades; polling-only never does, and its
+                // pushes and presence still arrive (the flows pass).
+                let expected = if open == OpenMode::PollingFirst {
+                    "websocket"
+                } else {
+                    "polling"
+                };
+                assert_eq!(result["transport"], expected, "{result:#}");
             }
         }
     }

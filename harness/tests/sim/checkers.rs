@@ -402,3 +402,68 @@ fn presence_news_outgrowing_a_sleeping_devices_buffer_is_not_lost() {
     // alice's sleeping connection was closed under her and she came back.
     assert!(text.contains("alice#2"), "{text}");
 }
+
+/// alice on a websocket, polly on long-polling for good (`transports:
+/// ['polling']`, a browser behind a proxy without WebSocket support).
+fn alice_and_polly(more: Vec<(u64, usize, Action)>) -> Scenario {
+    let polly = UserSpec {
+        profile: Profile::Browser,
+        open: OpenMode::PollingOnly,
+        ..UserSpec::node("polly")
+    };
+    let mut steps = vec![(0, 0, Action::Open), (0, 1, Action::Open)];
+    steps.extend(more);
+    scenario(&[UserSpec::node("alice"), polly], steps, vec![])
+}
+
+#[test]
+fn a_user_who_never_upgrades_gets_pushes_and_presence_over_long_polling() {
+    let s = alice_and_polly(vec![
+        (2_000, 0, send("polly")),
+        (3_000, 1, send("alice")),
+        (4_000, 0, Action::Close),
+        (6_000, 0, Action::Open),
+    ]);
+    let text = reference_passes_bug_breaks(&s, Bug::NeverPush, Clause::M3);
+    // Judged as a push (M3), having come over the polling transport, and
+    // presence news both ways reached the long-polling tab.
+    let (trace, _) = run(&s, &[]);
+    assert!(
+        trace.events.iter().any(|e| e.actor == "polly#1"
+            && matches!(
+                e.what,
+                harness::trace::What::Received {
+                    via: harness::trace::Via::PollingTransport,
+                    ..
+                }
+            )),
+        "{text}"
+    );
+    assert!(
+        !trace
+            .events
+            .iter()
+            .any(|e| e.what == harness::trace::What::Upgraded),
+        "{text}"
+    );
+    let polly_saw = |online: bool| {
+        trace.events.iter().any(|e| {
+            e.actor == "polly#1"
+                && e.what
+                    == harness::trace::What::Presence {
+                        username: "alice".into(),
+                        online,
+                    }
+        })
+    };
+    assert!(polly_saw(false) && polly_saw(true), "{text}");
+    // Its tab stayed on one session all along: a poll loop that failed
+    // would have ended it.
+    assert!(!text.contains("polly#2"), "{text}");
+}
+
+#[test]
+fn a_user_who_never_upgrades_is_taken_offline_when_it_leaves_p3() {
+    let s = alice_and_polly(vec![(3_000, 1, Action::Close)]);
+    reference_passes_bug_breaks(&s, Bug::StalePresence, Clause::P3);
+}

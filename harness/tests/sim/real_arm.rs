@@ -47,9 +47,7 @@ async fn a_calm_scenario_passes_the_same_checkers_on_real_tcp() {
         + 1_500;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let connector = TcpConnector {
-        addr: listener.local_addr().unwrap(),
-    };
+    let connector = TcpConnector::plain(listener.local_addr().unwrap());
     let serving = tokio::spawn(server_under_test::serve(listener, server));
     let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
     let connectors = vec![connector.clone(); s.users.len()];

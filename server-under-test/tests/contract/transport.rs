@@ -1,4 +1,5 @@
 use serde_json::json;
+use server_under_test::Config;
 
 use crate::support::*;
 
@@ -71,4 +72,79 @@ async fn a_configured_origin_may_send_the_username_header_cors() {
         .contains("username"));
     let other = preflight("http://evil.test").await;
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+/// One HTTP/1.1 exchange over a fresh connection (`Connection: close`), as
+/// bytes: what an intermediary would forward.
+async fn exchange(url: &str, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_a_proxy_stripped_is_refused_and_the_session_stays_on_polling_t1() {
+    // A proxy without WebSocket support forwards the upgrade request without
+    // its hop-by-hop `Upgrade` header. The server must not answer 101 to it
+    // (RFC 9110 §7.8: no switch the client did not ask for; engineioxide
+    // 0.17.9 did, with `Connection: close`, which no client can use), and the
+    // polling session must carry on: socket.io-client stays on polling.
+    let server = start(Config {
+        ping_interval_ms: 10_000,
+        ping_timeout_ms: 10_000,
+        ..quick_config()
+    })
+    .await;
+    let base = "/socket.io/?EIO=4&transport=polling";
+    let open = exchange(
+        &server.url,
+        format!("GET {base} HTTP/1.1\r\nHost: x\r\nusername: polly\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    let sid = open
+        .split("\"sid\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("an open packet, got {open}"))
+        .to_owned();
+    let session = format!("{base}&sid={sid}");
+    let posted = exchange(
+        &server.url,
+        format!("POST {session} HTTP/1.1\r\nHost: x\r\nusername: polly\r\nContent-Length: 2\r\nConnection: close\r\n\r\n40"),
+    )
+    .await;
+    assert!(posted.starts_with("HTTP/1.1 200"), "{posted}");
+    let stripped = exchange(
+        &server.url,
+        format!(
+            "GET /socket.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\nHost: x\r\n\
+             username: polly\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(
+        stripped.starts_with("HTTP/1.1 400"),
+        "an upgrade nobody asked for must be refused, got: {stripped}"
+    );
+    // The session is still there, on polling: its CONNECT answer waits.
+    let polled = exchange(
+        &server.url,
+        format!(
+            "GET {session} HTTP/1.1\r\nHost: x\r\nusername: polly\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(
+        polled.starts_with("HTTP/1.1 200") && polled.contains("40{"),
+        "{polled}"
+    );
+    assert_eq!(online(&server.url).await, vec!["polly"]);
 }

@@ -65,6 +65,22 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
 
+    // A request that does not ask to switch to websocket cannot be answered
+    // `101` (RFC 9110 §7.8): an intermediary without WebSocket support drops
+    // the hop-by-hop `Upgrade` header and forwards the rest, and a `101` with
+    // `Connection: close` then reaches a client that can use neither it nor
+    // the connection. Refused as engine.io does, the client stays on polling.
+    let asks_websocket = parts
+        .headers
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"));
+    if !asks_websocket {
+        return Err(Error::TransportMismatch);
+    }
+
     // An upgrade for a session that does not exist (or already has its
     // websocket) is refused with an HTTP error while one can still be sent:
     // answering `101` and then dropping the connection tells the client nothing.
