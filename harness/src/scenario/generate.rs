@@ -22,6 +22,9 @@ const NAMES: [&str; 10] = [
     "heidi",
 ];
 
+/// Seeds the draw of polling-only users apart from the rest.
+const POLLING_ONLY_STREAM: u64 = 0x706f_6c6c_696e_6721;
+
 impl Scenario {
     /// A mixed workload drawn from `seed`: users connect (some with a second tab),
     /// send to online, offline, unknown and own names, close and reopen; a few use
@@ -38,6 +41,15 @@ impl Scenario {
         let steps = generate_steps(&mut rng, &users, active_ms, options.faults.crash, sleeps);
         let hosts = crate::world::client_hosts(users.len());
         let faults = FaultPlan::swarm(&mut rng, &options.faults, &hosts, active_ms);
+        // Some polling-first users never upgrade (`transports: ['polling']`,
+        // as behind a proxy without WebSocket support): drawn from a stream
+        // of their own, so every other draw of a seed stays what it was.
+        let mut transports = SmallRng::seed_from_u64(seed ^ POLLING_ONLY_STREAM);
+        for user in &mut users {
+            if user.open == OpenMode::PollingFirst && transports.random_bool(0.3) {
+                user.open = OpenMode::PollingOnly;
+            }
+        }
         let heal_ms = Self::heal_ms_for(
             &options.timers,
             crate::client::ClientConfig::default().poll_interval_ms,
