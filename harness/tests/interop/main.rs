@@ -8,6 +8,8 @@
 //! missing one is skipped with a note, unless `HARNESS_INTEROP=require` (CI),
 //! where it fails.
 
+mod faulted;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
