@@ -137,6 +137,15 @@ pub enum FaultKind {
     /// websocket, and the session must carry on over long-polling (real TCP
     /// only: the fault proxy rewrites request heads; turmoil carries bytes).
     StripUpgrade,
+    /// Connections with no bytes either way for `after_ms` are closed (FIN
+    /// both ways), as load balancers and proxies close idle connections (AWS
+    /// ALB 60 s, Heroku 55 s, nginx's `proxy_read_timeout` 60 s): a server
+    /// whose pingInterval is above it sees every quiet session cut (real TCP
+    /// only: the fault proxy; turmoil has no idle timers).
+    IdleTimeout {
+        /// How long a connection may stay quiet.
+        after_ms: u64,
+    },
 }
 
 impl FaultKind {
@@ -152,6 +161,7 @@ impl FaultKind {
             FaultKind::Stall => "stall",
             FaultKind::Backpressure => "backpressure",
             FaultKind::StripUpgrade => "strip_upgrade",
+            FaultKind::IdleTimeout { .. } => "idle_timeout",
         }
     }
 
@@ -164,6 +174,7 @@ impl FaultKind {
                 | FaultKind::Stall
                 | FaultKind::Backpressure
                 | FaultKind::StripUpgrade
+                | FaultKind::IdleTimeout { .. }
         )
     }
 }

@@ -16,6 +16,8 @@
 //!   leaving its old connection half-open at the server;
 //! - a lost poll response: a `GET /api/messages` goes through, but its response
 //!   is swallowed and the client's connection reset;
+//! - an idle timeout: a connection with no bytes either way for a while is
+//!   closed with a FIN both ways, as load balancers close idle connections;
 //! - a stripped upgrade: a request's `Upgrade` header is removed and its
 //!   `Connection` made `close`, as a proxy without WebSocket support forwards
 //!   it (hop-by-hop headers are not passed on), so the server refuses the
@@ -76,6 +78,8 @@ pub struct Mode {
     pub stalls: u64,
     /// Strip `Upgrade` from the requests of connections opened meanwhile.
     pub strip_upgrade: bool,
+    /// Close connections quiet for this long (both ways), ms.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Mode {
@@ -114,6 +118,12 @@ impl Mode {
                     }
                 }
                 FaultKind::StripUpgrade => mode.strip_upgrade = true,
+                FaultKind::IdleTimeout { after_ms } => {
+                    mode.idle_timeout_ms = Some(
+                        mode.idle_timeout_ms
+                            .map_or(*after_ms, |ms| ms.min(*after_ms)),
+                    )
+                }
                 FaultKind::Reset | FaultKind::Stall => {} // instants, counted
             }
         }
@@ -193,9 +203,12 @@ async fn relay(
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let is_poll = AtomicBool::new(false);
+    let conn = ConnState {
+        is_poll: AtomicBool::new(false),
+        quiet_since: Mutex::new(tokio::time::Instant::now()),
+    };
     let (mut client, mut server) = (client, server);
-    let aborted = {
+    let ended = {
         let (mut client_read, mut client_write) = client.split();
         let (mut server_read, mut server_write) = server.split();
         let up = pump(
@@ -205,7 +218,7 @@ async fn relay(
             mode.clone(),
             &rng,
             (generation, stall),
-            &is_poll,
+            &conn,
         );
         let down = pump(
             &mut server_read,
@@ -214,27 +227,68 @@ async fn relay(
             mode.clone(),
             &rng,
             (generation, stall),
-            &is_poll,
+            &conn,
         );
-        tokio::pin!(up, down);
+        let idle = idle_close(mode.clone(), &conn);
+        tokio::pin!(up, down, idle);
         let (mut up_done, mut down_done) = (false, false);
         loop {
             tokio::select! {
                 end = &mut up, if !up_done => match end {
                     End::Eof => up_done = true,
-                    End::Abort => break true,
+                    End::Abort => break Some(End::Abort),
                 },
                 end = &mut down, if !down_done => match end {
                     End::Eof => down_done = true,
-                    End::Abort => break true,
+                    End::Abort => break Some(End::Abort),
                 },
-                else => break false,
+                () = &mut idle => break Some(End::Eof),
+                else => break None,
             }
         }
     };
-    if aborted {
-        abort(&client);
-        abort(&server);
+    match ended {
+        Some(End::Abort) => {
+            abort(&client);
+            abort(&server);
+        }
+        // Closed for being quiet: a FIN each way, as a load balancer does.
+        Some(End::Eof) => {
+            let _ = client.shutdown().await;
+            let _ = server.shutdown().await;
+        }
+        None => {}
+    }
+}
+
+/// One proxied connection's state, shared by its two pumps.
+struct ConnState {
+    /// Its first request is a mailbox poll.
+    is_poll: AtomicBool,
+    /// When a byte last crossed it, either way.
+    quiet_since: Mutex<tokio::time::Instant>,
+}
+
+/// Resolves once the connection has been quiet for the mode's idle timeout.
+async fn idle_close(mut mode: watch::Receiver<Mode>, conn: &ConnState) {
+    loop {
+        let limit = mode.borrow_and_update().idle_timeout_ms;
+        let Some(ms) = limit else {
+            if mode.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            continue;
+        };
+        let deadline = *conn.quiet_since.lock().unwrap() + Duration::from_millis(ms);
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            changed = mode.changed() => if changed.is_err() {
+                std::future::pending::<()>().await;
+            },
+        }
     }
 }
 
@@ -280,7 +334,7 @@ async fn pump<R, W>(
     mut mode: watch::Receiver<Mode>,
     rng: &Mutex<SmallRng>,
     (generation, stall): (u64, u64),
-    is_poll: &AtomicBool,
+    conn: &ConnState,
 ) -> End
 where
     R: AsyncRead + Unpin,
@@ -304,9 +358,13 @@ where
             Ok(n) => n,
             Err(_) => return End::Abort,
         };
+        if n > 0 {
+            *conn.quiet_since.lock().unwrap() = tokio::time::Instant::now();
+        }
         let mut stripped = None;
         if first && direction == Direction::ToServer {
-            is_poll.store(buf[..n].starts_with(b"GET /api/messages"), Ordering::SeqCst);
+            conn.is_poll
+                .store(buf[..n].starts_with(b"GET /api/messages"), Ordering::SeqCst);
             if mode.borrow().strip_upgrade {
                 stripped = strip_upgrade(&buf[..n]);
             }
@@ -330,7 +388,7 @@ where
         }
         if direction == Direction::FromServer
             && current.lose_poll_responses
-            && is_poll.load(Ordering::SeqCst)
+            && conn.is_poll.load(Ordering::SeqCst)
         {
             return End::Abort;
         }
@@ -459,6 +517,28 @@ mod tests {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no echo"))??;
         Ok(got)
+    }
+
+    #[tokio::test]
+    async fn an_idle_timeout_closes_quiet_connections_with_a_fin_and_spares_busy_ones() {
+        let proxy = FaultProxy::start(echo_server().await, 1).await.unwrap();
+        let idle = FaultKind::IdleTimeout { after_ms: 1_500 };
+        proxy.set(Mode::with_faults((0, 0), &[idle], (0, 0)));
+        let mut busy = TcpStream::connect(proxy.addr()).await.unwrap();
+        let mut quiet = TcpStream::connect(proxy.addr()).await.unwrap();
+        // Ten exchanges 200 ms apart: 2 s in all, longer than the timeout,
+        // but never quiet for long.
+        for _ in 0..10 {
+            assert_eq!(round_trip(&mut busy, b"hi").await.unwrap(), b"hi");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The quiet one was closed cleanly: end of stream, not a reset.
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), quiet.read_to_end(&mut rest))
+            .await
+            .expect("the quiet connection is closed");
+        assert_eq!(read.unwrap(), 0);
+        assert_eq!(round_trip(&mut busy, b"on").await.unwrap(), b"on");
     }
 
     #[tokio::test]

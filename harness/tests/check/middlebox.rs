@@ -131,3 +131,91 @@ async fn a_reader_that_stops_reading_under_a_flood_is_still_taken_offline_p3() {
         "the flooder never heard user_offline for the sleeper"
     );
 }
+
+/// A load balancer whose idle timeout is shorter than the server's
+/// pingInterval (nginx's `proxy_read_timeout`, an ALB's idle timeout, set
+/// below what the Socket.IO server was started with): every quiet session in
+/// front of it is closed between two pings. A correct server and client
+/// survive the churn: the user comes back each time, and what was sent to
+/// them meanwhile is pushed or mailed, never lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_timeout_below_the_ping_interval_cuts_sessions_and_loses_nothing() {
+    let server = start(Config {
+        ping_interval_ms: 3_000,
+        ping_timeout_ms: 1_000,
+        ack_timeout_ms: 1_000,
+        ..Config::default()
+    })
+    .await;
+    let target = Target::resolve(&server.url).await.unwrap();
+    let users = vec![UserSpec::node("quiet"), UserSpec::node("talker")];
+    let mut steps = vec![
+        Step {
+            at_ms: 0,
+            user: 0,
+            action: Action::Open,
+        },
+        Step {
+            at_ms: 0,
+            user: 1,
+            action: Action::Open,
+        },
+    ];
+    steps.extend((0..6).map(|i| Step {
+        at_ms: 1_500 + i * 1_700,
+        user: 1,
+        action: Action::Send {
+            to: "quiet".into(),
+            content: format!("through the balancer #{i}"),
+        },
+    }));
+    let scenario = Scenario {
+        seed: 2,
+        users,
+        steps,
+        faults: FaultPlan {
+            latency_ms_min: 0,
+            latency_ms_max: 0,
+            faults: vec![Fault {
+                at_ms: 0,
+                duration_ms: 12_000,
+                host: host_of(0, 2),
+                kind: FaultKind::IdleTimeout { after_ms: 1_000 },
+            }],
+            push_bound_ms: None,
+        },
+        active_ms: 12_000,
+        heal_ms: 10_000,
+        open_world: true,
+    };
+    let options = CheckOptions {
+        level: Level::Robust,
+        seed: 2,
+        timeout_scale: 2.0,
+        tokens: None,
+    };
+    let replay = replay_live(&target, &scenario, 1, &options).await.unwrap();
+    let run = &replay.runs[0];
+    // The fault did what it models: the quiet user's sessions were cut.
+    let cut = run
+        .trace
+        .events
+        .iter()
+        .filter(|e| {
+            e.actor.starts_with("quiet")
+                && e.at_ms < 12_000
+                && matches!(e.what, What::Disconnected { .. })
+        })
+        .count();
+    assert!(
+        cut >= 2,
+        "the balancer never cut the quiet session:\n{}",
+        run.trace.render()
+    );
+    let lines: Vec<String> = run
+        .violations
+        .iter()
+        .map(|v| format!("{} @{} ms: {}", v.clause, v.at_ms, v.message))
+        .collect();
+    assert!(lines.is_empty(), "{lines:#?}\n{}", run.trace.render());
+}
