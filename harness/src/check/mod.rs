@@ -547,6 +547,7 @@ fn user(name: String, open: OpenMode, header: HeaderPolicy, profile: Profile) ->
         open,
         header,
         token: None,
+        background: false,
     }
 }
 

@@ -77,6 +77,19 @@ pub(crate) struct Shared<C> {
     pub(super) rng: Mutex<SmallRng>,
     /// While the device sleeps ([`User::freeze`]): when it wakes.
     pub(super) frozen_until: Mutex<Option<Instant>>,
+    /// When the user's client started: a background tab's timer grid counts
+    /// from it.
+    pub(super) born: Instant,
+}
+
+/// [`Shared::fires_at`] for a client started at `born`.
+fn fire_time(background: bool, born: Instant, at: Instant) -> Instant {
+    if !background {
+        return at;
+    }
+    let since = u64::try_from(at.saturating_duration_since(born).as_millis()).unwrap_or(u64::MAX);
+    let grid = if since < 300_000 { 1_000 } else { 60_000 };
+    born + Duration::from_millis(since.div_ceil(grid).saturating_mul(grid))
 }
 
 /// Ids already shown, and the mailbox cursor.
@@ -89,6 +102,16 @@ pub(super) struct Inbox {
 impl<C: Connector> Shared<C> {
     pub(crate) fn record(&self, actor: &str, what: What) {
         self.recorder.record(actor, what);
+    }
+
+    /// When a timer set for `at` fires on this user's device: at once in a
+    /// foreground tab; in a background tab ([`UserSpec::background`]) on the
+    /// next whole second since the client started, and on the next whole
+    /// minute once it has been hidden five minutes (Chrome's timer
+    /// throttling and intensive throttling). Events that arrive (a ping, a
+    /// push) are not timers: they are handled at once either way.
+    pub(crate) fn fires_at(&self, at: Instant) -> Instant {
+        fire_time(self.spec.background, self.born, at)
     }
 
     /// The CONNECT auth payload of a v2 user (`{"token": …}`, A2): `None`
@@ -201,6 +224,7 @@ impl<C: Connector> User<C> {
                 inbox: Mutex::default(),
                 rng: Mutex::new(SmallRng::seed_from_u64(seed)),
                 frozen_until: Mutex::new(None),
+                born: Instant::now(),
             }),
             tabs: Vec::new(),
             next_client_id: 0,
@@ -310,7 +334,7 @@ impl<C: Connector> User<C> {
             let period = Duration::from_millis(shared.config.poll_interval_ms);
             let mut next = Instant::now() + offset;
             while next < until {
-                sleep_until(next).await;
+                sleep_until(shared.fires_at(next)).await;
                 // A sleeping device polls when it wakes, not before.
                 let frozen = *shared.frozen_until.lock().unwrap();
                 if let Some(wake) = frozen.filter(|w| *w > Instant::now()) {
@@ -387,8 +411,27 @@ async fn run_tab<C: Connector>(
                     Some(Command::Freeze { until }) => wake = wake.max(until),
                     Some(_) => {}
                 },
-                _ = sleep_until(wake) => break,
+                _ = sleep_until(shared.fires_at(wake)) => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_background_tabs_timers_fire_on_a_second_then_a_minute_grid() {
+        let born = Instant::now();
+        let at = |ms: u64| born + Duration::from_millis(ms);
+        // A foreground tab: when asked.
+        assert_eq!(fire_time(false, born, at(1_234)), at(1_234));
+        // Hidden under five minutes: the next whole second.
+        assert_eq!(fire_time(true, born, at(1_234)), at(2_000));
+        assert_eq!(fire_time(true, born, at(3_000)), at(3_000));
+        // Hidden longer: the next whole minute.
+        assert_eq!(fire_time(true, born, at(300_001)), at(360_000));
+        assert_eq!(fire_time(true, born, at(420_000)), at(420_000));
     }
 }

@@ -425,8 +425,8 @@ impl<C: Connector> Session<'_, C> {
                     Ok(_) => continue,
                     Err(reason) => reason,
                 },
-                _ = sleep_until(heartbeat_deadline) => "ping timeout".to_owned(),
-                _ = sleep_until(ack_deadline.unwrap_or_else(far_future)), if ack_deadline.is_some() => {
+                _ = sleep_until(self.shared.fires_at(heartbeat_deadline)) => "ping timeout".to_owned(),
+                _ = sleep_until(self.shared.fires_at(ack_deadline.unwrap_or_else(far_future))), if ack_deadline.is_some() => {
                     let now = Instant::now();
                     let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.deadline <= now);
                     self.pending = kept;

@@ -125,7 +125,8 @@ pub async fn hunt_live(
     let client = hunt_client(options);
     let scenario_of = |seed: u64| {
         let mut scenario = Scenario::generate(seed, &generate);
-        scenario.heal_ms = heal_ms(&generate.timers, &client, options.scaled(1_000));
+        let heal = heal_ms(&generate.timers, &client, options.scaled(1_000));
+        scenario.heal_ms = heal.saturating_add(scenario.background_slack_ms(heal));
         // A loaded machine stretches every wait, M3's 100 ms bound with them.
         if options.timeout_scale > 1.0 {
             scenario.faults.push_bound_ms =

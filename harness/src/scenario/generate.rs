@@ -24,6 +24,8 @@ const NAMES: [&str; 10] = [
 
 /// Seeds the draw of polling-only users apart from the rest.
 const POLLING_ONLY_STREAM: u64 = 0x706f_6c6c_696e_6721;
+/// Seeds the draw of background tabs apart from the rest.
+const BACKGROUND_STREAM: u64 = 0x6869_6464_656e_7461;
 
 impl Scenario {
     /// A mixed workload drawn from `seed`: users connect (some with a second tab),
@@ -50,11 +52,19 @@ impl Scenario {
                 user.open = OpenMode::PollingOnly;
             }
         }
+        // Some browser users are background tabs, their timers throttled:
+        // a stream of their own too.
+        let mut tabs = SmallRng::seed_from_u64(seed ^ BACKGROUND_STREAM);
+        for user in &mut users {
+            if user.profile == Profile::Browser && tabs.random_bool(0.3) {
+                user.background = true;
+            }
+        }
         let heal_ms = Self::heal_ms_for(
             &options.timers,
             crate::client::ClientConfig::default().poll_interval_ms,
         );
-        Self {
+        let mut scenario = Self {
             seed,
             users,
             steps,
@@ -62,7 +72,11 @@ impl Scenario {
             active_ms,
             heal_ms,
             open_world: false,
-        }
+        };
+        scenario.heal_ms = scenario
+            .heal_ms
+            .saturating_add(scenario.background_slack_ms(heal_ms));
+        scenario
     }
 }
 

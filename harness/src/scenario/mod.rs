@@ -110,6 +110,11 @@ pub struct UserSpec {
     /// client, whose identity is the header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenPolicy>,
+    /// A background tab: its timers (heartbeat check, reconnect delays, the
+    /// mailbox poll) fire on a 1 s grid, and on a 60 s grid once hidden five
+    /// minutes, as browsers throttle them (socket.io #4040, #3259).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
 }
 
 impl UserSpec {
@@ -121,6 +126,7 @@ impl UserSpec {
             open: OpenMode::WebsocketFirst,
             header: HeaderPolicy::Valid,
             token: None,
+            background: false,
         }
     }
 
@@ -282,6 +288,19 @@ impl Scenario {
     /// The end of the run.
     pub fn end_ms(&self) -> u64 {
         self.active_ms.saturating_add(self.heal_ms)
+    }
+
+    /// What background tabs add to a heal phase of `heal_ms`: their timers
+    /// (the heartbeat check that notices a dead server among them) fire up
+    /// to a second late, or a minute once hidden five minutes.
+    pub fn background_slack_ms(&self, heal_ms: u64) -> u64 {
+        if !self.users.iter().any(|u| u.background) {
+            0
+        } else if self.active_ms.saturating_add(heal_ms) > 300_000 {
+            60_000
+        } else {
+            1_000
+        }
     }
 
     /// The heal phase needed for a server with these timers and a client that

@@ -49,13 +49,22 @@ fn user(index: usize) -> impl Strategy<Value = UserSpec> {
         1 => prop_oneof![Just(HeaderPolicy::Empty), Just(HeaderPolicy::Invalid), Just(HeaderPolicy::TooLong)],
     ];
     let profile = prop_oneof![4 => Just(Profile::Node), 1 => Just(Profile::Browser)];
-    let open = prop_oneof![Just(OpenMode::WebsocketFirst), Just(OpenMode::PollingFirst)];
-    (header, profile, open).prop_map(move |(header, profile, open)| UserSpec {
-        name: NAMES[index].to_owned(),
-        profile,
-        open,
-        header,
-        token: None,
+    let open = prop_oneof![
+        3 => Just(OpenMode::WebsocketFirst),
+        3 => Just(OpenMode::PollingFirst),
+        1 => Just(OpenMode::PollingOnly),
+    ];
+    // A browser may be a background tab, its timers throttled.
+    let background = prop_oneof![3 => Just(false), 1 => Just(true)];
+    (header, profile, open, background).prop_map(move |(header, profile, open, background)| {
+        UserSpec {
+            name: NAMES[index].to_owned(),
+            profile,
+            open,
+            header,
+            token: None,
+            background: background && profile == Profile::Browser,
+        }
     })
 }
 

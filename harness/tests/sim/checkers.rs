@@ -467,3 +467,28 @@ fn a_user_who_never_upgrades_is_taken_offline_when_it_leaves_p3() {
     let s = alice_and_polly(vec![(3_000, 1, Action::Close)]);
     reference_passes_bug_breaks(&s, Bug::StalePresence, Clause::P3);
 }
+
+#[test]
+fn a_background_tab_notices_a_dead_link_late_and_loses_nothing() {
+    // carol is a background browser tab: her heartbeat check runs on a 1 s
+    // grid. A partition cuts her link; the server takes her offline, she
+    // notices late, reconnects, and what alice sent meanwhile reaches her.
+    let carol = UserSpec {
+        profile: Profile::Browser,
+        open: OpenMode::PollingFirst,
+        background: true,
+        ..UserSpec::node("carol")
+    };
+    let s = scenario(
+        &[UserSpec::node("alice"), carol],
+        vec![
+            (0, 0, Action::Open),
+            (0, 1, Action::Open),
+            (5_000, 0, send("carol")),
+            (9_000, 0, send("carol")),
+        ],
+        vec![fault(4_000, 60_000, "c1", FaultKind::Partition)],
+    );
+    let text = reference_passes_bug_breaks(&s, Bug::NoAckFallback, Clause::M5);
+    assert!(text.contains("carol#2"), "carol came back: {text}");
+}
