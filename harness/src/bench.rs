@@ -41,6 +41,20 @@ pub struct SimRow {
     pub cost_per_user_vs_10: f64,
 }
 
+/// What the clients' habits (polling-only users, background tabs) cost the
+/// simulation: the same seed with and without them, side by side.
+#[derive(Clone, Debug, Serialize)]
+pub struct MixRow {
+    /// Users.
+    pub users: usize,
+    /// Speedup with the habits drawn (best of the rounds).
+    pub with_speedup: f64,
+    /// Speedup without them (best of the rounds).
+    pub without_speedup: f64,
+    /// with / without (1.0: free).
+    pub ratio: f64,
+}
+
 /// Property-test throughput.
 #[derive(Clone, Debug, Serialize)]
 pub struct PropertyRow {
@@ -178,6 +192,8 @@ pub struct BenchReport {
     pub campaign: Vec<CampaignRow>,
     /// Simulation speed by users.
     pub simulation: Vec<SimRow>,
+    /// The clients' habits, with and without, at 10 and 50 users.
+    pub client_mix: Vec<MixRow>,
     /// Property throughput.
     pub properties: PropertyRow,
     /// Hunt speed per bug switch.
@@ -209,6 +225,11 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         .map_or(1.0, |r| r.wall_s / 10.0);
     for row in &mut simulation {
         row.cost_per_user_vs_10 = (row.wall_s / row.users as f64) / per_user_10;
+    }
+    let mut client_mix = Vec::new();
+    for users in [10, 50] {
+        progress(&format!("client habits, with and without: {users} users"));
+        client_mix.push(mix_row(users, if quick { 2 } else { 4 }));
     }
     progress("property throughput");
     let properties = property_row(if quick { 2.0 } else { 10.0 });
@@ -264,6 +285,7 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         machine,
         campaign,
         simulation,
+        client_mix,
         properties,
         hunts,
         live_hunt,
@@ -310,10 +332,42 @@ pub fn mixed_scenario(users: usize) -> Scenario {
 }
 
 fn sim_row(users: usize) -> SimRow {
-    let scenario = mixed_scenario(users);
+    sim_row_of(&mixed_scenario(users))
+}
+
+/// [`mixed_scenario`] with and without the clients' habits, alternated
+/// `rounds` times (so drift on a shared machine hits both alike); the best
+/// speedup of each.
+fn mix_row(users: usize, rounds: usize) -> MixRow {
+    let without = Scenario::generate(
+        1,
+        &GenerateOptions {
+            users,
+            active_ms: 120_000,
+            faults: FaultMenu::all(),
+            client_mix: false,
+            ..GenerateOptions::default()
+        },
+    );
+    let with = mixed_scenario(users);
+    let (mut best_with, mut best_without) = (0.0_f64, 0.0_f64);
+    for _ in 0..rounds.max(1) {
+        best_without = best_without.max(sim_row_of(&without).speedup);
+        best_with = best_with.max(sim_row_of(&with).speedup);
+    }
+    MixRow {
+        users,
+        with_speedup: best_with,
+        without_speedup: best_without,
+        ratio: best_with / best_without.max(f64::MIN_POSITIVE),
+    }
+}
+
+fn sim_row_of(scenario: &Scenario) -> SimRow {
+    let users = scenario.users.len();
     reset_peak_rss();
     let started = Instant::now();
-    let outcome = simulate(&scenario, &WorldOptions::default());
+    let outcome = simulate(scenario, &WorldOptions::default());
     let wall_s = started.elapsed().as_secs_f64();
     let simulated_s = outcome.simulated_ms as f64 / 1000.0;
     SimRow {
@@ -344,6 +398,7 @@ fn property_row(budget_s: f64) -> PropertyRow {
                 faults: FaultMenu::all(),
                 timers: world.timers,
                 tokens: false,
+                client_mix: true,
             },
         );
         scenario.heal_ms = Scenario::heal_ms_for(&world.timers, world.client.poll_interval_ms);
@@ -381,6 +436,7 @@ fn campaign_row(jobs: usize, seeds: u64) -> CampaignRow {
             faults: FaultMenu::all(),
             timers: world.timers,
             tokens: false,
+            client_mix: true,
         },
         world,
         shrink_budget: 0,
@@ -747,6 +803,13 @@ pub fn text(report: &BenchReport) -> String {
             r.events_per_s,
             r.peak_rss_bytes as f64 / (1 << 20) as f64,
             r.cost_per_user_vs_10
+        );
+    }
+    for m in &report.client_mix {
+        let _ = writeln!(
+            out,
+            "  {:>5} users with polling-only users and background tabs {:.0}×, without {:.0}×: {:.2}× (side by side, best of the rounds)",
+            m.users, m.with_speedup, m.without_speedup, m.ratio
         );
     }
     let p = &report.properties;

@@ -67,6 +67,7 @@ impl Campaign {
                 faults: FaultMenu::all(),
                 timers: ServerTimers::default(),
                 tokens: false,
+                client_mix: true,
             },
             seeds: 0..20,
             scenario: None,

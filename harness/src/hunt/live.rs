@@ -121,6 +121,7 @@ pub async fn hunt_live(
             ack_timeout_ms: plan.ack_timeout_ms,
         }),
         tokens: options.tokens.is_some(),
+        client_mix: true,
     };
     let client = hunt_client(options);
     let scenario_of = |seed: u64| {

@@ -47,7 +47,7 @@ impl Scenario {
         // as behind a proxy without WebSocket support): drawn from a stream
         // of their own, so every other draw of a seed stays what it was.
         let mut transports = SmallRng::seed_from_u64(seed ^ POLLING_ONLY_STREAM);
-        for user in &mut users {
+        for user in users.iter_mut().filter(|_| options.client_mix) {
             if user.open == OpenMode::PollingFirst && transports.random_bool(0.3) {
                 user.open = OpenMode::PollingOnly;
             }
@@ -55,7 +55,7 @@ impl Scenario {
         // Some browser users are background tabs, their timers throttled:
         // a stream of their own too.
         let mut tabs = SmallRng::seed_from_u64(seed ^ BACKGROUND_STREAM);
-        for user in &mut users {
+        for user in users.iter_mut().filter(|_| options.client_mix) {
             if user.profile == Profile::Browser && tabs.random_bool(0.3) {
                 user.background = true;
             }

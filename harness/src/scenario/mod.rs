@@ -254,6 +254,10 @@ pub struct GenerateOptions {
     pub timers: ServerTimers,
     /// Contract v2: users present tokens, most valid, some not.
     pub tokens: bool,
+    /// Draw the clients' habits too: polling-only users and background tabs
+    /// (each from a stream of its own, so turning them off changes nothing
+    /// else). Off only to measure what they cost (`harness bench`).
+    pub client_mix: bool,
 }
 
 impl Default for GenerateOptions {
@@ -265,6 +269,7 @@ impl Default for GenerateOptions {
             faults: FaultMenu::all(),
             timers: ServerTimers::default(),
             tokens: false,
+            client_mix: true,
         }
     }
 }
