@@ -219,6 +219,11 @@ pub struct ReachArgs {
 }
 
 impl ReachArgs {
+    /// Whether any of them was given (they need a live server).
+    pub fn given(&self) -> bool {
+        self.socketio_path.is_some() || self.ca_cert.is_some()
+    }
+
     /// As the library takes it.
     pub fn reach(&self) -> crate::check::Reach {
         crate::check::Reach {

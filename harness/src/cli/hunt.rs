@@ -13,7 +13,7 @@ pub fn run(args: &HuntArgs) -> Exit {
     if let Some(url) = &args.target {
         return run_live(args, url);
     }
-    if args.reach.socketio_path.is_some() || args.reach.ca_cert.is_some() {
+    if args.reach.given() {
         eprintln!("error: --path and --ca-cert are for a live server: add --target URL");
         return Exit::Usage;
     }

@@ -183,9 +183,7 @@ pub fn main() -> ExitCode {
                 reach: reach.reach(),
             },
         ),
-        Command::Replay { reach, .. }
-            if reach.socketio_path.is_some() || reach.ca_cert.is_some() =>
-        {
+        Command::Replay { reach, .. } if reach.given() => {
             eprintln!("error: --path and --ca-cert are for a live server: add --target URL");
             Exit::Usage
         }

@@ -67,10 +67,7 @@ impl<C: Connector> Polling<C> {
                 (connector.clone(), session.clone(), headers.clone());
             async move {
                 loop {
-                    let pairs: Vec<(&str, &str)> = headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .collect();
+                    let pairs = borrowed(&headers);
                     let got = tokio::time::timeout(
                         poll_timeout,
                         transport::request(&connector, http::Method::GET, &session, &pairs, None),
@@ -104,11 +101,7 @@ impl<C: Connector> Polling<C> {
     }
 
     async fn post(&self, body: String) -> Result<(), TransportError> {
-        let pairs: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let pairs = borrowed(&self.headers);
         let posted = tokio::time::timeout(
             self.request_timeout,
             transport::request(
@@ -129,6 +122,14 @@ impl<C: Connector> Polling<C> {
         }
         Ok(())
     }
+}
+
+/// Owned header pairs as the transport takes them.
+fn borrowed(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
 }
 
 impl<C: Connector> Link<C> {
