@@ -35,6 +35,9 @@ pub struct FaultMenu {
     /// The device sleeps: its sockets stay open but nothing is read or written,
     /// then it resumes on the same sessions (a user action, see `Action::Freeze`).
     pub freeze: bool,
+    /// The server process restarts: its memory is lost, its store kept or not
+    /// ([`FaultKind::Restart`]), and every user reconnects at once.
+    pub restart: bool,
 }
 
 impl FaultMenu {
@@ -48,6 +51,7 @@ impl FaultMenu {
             hold: true,
             crash: true,
             freeze: true,
+            restart: true,
         }
     }
 
@@ -64,6 +68,7 @@ impl FaultMenu {
             (self.hold, "hold"),
             (self.crash, "crash"),
             (self.freeze, "freeze"),
+            (self.restart, "restart"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -75,7 +80,7 @@ impl FaultMenu {
         }
     }
 
-    /// Parses `all`, `none` or a comma list of `latency,blip,partition,oneway,hold,crash,freeze`.
+    /// Parses `all`, `none` or a comma list of `latency,blip,partition,oneway,hold,crash,freeze,restart`.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text {
             "all" => return Ok(Self::all()),
@@ -92,9 +97,10 @@ impl FaultMenu {
                 "hold" => &mut menu.hold,
                 "crash" => &mut menu.crash,
                 "freeze" => &mut menu.freeze,
+                "restart" => &mut menu.restart,
                 other => {
                     return Err(format!(
-                        "unknown fault '{other}'; use all, none, or a list of latency,blip,partition,oneway,hold,crash,freeze"
+                        "unknown fault '{other}'; use all, none, or a list of latency,blip,partition,oneway,hold,crash,freeze,restart"
                     ))
                 }
             };
@@ -146,6 +152,18 @@ pub enum FaultKind {
         /// How long a connection may stay quiet.
         after_ms: u64,
     },
+    /// The server process goes down at the start (every connection to it
+    /// ends; connects are refused) and comes back up at the end, its memory
+    /// (sessions, presence, timers) lost; its store — mailboxes, message ids,
+    /// retry memory — is kept across the restart when `keeps_store` (Redis
+    /// with persistence) and lost otherwise (an in-memory store). A rolling
+    /// deploy. Its host is the server's ([`crate::world::SERVER_HOST`]); in the
+    /// simulation the server's host is bounced, on real TCP `--restart-cmd`
+    /// runs.
+    Restart {
+        /// Whether what the server stored survives the restart.
+        keeps_store: bool,
+    },
 }
 
 impl FaultKind {
@@ -162,6 +180,7 @@ impl FaultKind {
             FaultKind::Backpressure => "backpressure",
             FaultKind::StripUpgrade => "strip_upgrade",
             FaultKind::IdleTimeout { .. } => "idle_timeout",
+            FaultKind::Restart { .. } => "restart",
         }
     }
 
@@ -196,6 +215,11 @@ impl Fault {
     /// When it ends.
     pub fn end_ms(&self) -> u64 {
         self.at_ms.saturating_add(self.duration_ms)
+    }
+
+    /// Whether it strikes the server itself rather than one client's link.
+    pub fn is_on_server(&self) -> bool {
+        self.host == crate::world::SERVER_HOST
     }
 }
 
@@ -252,11 +276,49 @@ impl FaultPlan {
         transitions
     }
 
-    /// Whether any fault touches `host` during `[from_ms, to_ms]`.
+    /// Whether any fault touches `host` during `[from_ms, to_ms]`; a fault
+    /// on the server (a restart) touches every host.
     pub fn touches(&self, host: &str, from_ms: u64, to_ms: u64) -> bool {
-        self.faults
+        self.faults.iter().any(|f| {
+            (f.host == host || f.is_on_server()) && f.at_ms <= to_ms && f.end_ms() >= from_ms
+        })
+    }
+
+    /// The server's restarts: `(down at, up at, keeps_store)`, by time.
+    pub fn restarts(&self) -> Vec<(u64, u64, bool)> {
+        let mut restarts: Vec<(u64, u64, bool)> = self
+            .faults
             .iter()
-            .any(|f| f.host == host && f.at_ms <= to_ms && f.end_ms() >= from_ms)
+            .filter_map(|f| match f.kind {
+                FaultKind::Restart { keeps_store } => Some((f.at_ms, f.end_ms(), keeps_store)),
+                _ => None,
+            })
+            .collect();
+        restarts.sort_unstable();
+        restarts
+    }
+
+    /// Maybe a restart of the server (about one scenario in three), drawn
+    /// from `rng`: it goes down somewhere in the middle of the active phase,
+    /// for 0.1 to 3 s, its store kept or lost at even odds; every user
+    /// connected then reconnects at once when it is back.
+    pub fn draw_restart(rng: &mut impl Rng, active_ms: u64) -> Option<Fault> {
+        if !rng.random_bool(0.35) {
+            return None;
+        }
+        let duration_ms = rng.random_range(100..=3_000).min(active_ms / 4).max(100);
+        let earliest = active_ms / 5;
+        let latest = (active_ms * 3 / 4)
+            .saturating_sub(duration_ms)
+            .max(earliest + 1);
+        let at_ms = rng.random_range(earliest..latest);
+        let keeps_store = rng.random_bool(0.5);
+        Some(Fault {
+            at_ms,
+            duration_ms,
+            host: crate::world::SERVER_HOST.into(),
+            kind: FaultKind::Restart { keeps_store },
+        })
     }
 
     /// A plan drawn from `rng`, TigerBeetle-swarm style: each run enables a random

@@ -85,11 +85,16 @@ fn faults(scenario: &Scenario, out: &mut String) {
     for fault in &scenario.faults.faults {
         let _ = writeln!(
             out,
-            "  {:>10}  {:<12} {} for {} ms",
+            "  {:>10}  {:<12} {} for {} ms{}",
             secs(fault.at_ms),
             fault.host,
             fault.kind.name(),
-            fault.duration_ms
+            fault.duration_ms,
+            match fault.kind {
+                crate::faults::FaultKind::Restart { keeps_store: true } => ", store kept",
+                crate::faults::FaultKind::Restart { keeps_store: false } => ", store lost",
+                _ => "",
+            }
         );
     }
 }

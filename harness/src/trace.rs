@@ -171,14 +171,14 @@ pub enum What {
     },
     /// The world injected a fault.
     FaultStart {
-        /// Affected client host.
+        /// Affected client host (the server's own for a restart).
         host: String,
         /// What.
         fault: FaultKind,
     },
     /// The world healed a fault.
     FaultEnd {
-        /// Affected client host.
+        /// Affected client host (the server's own for a restart).
         host: String,
         /// What ended.
         fault: FaultKind,
@@ -309,6 +309,12 @@ pub enum ServerEvent {
         /// Why: `offline`, `ack timeout`, `connection closed` …
         reason: String,
     },
+    /// The server went down (recorded by the world, not the server): every
+    /// registration it held ended with it.
+    Restarted {
+        /// Whether its store survived.
+        keeps_store: bool,
+    },
 }
 
 /// A [`ServerEvent`] with its time.
@@ -356,10 +362,12 @@ impl Recorder {
 
     /// Records what the server saw of itself, now.
     pub fn record_server(&self, event: ServerEvent) {
-        let record = ServerRecord {
-            at_ms: self.clock.now_ms(),
-            event,
-        };
+        self.record_server_at(self.clock.now_ms(), event);
+    }
+
+    /// Records what befell the server at `at_ms` (the world's restarts).
+    pub(crate) fn record_server_at(&self, at_ms: u64, event: ServerEvent) {
+        let record = ServerRecord { at_ms, event };
         self.server
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -515,6 +523,20 @@ fn describe(what: &What) -> (&'static str, String) {
         What::GaveUp => ("gave-up", String::new()),
         What::OnlineProbe { users } => ("online", format!("{users:?}")),
         What::ProbeFailed { reason } => ("online-failed", reason.clone()),
+        What::FaultStart {
+            fault: FaultKind::Restart { keeps_store },
+            ..
+        } => (
+            "fault",
+            format!("server down (restart; store {})", kept(*keeps_store)),
+        ),
+        What::FaultEnd {
+            fault: FaultKind::Restart { keeps_store },
+            ..
+        } => (
+            "healed",
+            format!("server up again (store {})", kept(*keeps_store)),
+        ),
         What::FaultStart { host, fault } => ("fault", format!("{fault:?} {host} ⇹ server")),
         What::FaultEnd { host, fault } => ("healed", format!("{fault:?} {host} ⇹ server")),
         What::HealPhase => (
@@ -548,6 +570,14 @@ pub fn mermaid(trace: &Trace) -> String {
         let _ = writeln!(out, "{}", line.replace(';', ",").trim_end());
     }
     out
+}
+
+fn kept(keeps_store: bool) -> &'static str {
+    if keeps_store {
+        "kept"
+    } else {
+        "lost"
+    }
 }
 
 #[cfg(test)]

@@ -133,11 +133,15 @@ pub enum Bug {
     AcceptAlgNone,
     /// v2: `/api/messages` still takes the `username` header (breaks A3).
     MailboxByHeader,
+    /// A poll whose cursor is above every seq the mailbox assigned is answered
+    /// `200` with nothing instead of `409` (breaks L4: after a restart with a
+    /// fresh store, new mail hides below every client's cursor).
+    IgnoreStaleCursor,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::RegisterAnonymous,
         Bug::NeverPush,
         Bug::LastSidWins,
@@ -149,6 +153,7 @@ impl Bug {
         Bug::SkipExp,
         Bug::AcceptAlgNone,
         Bug::MailboxByHeader,
+        Bug::IgnoreStaleCursor,
     ];
 
     /// The switch's name on the command line and in reports.
@@ -165,6 +170,7 @@ impl Bug {
             Bug::SkipExp => "skip_exp",
             Bug::AcceptAlgNone => "accept_alg_none",
             Bug::MailboxByHeader => "mailbox_by_header",
+            Bug::IgnoreStaleCursor => "ignore_stale_cursor",
         }
     }
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::chat::Chat;
+use crate::config::Bug;
 use crate::store::MailboxEntry;
 use crate::username::InvalidUsername;
 use crate::wire::ErrorBody;
@@ -124,7 +125,7 @@ async fn messages(
     // L4: a cursor above every seq this mailbox ever assigned (a cursor from
     // before a restart with a fresh store, or a client bug) discards nothing.
     let latest = chat.store().last_seq(username.as_str());
-    if after > latest {
+    if after > latest && !chat.config().has_bug(Bug::IgnoreStaleCursor) {
         info!("🚫 stale cursor from {username}: after={after}, latest={latest}");
         let body = Stale {
             error: format!("cursor {after} is above the latest seq {latest}: poll again from 0"),

@@ -36,7 +36,8 @@ pub use username::Username;
 
 /// The whole server as one axum router: HTTP routes and Socket.IO on one port (T2).
 pub fn app(config: Config) -> (axum::Router, Arc<Chat>) {
-    let chat = Arc::new(Chat::new(config, Arc::new(MemoryStore::new())));
+    let store = Arc::new(MemoryStore::booted_at(config.epoch_unix_ms));
+    let chat = Arc::new(Chat::new(config, store));
     (router(Arc::clone(&chat)), chat)
 }
 
@@ -67,7 +68,22 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let chat = Chat::new(config, Arc::new(MemoryStore::new()));
+    let store = Arc::new(MemoryStore::booted_at(config.epoch_unix_ms));
+    serve_with_store(listener, config, observer, store).await
+}
+
+/// Like [`serve_observed`], over `store` (one kept across restarts, say).
+pub async fn serve_with_store<L>(
+    listener: L,
+    config: Config,
+    observer: Option<Arc<dyn Observer>>,
+    store: Arc<dyn Store>,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let chat = Chat::new(config, store);
     let chat = match observer {
         Some(observer) => chat.observed_by(observer),
         None => chat,

@@ -18,8 +18,8 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8000")]
     addr: SocketAddr,
     /// Turn on a deliberate defect (repeatable): register_anonymous, never_push,
-    /// last_sid_wins, no_ack_fallback, stale_presence, trust_payload_from, extra_args;
-    /// with --auth jwt also trust_header, skip_exp, accept_alg_none, mailbox_by_header.
+    /// last_sid_wins, no_ack_fallback, stale_presence, trust_payload_from, extra_args,
+    /// ignore_stale_cursor; with --auth jwt also trust_header, skip_exp, accept_alg_none, mailbox_by_header.
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     bugs: Vec<Bug>,
     /// Engine.IO ping interval in milliseconds (50 to 600000: 0 would stop

@@ -114,10 +114,29 @@ struct Mailbox {
     entries: Vec<MailboxEntry>,
 }
 
+/// The Unix time message ids count from (2025-10-09T00:00:00Z, the seed's
+/// date): see [`MemoryStore::booted_at`].
+pub const ID_EPOCH_UNIX_MS: u64 = 1_759_968_000_000;
+
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store whose ids start at 1.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store for a server started at `now_unix_ms`: its ids start
+    /// above the milliseconds since [`ID_EPOCH_UNIX_MS`] × 1000, so a server
+    /// restarted with a fresh store never hands out an id it handed out
+    /// before (M2: unique; clients de-duplicate by id and would drop a reused
+    /// one), as long as it accepted fewer than 1000 messages per millisecond
+    /// of uptime. The ids stay below 2^53 (JavaScript's exact integers) for
+    /// two centuries.
+    pub fn booted_at(now_unix_ms: u64) -> Self {
+        let store = Self::default();
+        store.memory().last_message_id = now_unix_ms
+            .saturating_sub(ID_EPOCH_UNIX_MS)
+            .saturating_mul(1_000);
+        store
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
@@ -193,6 +212,22 @@ mod tests {
             content: format!("m{id}"),
             ts: 0,
         }
+    }
+
+    #[test]
+    fn a_fresh_store_after_a_restart_never_reuses_an_id_m2() {
+        let first = MemoryStore::booted_at(ID_EPOCH_UNIX_MS);
+        assert_eq!(first.next_message_id(), 1, "the first boot counts from 1");
+        let before: Vec<u64> = (0..999).map(|_| first.next_message_id()).collect();
+        // Restarted one millisecond later with nothing kept.
+        let second = MemoryStore::booted_at(ID_EPOCH_UNIX_MS + 1);
+        let after = second.next_message_id();
+        assert!(before.iter().all(|&id| id < after), "{after} reuses an id");
+        assert_eq!(
+            MemoryStore::booted_at(0).next_message_id(),
+            1,
+            "no underflow"
+        );
     }
 
     #[test]

@@ -324,7 +324,7 @@ impl Cursor {
 }
 
 /// The scenario without the users in `gone`: their steps go, later indexes
-/// shift down, faults on hosts that no longer exist go too.
+/// shift down, faults on client hosts that no longer exist go too.
 fn without_users(scenario: &Scenario, gone: std::ops::Range<usize>) -> Scenario {
     let mut s = scenario.clone();
     s.users.drain(gone.clone());
@@ -335,7 +335,9 @@ fn without_users(scenario: &Scenario, gone: std::ops::Range<usize>) -> Scenario 
         }
     }
     let hosts = crate::world::client_hosts(s.users.len());
-    s.faults.faults.retain(|f| hosts.contains(&f.host));
+    s.faults
+        .faults
+        .retain(|f| f.is_on_server() || hosts.contains(&f.host));
     s
 }
 

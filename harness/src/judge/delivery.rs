@@ -115,6 +115,12 @@ pub fn offline_recipients_get_mail(facts: &Facts<'_>) -> Vec<Violation> {
                 && matches!(e.what, What::Polled { .. })
         });
         if let Some(poll) = next_poll {
+            if facts
+                .restart_took(&sent.to, t, *delivery, poll.at_ms)
+                .is_some()
+            {
+                continue; // the server's fresh store no longer had it
+            }
             let got = facts
                 .first_receipt(&sent.to, *id)
                 .is_some_and(|r| r.at_ms <= poll.at_ms);
@@ -147,23 +153,66 @@ pub fn nothing_accepted_is_lost(facts: &Facts<'_>) -> Vec<Violation> {
         if facts.user_index(&sent.to).is_none() || facts.first_receipt(&sent.to, *id).is_some() {
             continue;
         }
-        let clause = match delivery {
+        if facts
+            .restart_took(&sent.to, sent.event.at_ms, *delivery, facts.end_ms)
+            .is_some()
+        {
+            continue; // a restart took it along, and nothing promised to keep it
+        }
+        let mut clause = match delivery {
             Delivery::Websocket => Clause::M5,
             Delivery::Polling => Clause::L2,
         };
+        let mut evidence = vec![sent.event.clone(), ack.clone()];
+        let mut why = String::new();
+        if let Some(poll) = stale_cursor_answered(facts, &sent.to, ack.at_ms) {
+            // After a restart that lost the store every cursor the client
+            // holds is above the fresh mailbox's seqs: a 200 there hides
+            // what arrives from then on (L4 says 409).
+            clause = Clause::L4;
+            why = format!(
+                "; after the server restarted with a fresh store, {} polled with its old cursor and got 200 instead of 409 (L4), so new mail hid below it",
+                sent.to
+            );
+            evidence.push(poll.clone());
+        }
         found.push(
             violation(
                 clause,
                 facts.end_ms,
                 format!(
-                "message {id} to {} was accepted ({delivery}) and never arrived, by push or poll",
-                sent.to
-            ),
-                vec![sent.event.clone(), ack.clone()],
+                    "message {id} to {} was accepted ({delivery}) and never arrived, by push or poll{why}",
+                    sent.to
+                ),
+                evidence,
             )
             .user(&sent.to)
             .message_id(*id),
         );
     }
     found
+}
+
+/// The recipient's first successful poll after a restart that lost the
+/// store, if it went with a cursor above 0 (from before the restart), got
+/// 200 with nothing, and came before `by_ms` or after: the stale cursor L4
+/// is about.
+fn stale_cursor_answered<'a>(
+    facts: &Facts<'a>,
+    user: &str,
+    by_ms: u64,
+) -> Option<&'a crate::trace::Event> {
+    let (down, _, _) = facts
+        .plan()
+        .restarts()
+        .into_iter()
+        .rfind(|&(down, _, keeps_store)| !keeps_store && down <= by_ms)?;
+    facts
+        .trace
+        .events
+        .iter()
+        .find(|e| e.actor == user && e.at_ms > down && matches!(e.what, What::Polled { .. }))
+        .filter(
+            |e| matches!(&e.what, What::Polled { after, seqs } if *after > 0 && seqs.is_empty()),
+        )
 }

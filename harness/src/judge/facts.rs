@@ -178,6 +178,56 @@ impl<'a> Facts<'a> {
                 .is_some_and(|h| !self.plan().touches(&h, from_ms, to_ms))
     }
 
+    /// The server restart, if any, that may have taken from `to` a message
+    /// sent at `sent_at_ms` and acked `delivery`, before `until_ms`:
+    ///
+    /// - one going down after the send that lost the store; or, for a push,
+    ///   any — an unacknowledged push lives in the process's memory until
+    ///   its ack timeout stores it (M5), and a process that goes down first
+    ///   takes it along;
+    /// - one that lost the store before the send, while `to` still held a
+    ///   cursor from before it: the fresh mailbox numbers from 1 again (L1),
+    ///   and once its entries reach that cursor the cursor is no longer above
+    ///   the latest seq (no 409, L4) and the entries at or below it hide.
+    ///   Until `to`'s first successful poll after the restart, what was
+    ///   stored may be among them; from that poll on, the cursor is
+    ///   corrected (409, then from 0) or overtaken.
+    ///
+    /// What such a restart took is not owed; what a kept store held is.
+    pub(crate) fn restart_took(
+        &self,
+        to: &str,
+        sent_at_ms: u64,
+        delivery: Delivery,
+        until_ms: u64,
+    ) -> Option<u64> {
+        self.plan()
+            .restarts()
+            .into_iter()
+            .find(|&(down, _, keeps_store)| {
+                let took_along = sent_at_ms < down
+                    && down <= until_ms
+                    && (!keeps_store || delivery == Delivery::Websocket);
+                let hid_below_a_cursor = !keeps_store
+                    && down <= sent_at_ms
+                    && self
+                        .first_poll_after(to, down)
+                        .is_none_or(|(at, after)| after > 0 && sent_at_ms < at);
+                took_along || hid_below_a_cursor
+            })
+            .map(|(down, _, _)| down)
+    }
+
+    /// `user`'s first successful poll after `at_ms`: when, and its cursor.
+    pub(crate) fn first_poll_after(&self, user: &str, at_ms: u64) -> Option<(u64, u64)> {
+        self.trace.events.iter().find_map(|e| match e.what {
+            What::Polled { after, .. } if e.actor == user && e.at_ms > at_ms => {
+                Some((e.at_ms, after))
+            }
+            _ => None,
+        })
+    }
+
     pub(crate) fn conns_of(&self, name: &str) -> impl Iterator<Item = &Conn> {
         let name = name.to_owned();
         self.conns.values().filter(move |c| c.user == name)

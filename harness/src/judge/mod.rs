@@ -129,7 +129,7 @@ pub const CHECKERS: &[Checker] = &[
     },
     Checker {
         name: "nothing_accepted_is_lost",
-        clauses: &[Clause::M5, Clause::L2],
+        clauses: &[Clause::M5, Clause::L2, Clause::L4],
         check: nothing_accepted_is_lost,
     },
     Checker {

@@ -84,6 +84,13 @@ impl<'a> Record<'a> {
                         conn.2 = Some((r.at_ms, reason.as_str()));
                     }
                 }
+                // The process's memory went with it: nothing it counted
+                // counts any more.
+                ServerEvent::Restarted { .. } => {
+                    for conn in conns.values_mut().filter(|c| c.2.is_none()) {
+                        conn.2 = Some((r.at_ms, "server restart"));
+                    }
+                }
                 _ => {}
             }
         }
@@ -163,7 +170,7 @@ impl Referee<'_> {
                 self.presence(v, user)
             }
             (
-                Clause::M3 | Clause::M4 | Clause::L1 | Clause::M5 | Clause::L2,
+                Clause::M3 | Clause::M4 | Clause::L1 | Clause::M5 | Clause::L2 | Clause::L4,
                 Some(user),
                 Some(id),
             ) => self.delivery(v, user, id),
@@ -336,7 +343,7 @@ impl Referee<'_> {
                 Blame::Harness,
                 format!("the server recorded {user}'s ack of {id}, yet the client never recorded receiving it"),
             ),
-            Clause::L1 | Clause::M5 | Clause::L2 => match stored {
+            Clause::L1 | Clause::M5 | Clause::L2 | Clause::L4 => match stored {
                 Some((at, reason)) => {
                     let polled_after = self.facts.trace.events.iter().any(|e| {
                         e.actor == user && e.at_ms > at && matches!(e.what, What::Polled { .. })

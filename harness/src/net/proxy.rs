@@ -125,6 +125,7 @@ impl Mode {
                     )
                 }
                 FaultKind::Reset | FaultKind::Stall => {} // instants, counted
+                FaultKind::Restart { .. } => {}           // the server's own: `--restart-cmd`
             }
         }
         mode

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Action, Scenario};
+use crate::faults::FaultKind;
 
 /// Most users a scenario may have.
 pub const MAX_USERS: usize = 1_000;
@@ -154,12 +155,26 @@ impl Scenario {
         }
         let hosts = crate::world::client_hosts(self.users.len());
         for fault in &self.faults.faults {
-            if !hosts.contains(&fault.host) {
+            let on_server = matches!(fault.kind, FaultKind::Restart { .. });
+            if on_server != fault.is_on_server() {
+                return Err(format!(
+                    "a {} fault names host {:?}: a restart strikes host {:?}, every other fault a client host",
+                    fault.kind.name(),
+                    fault.host,
+                    crate::world::SERVER_HOST
+                ));
+            }
+            if !on_server && !hosts.contains(&fault.host) {
                 return Err(format!(
                     "a fault names host {:?}; this scenario's hosts are {}",
                     fault.host,
                     hosts.join(", ")
                 ));
+            }
+            // Down and back up in one instant would be ordered up first (ends
+            // sort before starts), leaving the server down for good.
+            if on_server && fault.duration_ms == 0 {
+                return Err("a restart lasts at least 1 ms (the time the server is down)".into());
             }
             if fault.end_ms() > self.active_ms {
                 return Err(format!(

@@ -26,6 +26,8 @@ const NAMES: [&str; 10] = [
 const POLLING_ONLY_STREAM: u64 = 0x706f_6c6c_696e_6721;
 /// Seeds the draw of background tabs apart from the rest.
 const BACKGROUND_STREAM: u64 = 0x6869_6464_656e_7461;
+/// Seeds the draw of a server restart apart from the rest.
+const RESTART_STREAM: u64 = 0x7265_7374_6172_7421;
 
 impl Scenario {
     /// A mixed workload drawn from `seed`: users connect (some with a second tab),
@@ -42,7 +44,18 @@ impl Scenario {
         let sleeps = options.faults.freeze.then(|| freeze_range(&options.timers));
         let steps = generate_steps(&mut rng, &users, active_ms, options.faults.crash, sleeps);
         let hosts = crate::world::client_hosts(users.len());
-        let faults = FaultPlan::swarm(&mut rng, &options.faults, &hosts, active_ms);
+        let mut faults = FaultPlan::swarm(&mut rng, &options.faults, &hosts, active_ms);
+        // A server restart, from a stream of its own (every other draw of a
+        // seed stays what it was).
+        if options.faults.restart {
+            let mut restarts = SmallRng::seed_from_u64(seed ^ RESTART_STREAM);
+            if let Some(restart) = FaultPlan::draw_restart(&mut restarts, active_ms) {
+                faults.faults.push(restart);
+                faults
+                    .faults
+                    .sort_by(|a, b| (a.at_ms, &a.host).cmp(&(b.at_ms, &b.host)));
+            }
+        }
         // Some polling-first users never upgrade (`transports: ['polling']`,
         // as behind a proxy without WebSocket support): drawn from a stream
         // of their own, so every other draw of a seed stays what it was.

@@ -1,9 +1,11 @@
 //! The link state of each client host, driven by the fault plan: turmoil's
-//! partitions, one-way partitions and holds, set between simulation steps.
+//! partitions, one-way partitions and holds, set between simulation steps;
+//! and the server's restarts (its host crashed, then started again).
 
 use crate::faults::{Fault, FaultKind, FaultPlan};
 use crate::trace::{Recorder, What};
 
+use super::server::Durable;
 use super::SERVER_HOST;
 
 /// The link state of each client host, derived from the faults active on it.
@@ -23,7 +25,13 @@ impl<'a> Links<'a> {
         }
     }
 
-    pub(super) fn advance(&mut self, now_ms: u64, sim: &turmoil::Sim<'_>, recorder: &Recorder) {
+    pub(super) fn advance(
+        &mut self,
+        now_ms: u64,
+        sim: &mut turmoil::Sim<'_>,
+        recorder: &Recorder,
+        durable: &Durable,
+    ) {
         while let Some(&(at_ms, starts, fault)) = self.transitions.get(self.next) {
             if at_ms > now_ms {
                 break;
@@ -35,7 +43,12 @@ impl<'a> Links<'a> {
                 self.active.remove(i);
             }
             recorder.record_at(at_ms, "world", What::fault(fault, starts));
-            self.apply(&fault.host, sim);
+            match fault.kind {
+                FaultKind::Restart { keeps_store } => {
+                    restart(sim, recorder, durable, at_ms, starts, keeps_store)
+                }
+                _ => self.apply(&fault.host, sim),
+            }
         }
     }
 
@@ -62,5 +75,27 @@ impl<'a> Links<'a> {
             (false, false) if kinds.contains(&FaultKind::Hold) => sim.hold(host, SERVER_HOST),
             (false, false) => {}
         }
+    }
+}
+
+/// The server goes down (its host crashed: every task and socket gone, the
+/// peers told by FIN or RST as by an exiting process) or comes back up (the
+/// host's software started again: the server's `serve` is called anew).
+fn restart(
+    sim: &mut turmoil::Sim<'_>,
+    recorder: &Recorder,
+    durable: &Durable,
+    at_ms: u64,
+    down: bool,
+    keeps_store: bool,
+) {
+    if down {
+        sim.crash(SERVER_HOST);
+        if !keeps_store {
+            durable.lose();
+        }
+        recorder.record_server_at(at_ms, crate::trace::ServerEvent::Restarted { keeps_store });
+    } else {
+        sim.bounce(SERVER_HOST);
     }
 }

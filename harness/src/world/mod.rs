@@ -204,14 +204,16 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
         .rng_seed(scenario.seed)
         .build();
     let recorder = Recorder::new(TraceClock::Simulated);
-    host_server(&mut sim, scenario, options, &recorder);
+    let env = ServerEnv::new(scenario.seed, options.timers, Some(recorder.clone()));
+    let durable = env.durable_state();
+    host_server(&mut sim, scenario, options, &recorder, env);
     host_clients(&mut sim, scenario, options, &recorder);
 
     let mut links = Links::new(&scenario.faults);
     let mut heal_recorded = false;
     let error = loop {
         let now_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
-        links.advance(now_ms, &sim, &recorder);
+        links.advance(now_ms, &mut sim, &recorder, &durable);
         if !heal_recorded && now_ms >= scenario.active_ms {
             recorder.record_at(now_ms, "world", What::HealPhase);
             heal_recorded = true;
@@ -238,6 +240,7 @@ fn host_server(
     scenario: &Scenario,
     options: &WorldOptions,
     recorder: &Recorder,
+    env: ServerEnv,
 ) {
     let observer = Observer {
         recorder: recorder.clone(),
@@ -246,7 +249,6 @@ fn host_server(
         request_timeout: Duration::from_millis(options.client.request_timeout_ms),
     };
     let server = Arc::clone(&options.server);
-    let env = ServerEnv::new(scenario.seed, options.timers, Some(recorder.clone()));
     sim.host(SERVER_HOST, move || {
         let (server, env, observer) = (Arc::clone(&server), env.clone(), observer.clone());
         async move {

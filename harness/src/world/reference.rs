@@ -50,11 +50,15 @@ impl Server for Reference {
             epoch_unix_ms: env.epoch_unix_ms(),
             ..self.config.clone()
         };
+        // The store outlives a restart that keeps it; a fresh one counts its
+        // ids from the (re)start's time, so none is ever handed out twice.
+        let store: Arc<dyn server_under_test::Store> =
+            env.durable(|| server_under_test::MemoryStore::booted_at(config.epoch_unix_ms));
         let observer = env.is_recording().then(|| {
             Arc::new(move |seen: Observed| env.record(ground_truth(seen))) as Arc<dyn Observer>
         });
         Box::pin(async move {
-            server_under_test::serve_observed(listener, config, observer)
+            server_under_test::serve_with_store(listener, config, observer, store)
                 .await
                 .err()
                 .map(|e| e.to_string())

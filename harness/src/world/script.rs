@@ -26,13 +26,15 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Probes through `connector` until the end of the scenario.
+    /// Probes through `connector` until the end of the scenario; started
+    /// again with a restarted server, it keeps to the same beat.
     pub async fn run<C: Connector>(self, connector: C) {
-        let mut at_ms = self.every_ms;
+        let every_ms = self.every_ms.max(1);
+        let mut at_ms = (self.recorder.now_ms() / every_ms + 1) * every_ms;
         while at_ms < self.end_ms - DRAIN_MS {
             sleep_until_ms(&self.recorder, at_ms).await;
             probe_online(&connector, &self.recorder, self.request_timeout).await;
-            at_ms += self.every_ms;
+            at_ms += every_ms;
         }
         sleep_until_ms(&self.recorder, self.end_ms - DRAIN_MS / 3).await;
         probe_online(&connector, &self.recorder, self.request_timeout).await;

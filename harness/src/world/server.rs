@@ -2,9 +2,11 @@
 //! environment it should take time and randomness from, and the [`Server`]
 //! trait every server is plugged in through — the reference server included.
 
+use std::any::{Any, TypeId};
+use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -97,6 +99,19 @@ pub struct ServerEnv {
     timers: ServerTimers,
     epoch_unix_ms: u64,
     recorder: Option<Recorder>,
+    durable: Durable,
+}
+
+/// What a server keeps across restarts that keep its store: one value per
+/// type, for one run.
+#[derive(Clone, Default)]
+pub(crate) struct Durable(Arc<Mutex<BTreeMap<TypeId, Arc<dyn Any + Send + Sync>>>>);
+
+impl Durable {
+    /// A restart that loses the store: everything kept is gone.
+    pub(crate) fn lose(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 impl std::fmt::Debug for ServerEnv {
@@ -120,7 +135,30 @@ impl ServerEnv {
             timers,
             epoch_unix_ms: SIM_EPOCH_UNIX_MS,
             recorder,
+            durable: Durable::default(),
         }
+    }
+
+    pub(crate) fn durable_state(&self) -> Durable {
+        self.durable.clone()
+    }
+
+    /// What the server keeps in its store (mailboxes, message ids, retry
+    /// memory: what the seed kept in Redis), made by `make` at the first
+    /// call of the run and the same value at every later call — after a
+    /// restart too, when the restart keeps the store
+    /// ([`FaultKind::Restart`](crate::faults::FaultKind::Restart) with
+    /// `keeps_store`). A restart that loses the store drops it, and the next
+    /// call makes a fresh one. Everything else a server holds is lost at
+    /// every restart, as a process's memory is.
+    pub fn durable<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut kept = self.durable.0.lock().unwrap_or_else(|e| e.into_inner());
+        let value = kept
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(make()) as Arc<dyn Any + Send + Sync>);
+        Arc::clone(value)
+            .downcast::<T>()
+            .expect("kept under its own type id")
     }
 
     /// The run's seed, for servers that seed their own generators.
@@ -138,16 +176,19 @@ impl ServerEnv {
         self.timers
     }
 
-    /// Unix milliseconds at the start of the run; add the runtime's elapsed
-    /// time (`tokio::time::Instant`, simulated here) for a message's `ts`.
+    /// Unix milliseconds now — at the server's start, or at its restart;
+    /// add the runtime's elapsed time (`tokio::time::Instant`, simulated here,
+    /// and starting afresh with a restarted host) for a message's `ts`.
     pub fn epoch_unix_ms(&self) -> u64 {
+        let since_start = turmoil::sim_elapsed().unwrap_or_default();
         self.epoch_unix_ms
+            .saturating_add(u64::try_from(since_start.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// The clock to stamp messages with: simulated time as Unix milliseconds.
     pub fn clock(&self) -> SimClock {
         SimClock {
-            epoch_unix_ms: self.epoch_unix_ms,
+            epoch_unix_ms: self.epoch_unix_ms(),
             start: tokio::time::Instant::now(),
         }
     }

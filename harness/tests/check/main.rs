@@ -188,6 +188,11 @@ async fn stale_presence_fails_p3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_a_stale_cursor_fails_l4() {
+    bug_fails(Bug::IgnoreStaleCursor, Clause::L4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusting_the_payloads_from_fails_m2() {
     bug_fails(Bug::TrustPayloadFrom, Clause::M2).await;
 }

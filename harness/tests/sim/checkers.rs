@@ -492,3 +492,74 @@ fn a_background_tab_notices_a_dead_link_late_and_loses_nothing() {
     let text = reference_passes_bug_breaks(&s, Bug::NoAckFallback, Clause::M5);
     assert!(text.contains("carol#2"), "carol came back: {text}");
 }
+
+/// alice and bob; bob leaves and finds two messages waiting when he is back
+/// (his cursor moves to 2); then the server restarts, keeping its store or
+/// not; bob leaves again and alice writes to him once before and once after
+/// the restart, after bob's first poll since.
+fn restart_after_mail(keeps_store: bool) -> Scenario {
+    alice_and_bob(
+        vec![
+            (1_000, 1, Action::Close),
+            (2_000, 0, send("bob")),
+            (2_500, 0, send("bob")),
+            (3_000, 1, Action::Poll),
+            (3_500, 1, Action::Open),
+            (6_000, 1, Action::Close),
+            (7_000, 0, send("bob")),
+            (12_000, 1, Action::Poll),
+            (13_000, 0, send("bob")),
+        ],
+        vec![fault(
+            9_000,
+            1_500,
+            harness::world::SERVER_HOST,
+            FaultKind::Restart { keeps_store },
+        )],
+    )
+}
+
+#[test]
+fn a_restart_that_keeps_the_store_loses_no_mail_and_presence_recovers() {
+    // What bob's mailbox held at the restart survives it (L2), everyone
+    // reconnects at once and presence converges (P1-P3); with a fresh store
+    // mail from before the restart may go (nothing promised to keep it),
+    // what comes after must not: bob's cursor (2) lies above the fresh
+    // mailbox's seqs, the server answers 409 and bob polls again from 0
+    // (L4). A server that answers 200 hides the new mail for good.
+    for keeps_store in [true, false] {
+        let s = restart_after_mail(keeps_store);
+        let (trace, violations) = run(&s, &[]);
+        assert_clean(&violations);
+        let text = trace.render();
+        assert!(text.contains("alice#2"), "alice came back: {text}");
+        let stale = text.contains("stale cursor (409)");
+        assert_eq!(
+            stale, !keeps_store,
+            "a 409 only after a fresh store: {text}"
+        );
+    }
+    reference_passes_bug_breaks(
+        &restart_after_mail(false),
+        Bug::IgnoreStaleCursor,
+        Clause::L4,
+    );
+}
+
+#[test]
+fn a_restarted_server_never_reuses_a_message_id_m2() {
+    // Ids from before and after a restart with a fresh store: all distinct
+    // and increasing, or bob's client (which de-duplicates by id) would
+    // drop the new message as one it already has.
+    let (trace, _) = run(&restart_after_mail(false), &[]);
+    let ids: Vec<u64> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e.what {
+            harness::trace::What::Accepted { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}

@@ -81,3 +81,48 @@ fn different_seeds_give_different_runs() {
         .collect();
     assert_eq!(hashes.len(), 5);
 }
+
+#[test]
+fn a_server_restart_is_the_same_whatever_ran_before_it_in_the_process() {
+    // Tearing the server's host down drops its tasks in the order of tokio's
+    // task ids, which count up across the process: spawning a few tasks
+    // elsewhere first shifts them. The FINs and RSTs the dropped sockets
+    // send must still leave in the same order (vendor/turmoil-0.7.2-
+    // deterministic-teardown.patch), or the same seed diverges.
+    let options = GenerateOptions {
+        users: 6,
+        active_ms: 30_000,
+        faults: FaultMenu::default(),
+        ..GenerateOptions::default()
+    };
+    let mut scenario = Scenario::generate(3, &options);
+    scenario.faults.faults = vec![harness::faults::Fault {
+        at_ms: 12_000,
+        duration_ms: 1_000,
+        host: harness::world::SERVER_HOST.into(),
+        kind: harness::faults::FaultKind::Restart { keeps_store: true },
+    }];
+    let spare = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let mut traces = Vec::new();
+    for shift in 0..4 {
+        spare.block_on(async {
+            for _ in 0..shift {
+                tokio::spawn(async {}).await.expect("an empty task");
+            }
+        });
+        let outcome = simulate(&scenario, &WorldOptions::default());
+        assert_eq!(outcome.error, None);
+        traces.push(outcome.trace.render());
+    }
+    let restarted = traces[0].matches("disconnected").count();
+    assert!(restarted >= 4, "the restart ended sessions:\n{}", traces[0]);
+    for (shift, trace) in traces.iter().enumerate().skip(1) {
+        let diverged = traces[0].lines().zip(trace.lines()).find(|(a, b)| a != b);
+        assert!(
+            diverged.is_none() && traces[0] == *trace,
+            "with {shift} tasks spawned before, the trace diverged: {diverged:?}"
+        );
+    }
+}
