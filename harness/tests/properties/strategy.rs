@@ -103,6 +103,22 @@ fn fault(hosts: Vec<String>) -> impl Strategy<Value = Fault> {
         })
 }
 
+/// A restart of the server, about one scenario in four: down for 0.1 to 3 s,
+/// its store kept or lost.
+fn restart() -> impl Strategy<Value = Option<Fault>> {
+    proptest::option::weighted(
+        0.25,
+        (1..ACTIVE_MS / 100 - 30, 1u64..=30, any::<bool>()).prop_map(
+            |(at, down, keeps_store)| Fault {
+                at_ms: at * 100,
+                duration_ms: down * 100,
+                host: harness::world::SERVER_HOST.into(),
+                kind: FaultKind::Restart { keeps_store },
+            },
+        ),
+    )
+}
+
 /// A whole scenario.
 pub fn scenario() -> impl Strategy<Value = Scenario> {
     (1usize..=4)
@@ -118,10 +134,11 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
             );
             let faults = proptest::collection::vec(fault(client_hosts(n)), 0..4);
             let latency = prop_oneof![3 => Just(10u64), 1 => Just(30), 1 => Just(100)];
-            (users, steps, faults, latency, any::<u64>())
+            (users, steps, faults, latency, any::<u64>(), restart())
         })
-        .prop_map(|(users, mut steps, mut faults, latency_ms_max, seed)| {
+        .prop_map(|(users, mut steps, mut faults, latency_ms_max, seed, restart)| {
             steps.sort_by_key(|s| (s.at_ms, s.user));
+            faults.extend(restart);
             faults.sort_by(|a, b| (a.at_ms, &a.host).cmp(&(b.at_ms, &b.host)));
             let options = world(&[]);
             Scenario {
