@@ -284,20 +284,6 @@ impl FaultPlan {
         })
     }
 
-    /// The server's restarts: `(down at, up at, keeps_store)`, by time.
-    pub fn restarts(&self) -> Vec<(u64, u64, bool)> {
-        let mut restarts: Vec<(u64, u64, bool)> = self
-            .faults
-            .iter()
-            .filter_map(|f| match f.kind {
-                FaultKind::Restart { keeps_store } => Some((f.at_ms, f.end_ms(), keeps_store)),
-                _ => None,
-            })
-            .collect();
-        restarts.sort_unstable();
-        restarts
-    }
-
     /// Maybe a restart of the server (about one scenario in three), drawn
     /// from `rng`: it goes down somewhere in the middle of the active phase,
     /// for 0.1 to 3 s, its store kept or lost at even odds; every user

@@ -35,6 +35,9 @@ pub fn exercised(run: &Run) -> BTreeSet<Clause> {
         "handshake" if answered => {
             set.insert(Clause::T1);
         }
+        "restart" if stale_cursor_refused(run) => {
+            set.insert(Clause::L4);
+        }
         "cursor" => {
             // The mailbox read back: L1 needs entries, L2 a re-poll of them.
             let entries = events.iter().any(|e| {
@@ -104,6 +107,14 @@ fn stale_cursor_answered(run: &Run) -> bool {
     run.trace.events.iter().any(|e| {
         matches!(&e.what, What::Exchange { request, answer }
             if request.contains(super::probes::STALE_CURSOR_POLL) && !answer.starts_with("error"))
+    })
+}
+
+/// Whether the reference client met a 409 for its cursor (after a restart
+/// with a fresh store, L4 exercised).
+fn stale_cursor_refused(run: &Run) -> bool {
+    run.trace.events.iter().any(|e| {
+        matches!(&e.what, What::PollFailed { reason, .. } if reason.starts_with("stale cursor (409)"))
     })
 }
 

@@ -22,10 +22,12 @@ mod interop;
 mod probes;
 pub mod replay;
 pub mod report;
+pub mod restart;
 pub mod rules;
 pub mod secure;
 mod target;
 
+pub use restart::RestartCommand;
 pub use target::{Reach, Target};
 
 use interop::rust_socketio_run;
@@ -116,6 +118,22 @@ pub enum CheckError {
         /// As given.
         url: String,
         /// The last error.
+        reason: String,
+    },
+    /// A scenario restarts the server, and no `--restart-cmd` says how.
+    #[error("the scenario restarts the server at {at_ms} ms: pass --restart-cmd CMD (a command that restarts the server at {url}; add --restart-keeps-store if its store survives)")]
+    NeedsRestartCmd {
+        /// As given.
+        url: String,
+        /// When the first restart is due.
+        at_ms: u64,
+    },
+    /// The restart command failed, or the server did not come back after it.
+    #[error("{url}: {reason}")]
+    Restart {
+        /// As given.
+        url: String,
+        /// What went wrong.
         reason: String,
     },
 }
@@ -297,6 +315,9 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
     runs.push(rust_socketio_run(target, &names, options).await);
     if options.level == Level::Robust {
         runs.push(robust_run(&connector, &names, options, timers).await);
+        if let Some(command) = &target.reach.restart {
+            runs.push(restart_run(target, &connector, &names, options, command).await?);
+        }
     }
     if options.level == Level::Secure {
         runs.push(secure::secure_run(&connector, &names, options, &version).await);
@@ -375,13 +396,15 @@ fn runs_for(clause: Clause) -> &'static [&'static str] {
         Clause::T1 => &["handshake", "core", "rust_socketio"],
         Clause::T2 | Clause::H1 => &["http"],
         Clause::I1 | Clause::I2 | Clause::I3 | Clause::M1 | Clause::M4 => &["core"],
-        Clause::P1 | Clause::P2 | Clause::P3 | Clause::P4 => &["core", "rust_socketio", "robust"],
+        Clause::P1 | Clause::P2 | Clause::P3 | Clause::P4 => {
+            &["core", "rust_socketio", "robust", "restart"]
+        }
         Clause::M2 | Clause::M3 => &["core", "rust_socketio"],
         Clause::M5 => &["robust"],
         Clause::L1 => &["http", "core", "cursor"],
-        Clause::L2 => &["cursor", "robust"],
+        Clause::L2 => &["cursor", "robust", "restart"],
         Clause::L3 => &[],
-        Clause::L4 => &["http", "cursor"],
+        Clause::L4 => &["http", "cursor", "restart"],
         Clause::B1 => &["http", "core"],
         Clause::H2
         | Clause::A1
@@ -496,7 +519,7 @@ fn fresh_tag_source() -> u64 {
 
 /// The run's user names, with a tag unique to this check, so checks against a
 /// long-lived server (its mailboxes, its retry memory) do not see each other.
-struct Names {
+pub(crate) struct Names {
     tag: String,
     seed: u64,
 }
@@ -1290,9 +1313,10 @@ async fn robust_run(
         proxy.set(Mode::with_faults(latency, &[], (0, 0)));
     }
     let connectors: Vec<TcpConnector> = proxies.iter().map(|p| connector.via(p.addr())).collect();
-    let driver = drive_faults(&scenario, &proxies, &recorder);
+    // No restart in this plan: the driver cannot fail.
+    let driver = drive_faults(&scenario, &proxies, &recorder, None);
     let client = check_client(options);
-    tokio::join!(
+    let (_, _) = tokio::join!(
         play(
             &scenario,
             connectors,
@@ -1315,16 +1339,45 @@ async fn robust_run(
     Run::new("robust", Some(scenario), trace, violations, started)
 }
 
-/// Applies the plan's faults to the per-host proxies at their times, recording them.
-async fn drive_faults(scenario: &Scenario, proxies: &[FaultProxy], recorder: &Recorder) {
+/// Restarting the server on real TCP: the command, the server to wait for
+/// after it, and how long to wait.
+pub(crate) type Restarter<'a> = (&'a RestartCommand, &'a TcpConnector, Duration);
+
+/// Applies the plan's faults to the per-host proxies at their times, recording
+/// them; a restart runs `restarter`'s command (the plan's end of it is when
+/// the server answers again, whatever the plan said). `Err` when a restart
+/// failed: the run says nothing about the server.
+async fn drive_faults(
+    scenario: &Scenario,
+    proxies: &[FaultProxy],
+    recorder: &Recorder,
+    restarter: Option<Restarter<'_>>,
+) -> Result<(), String> {
     let mut active: BTreeMap<String, Vec<FaultKind>> = BTreeMap::new();
     let latency = (
         scenario.faults.latency_ms_min,
         scenario.faults.latency_ms_max,
     );
     let users = scenario.users.len();
+    let mut restarts = Vec::new();
     for (at_ms, starts, fault) in scenario.faults.transitions() {
         sleep_until_ms(recorder, at_ms).await;
+        if let FaultKind::Restart { .. } = fault.kind {
+            if !starts {
+                continue;
+            }
+            let Some((command, server, patience)) = restarter else {
+                return Err(
+                    "the scenario restarts the server and no restart command was given".into(),
+                );
+            };
+            restarts.push(tokio::spawn(command.clone().restart(
+                server.clone(),
+                recorder.clone(),
+                patience,
+            )));
+            continue;
+        }
         let kinds = active.entry(fault.host.clone()).or_default();
         if starts {
             kinds.push(fault.kind);
@@ -1345,4 +1398,59 @@ async fn drive_faults(scenario: &Scenario, proxies: &[FaultProxy], recorder: &Re
             proxy.set(Mode::with_faults(latency, kinds, (resets, stalls)));
         }
     }
+    for restart in restarts {
+        restart
+            .await
+            .map_err(|e| format!("the restart task failed: {e}"))??;
+    }
+    Ok(())
+}
+
+/// `restart` (`--level robust` with `--restart-cmd`): the server restarted
+/// mid-scenario by the user's command, mail on both sides of it, every user
+/// reconnecting at once, a stale cursor, presence after
+/// ([`restart::scenario`]); judged by the same checkers, what a store the
+/// command does not keep lost exempted.
+async fn restart_run(
+    target: &Target,
+    connector: &TcpConnector,
+    names: &Names,
+    options: &CheckOptions,
+    command: &RestartCommand,
+) -> Result<Run, CheckError> {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let scenario = restart::scenario(names, options, command);
+    let connectors = vec![connector.clone(); scenario.users.len()];
+    let patience = Duration::from_millis(restart::grace_ms(options));
+    let client = check_client(options);
+    let (_, restarted) = tokio::join!(
+        play(
+            &scenario,
+            connectors,
+            connector.clone(),
+            &recorder,
+            &client,
+            PROBE_EVERY_MS
+        ),
+        drive_faults(
+            &scenario,
+            &[],
+            &recorder,
+            Some((command, connector, patience))
+        )
+    );
+    restarted.map_err(|reason| CheckError::Restart {
+        url: target.url.clone(),
+        reason,
+    })?;
+    let trace = recorder.trace();
+    let violations = check_all(&trace, &scenario);
+    Ok(Run::new(
+        "restart",
+        Some(scenario),
+        trace,
+        violations,
+        started,
+    ))
 }

@@ -6,6 +6,7 @@
 //! again after the fix.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -121,6 +122,24 @@ pub async fn replay_live_with(
     options: &CheckOptions,
     client: &crate::client::ClientConfig,
 ) -> Result<LiveReplay, CheckError> {
+    let mut scenario = scenario.clone();
+    if super::restart::restarts(&scenario.faults) {
+        match &target.reach.restart {
+            Some(command) => super::restart::as_declared(&mut scenario.faults, command),
+            None => {
+                return Err(CheckError::NeedsRestartCmd {
+                    url: target.url.clone(),
+                    at_ms: scenario
+                        .faults
+                        .faults
+                        .iter()
+                        .find(|f| f.is_on_server())
+                        .map_or(0, |f| f.at_ms),
+                })
+            }
+        }
+    }
+    let scenario = &scenario;
     let mut runs = Vec::new();
     for i in 0..repeat.max(1) {
         // Fresh per play and per invocation, as a check's: a long-lived
@@ -150,17 +169,27 @@ pub async fn replay_live_with(
         let observer = target.connector();
         let connectors: Vec<TcpConnector> =
             proxies.iter().map(|p| observer.via(p.addr())).collect();
-        tokio::join!(
+        let patience = Duration::from_millis(super::restart::grace_ms(options));
+        let restarter = target
+            .reach
+            .restart
+            .as_ref()
+            .map(|command| (command, &observer, patience));
+        let (_, driven) = tokio::join!(
             play(
                 &tagged,
                 connectors,
-                observer,
+                observer.clone(),
                 &recorder,
                 client,
                 PROBE_EVERY_MS
             ),
-            drive_faults(&tagged, &proxies, &recorder)
+            drive_faults(&tagged, &proxies, &recorder, restarter)
         );
+        driven.map_err(|reason| CheckError::Restart {
+            url: target.url.clone(),
+            reason,
+        })?;
         drop(proxies);
         let trace = recorder.trace();
         runs.push(LiveRun {

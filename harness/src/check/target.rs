@@ -11,7 +11,8 @@ use crate::net::tls::Tls;
 use crate::net::transport::{TcpConnector, SOCKETIO_PATH};
 
 /// How a deployment differs from the contract's plain `http://HOST:PORT` with
-/// Socket.IO at `/socket.io/` (the `--path` and `--ca-cert` options).
+/// Socket.IO at `/socket.io/` (the `--path` and `--ca-cert` options), and how
+/// it is restarted (`--restart-cmd`).
 #[derive(Clone, Debug, Default)]
 pub struct Reach {
     /// Where Socket.IO is mounted (`--path`), e.g. `/chat/socket.io/`.
@@ -19,11 +20,14 @@ pub struct Reach {
     /// CA certificates (PEM) that may vouch for an `https://` server besides
     /// Mozilla's roots: a self-signed test certificate is its own CA.
     pub ca_cert: Option<PathBuf>,
+    /// How to restart the server, for scenarios that restart it.
+    pub restart: Option<super::RestartCommand>,
 }
 
 impl Reach {
     /// The options after the URL that reach the server again (`--path`,
-    /// `--ca-cert`), for the lines that rerun a command; empty by default.
+    /// `--ca-cert`, `--restart-cmd`), for the lines that rerun a command;
+    /// empty by default.
     pub fn flags(&self) -> String {
         let mut flags = String::new();
         if let Some(path) = &self.socketio_path {
@@ -31,6 +35,9 @@ impl Reach {
         }
         if let Some(ca) = &self.ca_cert {
             flags.push_str(&format!(" --ca-cert {}", ca.display()));
+        }
+        if let Some(restart) = &self.restart {
+            flags.push_str(&restart.flags());
         }
         flags
     }
@@ -199,7 +206,7 @@ mod tests {
         for path in ["socket.io/", "/socket.io", "/a b/", "/x?y/"] {
             let reach = Reach {
                 socketio_path: Some(path.into()),
-                ca_cert: None,
+                ..Reach::default()
             };
             let e = Target::resolve_with("http://127.0.0.1:1", &reach)
                 .await
@@ -207,8 +214,8 @@ mod tests {
             assert!(e.to_string().contains("--path"), "{path}: {e}");
         }
         let reach = Reach {
-            socketio_path: None,
             ca_cert: Some("/nonexistent/ca.pem".into()),
+            ..Reach::default()
         };
         let e = Target::resolve_with("http://127.0.0.1:1", &reach)
             .await

@@ -205,7 +205,8 @@ impl HuntArgs {
 }
 
 /// How a deployed server is reached, when it is not plain `http://` with
-/// Socket.IO at `/socket.io/` (check, hunt --target, replay --target).
+/// Socket.IO at `/socket.io/`, and restarted (check, hunt --target, replay
+/// --target).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ReachArgs {
     /// Where the server mounts Socket.IO, e.g. /chat/socket.io/ (socket.io-client's
@@ -216,12 +217,30 @@ pub struct ReachArgs {
     /// roots; a self-signed certificate is its own CA. Verification is never off.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// A command (run with sh -c) that restarts the server: where a scenario
+    /// restarts it, and with --level robust a run of its own (mail across the
+    /// restart, every user reconnecting at once, a stale cursor). It must exit
+    /// 0 within 120 s; the server must answer /health within 15 s (scaled).
+    #[arg(long, value_name = "CMD", value_parser = non_empty_command)]
+    pub restart_cmd: Option<String>,
+    /// The server's store (mailboxes, ids, retries) survives --restart-cmd (as
+    /// with Redis behind it): what it held must still arrive after.
+    #[arg(long, requires = "restart_cmd")]
+    pub restart_keeps_store: bool,
+}
+
+fn non_empty_command(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("an empty command restarts nothing".into())
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 impl ReachArgs {
     /// Whether any of them was given (they need a live server).
     pub fn given(&self) -> bool {
-        self.socketio_path.is_some() || self.ca_cert.is_some()
+        self.socketio_path.is_some() || self.ca_cert.is_some() || self.restart_cmd.is_some()
     }
 
     /// As the library takes it.
@@ -229,6 +248,13 @@ impl ReachArgs {
         crate::check::Reach {
             socketio_path: self.socketio_path.clone(),
             ca_cert: self.ca_cert.clone(),
+            restart: self
+                .restart_cmd
+                .clone()
+                .map(|command| crate::check::RestartCommand {
+                    command,
+                    keeps_store: self.restart_keeps_store,
+                }),
         }
     }
 }

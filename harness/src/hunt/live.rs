@@ -39,7 +39,8 @@ pub struct LiveHuntPlan {
     pub active_ms: u64,
     /// Faults the swarm may pick from.
     pub faults: FaultMenu,
-    /// Scenarios played against the server at once.
+    /// Scenarios played against the server at once (one when the menu has
+    /// `restart` and the target a restart command).
     pub concurrency: usize,
     /// Replays that measure a finding's reproduction rate, and that judge each
     /// shrink candidate (kept on a strict majority).
@@ -110,6 +111,16 @@ pub async fn hunt_live(
     mut progress: impl FnMut(Progress),
 ) -> Result<LiveHuntReport, CheckError> {
     let started = Instant::now();
+    let mut plan = plan.clone();
+    // On real TCP a restart is the user's command: without one there is none
+    // to play. And it ends every play's sessions at once, so with restarts
+    // the plays go one at a time (a play's judges know of its own restarts
+    // only).
+    plan.faults.restart &= target.reach.restart.is_some();
+    if plan.faults.restart {
+        plan.concurrency = 1;
+    }
+    let plan = &plan;
     let timers = announced_timers(target, options).await;
     let generate = GenerateOptions {
         users: plan.users,

@@ -202,11 +202,10 @@ fn stale_cursor_answered<'a>(
     user: &str,
     by_ms: u64,
 ) -> Option<&'a crate::trace::Event> {
-    let (down, _, _) = facts
-        .plan()
-        .restarts()
-        .into_iter()
-        .rfind(|&(down, _, keeps_store)| !keeps_store && down <= by_ms)?;
+    let &(down, _, _) = facts
+        .restarts
+        .iter()
+        .rfind(|&&(down, _, keeps_store)| !keeps_store && down <= by_ms)?;
     facts
         .trace
         .events

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::contract::Delivery;
-use crate::faults::FaultPlan;
+use crate::faults::{FaultKind, FaultPlan};
 use crate::scenario::Scenario;
 use crate::trace::{Event, Trace, What};
 use crate::world::host_of;
@@ -65,6 +65,10 @@ pub struct Facts<'a> {
     pub end_ms: u64,
     /// When each user's device slept ([`What::Frozen`]): `[from, to)` in ms.
     pub frozen: BTreeMap<String, Vec<(u64, u64)>>,
+    /// The server's restarts as they happened (the world's, or on real TCP
+    /// `--restart-cmd`'s, fault events): down at, up again at (the end if
+    /// never), and whether the store was kept.
+    pub restarts: Vec<(u64, u64, bool)>,
 }
 
 /// The user part of `user#n`.
@@ -85,6 +89,7 @@ impl<'a> Facts<'a> {
             heal_at: None,
             end_ms: trace.events.last().map_or(0, |e| e.at_ms),
             frozen: BTreeMap::new(),
+            restarts: Vec::new(),
         };
         for event in &trace.events {
             fn conn<'m>(conns: &'m mut BTreeMap<String, Conn>, actor: &str) -> &'m mut Conn {
@@ -133,6 +138,18 @@ impl<'a> Facts<'a> {
                         .push(event);
                 }
                 What::HealPhase => facts.heal_at = Some(event.at_ms),
+                What::FaultStart {
+                    fault: FaultKind::Restart { keeps_store },
+                    ..
+                } => facts.restarts.push((event.at_ms, u64::MAX, *keeps_store)),
+                What::FaultEnd {
+                    fault: FaultKind::Restart { .. },
+                    ..
+                } => {
+                    if let Some(open) = facts.restarts.iter_mut().rfind(|r| r.1 == u64::MAX) {
+                        open.1 = event.at_ms;
+                    }
+                }
                 What::Frozen { ms } => facts
                     .frozen
                     .entry(user_of(&event.actor).to_owned())
@@ -140,6 +157,9 @@ impl<'a> Facts<'a> {
                     .push((event.at_ms, event.at_ms.saturating_add(*ms))),
                 _ => {}
             }
+        }
+        for restart in &mut facts.restarts {
+            restart.1 = restart.1.min(facts.end_ms);
         }
         facts
     }
@@ -172,7 +192,12 @@ impl<'a> Facts<'a> {
             .frozen
             .get(name)
             .is_some_and(|spans| spans.iter().any(|&(a, b)| a <= to_ms && from_ms < b));
+        let restarted = self
+            .restarts
+            .iter()
+            .any(|&(down, up, _)| down <= to_ms && up >= from_ms);
         !asleep
+            && !restarted
             && self
                 .host(name)
                 .is_some_and(|h| !self.plan().touches(&h, from_ms, to_ms))
@@ -181,7 +206,8 @@ impl<'a> Facts<'a> {
     /// The server restart, if any, that may have taken from `to` a message
     /// sent at `sent_at_ms` and acked `delivery`, before `until_ms`:
     ///
-    /// - one going down after the send that lost the store; or, for a push,
+    /// - one going down after the send (or before the server was back up)
+    ///   that lost the store; or, for a push,
     ///   any — an unacknowledged push lives in the process's memory until
     ///   its ack timeout stores it (M5), and a process that goes down first
     ///   takes it along;
@@ -201,11 +227,13 @@ impl<'a> Facts<'a> {
         delivery: Delivery,
         until_ms: u64,
     ) -> Option<u64> {
-        self.plan()
-            .restarts()
-            .into_iter()
-            .find(|&(down, _, keeps_store)| {
-                let took_along = sent_at_ms < down
+        self.restarts
+            .iter()
+            .copied()
+            .find(|&(down, up, keeps_store)| {
+                // Sent before the server was surely back: on real TCP the
+                // command's exact moment of going down is not known.
+                let took_along = sent_at_ms < up
                     && down <= until_ms
                     && (!keeps_store || delivery == Delivery::Websocket);
                 let hid_below_a_cursor = !keeps_store

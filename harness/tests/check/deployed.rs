@@ -79,6 +79,7 @@ async fn a_server_behind_tls_with_socketio_moved_passes_core_and_is_reached_agai
     let reach = Reach {
         socketio_path: Some("/chat/socket.io/".into()),
         ca_cert: Some(ca.clone()),
+        ..Reach::default()
     };
     let target = Target::resolve_with(&url, &reach).await.unwrap();
     let report = check(&target, &options(3)).await.unwrap();
@@ -120,8 +121,8 @@ async fn a_server_behind_tls_with_socketio_moved_passes_core_and_is_reached_agai
     let unmoved = Target::resolve_with(
         &url,
         &Reach {
-            socketio_path: None,
             ca_cert: Some(ca.clone()),
+            ..Reach::default()
         },
     )
     .await

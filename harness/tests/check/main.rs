@@ -11,6 +11,7 @@ mod deployed;
 mod fuzz;
 mod hostile;
 mod middlebox;
+mod restart;
 mod secure;
 mod sentences;
 

@@ -108,14 +108,14 @@ fn fault(hosts: Vec<String>) -> impl Strategy<Value = Fault> {
 fn restart() -> impl Strategy<Value = Option<Fault>> {
     proptest::option::weighted(
         0.25,
-        (1..ACTIVE_MS / 100 - 30, 1u64..=30, any::<bool>()).prop_map(
-            |(at, down, keeps_store)| Fault {
+        (1..ACTIVE_MS / 100 - 30, 1u64..=30, any::<bool>()).prop_map(|(at, down, keeps_store)| {
+            Fault {
                 at_ms: at * 100,
                 duration_ms: down * 100,
                 host: harness::world::SERVER_HOST.into(),
                 kind: FaultKind::Restart { keeps_store },
-            },
-        ),
+            }
+        }),
     )
 }
 
@@ -136,26 +136,31 @@ pub fn scenario() -> impl Strategy<Value = Scenario> {
             let latency = prop_oneof![3 => Just(10u64), 1 => Just(30), 1 => Just(100)];
             (users, steps, faults, latency, any::<u64>(), restart())
         })
-        .prop_map(|(users, mut steps, mut faults, latency_ms_max, seed, restart)| {
-            steps.sort_by_key(|s| (s.at_ms, s.user));
-            faults.extend(restart);
-            faults.sort_by(|a, b| (a.at_ms, &a.host).cmp(&(b.at_ms, &b.host)));
-            let options = world(&[]);
-            Scenario {
-                seed,
-                users,
-                steps,
-                faults: FaultPlan {
-                    latency_ms_min: 1,
-                    latency_ms_max,
-                    faults,
-                    push_bound_ms: None,
-                },
-                active_ms: ACTIVE_MS,
-                heal_ms: Scenario::heal_ms_for(&options.timers, options.client.poll_interval_ms),
-                open_world: false,
-            }
-        })
+        .prop_map(
+            |(users, mut steps, mut faults, latency_ms_max, seed, restart)| {
+                steps.sort_by_key(|s| (s.at_ms, s.user));
+                faults.extend(restart);
+                faults.sort_by(|a, b| (a.at_ms, &a.host).cmp(&(b.at_ms, &b.host)));
+                let options = world(&[]);
+                Scenario {
+                    seed,
+                    users,
+                    steps,
+                    faults: FaultPlan {
+                        latency_ms_min: 1,
+                        latency_ms_max,
+                        faults,
+                        push_bound_ms: None,
+                    },
+                    active_ms: ACTIVE_MS,
+                    heal_ms: Scenario::heal_ms_for(
+                        &options.timers,
+                        options.client.poll_interval_ms,
+                    ),
+                    open_world: false,
+                }
+            },
+        )
 }
 
 /// [`scenario`] for contract v2: every user presents a token, most valid; a
