@@ -55,6 +55,20 @@ pub struct MixRow {
     pub ratio: f64,
 }
 
+/// Long steps while the network is idle ([`WorldOptions::idle_tick_ms`]):
+/// the same scenario with them and with every step at `tick_ms`, side by side.
+#[derive(Clone, Debug, Serialize)]
+pub struct TickRow {
+    /// Users.
+    pub users: usize,
+    /// Speedup with long idle steps (the default; best of the rounds).
+    pub idle_speedup: f64,
+    /// Speedup with every step at `tick_ms` (best of the rounds).
+    pub fine_speedup: f64,
+    /// idle / fine.
+    pub ratio: f64,
+}
+
 /// Property-test throughput.
 #[derive(Clone, Debug, Serialize)]
 pub struct PropertyRow {
@@ -194,6 +208,8 @@ pub struct BenchReport {
     pub simulation: Vec<SimRow>,
     /// The clients' habits, with and without, at 10 and 50 users.
     pub client_mix: Vec<MixRow>,
+    /// Long idle steps against fine steps at 10, 50 (and 200) users.
+    pub idle_tick: Vec<TickRow>,
     /// Property throughput.
     pub properties: PropertyRow,
     /// Hunt speed per bug switch.
@@ -230,6 +246,11 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
     for users in [10, 50] {
         progress(&format!("client habits, with and without: {users} users"));
         client_mix.push(mix_row(users, if quick { 2 } else { 4 }));
+    }
+    let mut idle_tick = Vec::new();
+    for &users in sizes.iter().filter(|&&u| u >= 10) {
+        progress(&format!("idle steps, with and without: {users} users"));
+        idle_tick.push(tick_row(users, if quick { 2 } else { 3 }));
     }
     progress("property throughput");
     let properties = property_row(if quick { 2.0 } else { 10.0 });
@@ -286,6 +307,7 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         campaign,
         simulation,
         client_mix,
+        idle_tick,
         properties,
         hunts,
         live_hunt,
@@ -363,11 +385,36 @@ fn mix_row(users: usize, rounds: usize) -> MixRow {
     }
 }
 
+/// [`mixed_scenario`] with long idle steps and with fine steps only,
+/// alternated `rounds` times; the best speedup of each.
+fn tick_row(users: usize, rounds: usize) -> TickRow {
+    let scenario = mixed_scenario(users);
+    let fine = WorldOptions {
+        idle_tick_ms: WorldOptions::default().tick_ms,
+        ..WorldOptions::default()
+    };
+    let (mut best_idle, mut best_fine) = (0.0_f64, 0.0_f64);
+    for _ in 0..rounds.max(1) {
+        best_fine = best_fine.max(sim_row_with(&scenario, &fine).speedup);
+        best_idle = best_idle.max(sim_row_of(&scenario).speedup);
+    }
+    TickRow {
+        users,
+        idle_speedup: best_idle,
+        fine_speedup: best_fine,
+        ratio: best_idle / best_fine.max(f64::MIN_POSITIVE),
+    }
+}
+
 fn sim_row_of(scenario: &Scenario) -> SimRow {
+    sim_row_with(scenario, &WorldOptions::default())
+}
+
+fn sim_row_with(scenario: &Scenario, world: &WorldOptions) -> SimRow {
     let users = scenario.users.len();
     reset_peak_rss();
     let started = Instant::now();
-    let outcome = simulate(scenario, &WorldOptions::default());
+    let outcome = simulate(scenario, world);
     let wall_s = started.elapsed().as_secs_f64();
     let simulated_s = outcome.simulated_ms as f64 / 1000.0;
     SimRow {
@@ -810,6 +857,13 @@ pub fn text(report: &BenchReport) -> String {
             out,
             "  {:>5} users with polling-only users and background tabs {:.0}×, without {:.0}×: {:.2}× (side by side, best of the rounds)",
             m.users, m.with_speedup, m.without_speedup, m.ratio
+        );
+    }
+    for t in &report.idle_tick {
+        let _ = writeln!(
+            out,
+            "  {:>5} users with long steps while the network is idle {:.0}×, every step 10 ms {:.0}×: {:.2}× (side by side, best of the rounds)",
+            t.users, t.idle_speedup, t.fine_speedup, t.ratio
         );
     }
     let p = &report.properties;

@@ -334,6 +334,9 @@ pub struct Recorder {
     events: Arc<Mutex<Vec<Event>>>,
     server: Arc<Mutex<Vec<ServerRecord>>>,
     sids: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
+    /// When the actors' timers are due (ms), earliest first: the world steps
+    /// finely there (see `world::Pace`). Never part of the trace.
+    wakes: Arc<Mutex<std::collections::BinaryHeap<std::cmp::Reverse<u64>>>>,
 }
 
 impl Recorder {
@@ -344,7 +347,28 @@ impl Recorder {
             events: Arc::default(),
             server: Arc::default(),
             sids: Arc::default(),
+            wakes: Arc::default(),
         }
+    }
+
+    /// An actor's timer is due at `at_ms`: whatever it sends then must leave
+    /// on time, so the simulated world does not take a long step across it.
+    pub(crate) fn wake_at(&self, at_ms: u64) {
+        if matches!(self.clock, TraceClock::Simulated) {
+            self.wakes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(std::cmp::Reverse(at_ms));
+        }
+    }
+
+    /// The earliest timer due at or after `now_ms`, forgetting those before.
+    pub(crate) fn next_wake(&self, now_ms: u64) -> Option<u64> {
+        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        while wakes.peek().is_some_and(|w| w.0 < now_ms) {
+            wakes.pop();
+        }
+        wakes.peek().map(|w| w.0)
     }
 
     /// Notes the Socket.IO sid a connection (`user#n`) was given.

@@ -46,7 +46,7 @@ async fn poll_page<C: Connector>(shared: &Shared<C>) -> Page {
     let path = format!("/api/messages?after={after}");
     let (header, identity) = shared.poll_identity();
     let outcome = timeout(
-        shared.request_timeout(),
+        shared.timer(shared.request_timeout()),
         transport::request(
             &shared.connector,
             http::Method::GET,

@@ -111,7 +111,25 @@ impl<C: Connector> Shared<C> {
     /// throttling and intensive throttling). Events that arrive (a ping, a
     /// push) are not timers: they are handled at once either way.
     pub(crate) fn fires_at(&self, at: Instant) -> Instant {
-        fire_time(self.spec.background, self.born, at)
+        let fires = fire_time(self.spec.background, self.born, at);
+        self.wake_at(fires);
+        fires
+    }
+
+    /// `after` from now, as a timeout's limit: the simulated world is told
+    /// when it will fire (see [`Shared::wake_at`]).
+    pub(crate) fn timer(&self, after: Duration) -> Duration {
+        self.wake_at(Instant::now() + after);
+        after
+    }
+
+    /// Tells the simulated world a timer of this client fires at `at`, so
+    /// what it sends then leaves on time.
+    fn wake_at(&self, at: Instant) {
+        let ahead = u64::try_from(at.saturating_duration_since(Instant::now()).as_millis())
+            .unwrap_or(u64::MAX);
+        self.recorder
+            .wake_at(self.recorder.now_ms().saturating_add(ahead));
     }
 
     /// The CONNECT auth payload of a v2 user (`{"token": …}`, A2): `None`

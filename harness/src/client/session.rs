@@ -59,7 +59,9 @@ impl<C: Connector> Session<'_, C> {
             header: spec.header,
             header_sent: header.is_some(),
         });
-        let limit = Duration::from_millis(self.shared.config.connect_timeout_ms);
+        let limit = self
+            .shared
+            .timer(Duration::from_millis(self.shared.config.connect_timeout_ms));
         let opened = match timeout(limit, self.open(header.as_deref())).await {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => return self.open_failed(e.to_string()),

@@ -40,6 +40,8 @@ pub const SERVER_PORT: u16 = 80;
 pub const MAX_CLIENT_HOSTS: usize = 5;
 /// Before the end, every user polls once more and the observer probes presence.
 pub const DRAIN_MS: u64 = 3_000;
+/// The default longest step while the network is idle ([`WorldOptions::idle_tick_ms`]).
+pub const IDLE_TICK_MS: u64 = 250;
 
 /// How the world runs, besides the scenario: which server, with which timers,
 /// and the client's and observer's pace.
@@ -47,6 +49,12 @@ pub const DRAIN_MS: u64 = 3_000;
 pub struct WorldOptions {
     /// Turmoil's step; also the granularity of message latency.
     pub tick_ms: u64,
+    /// The longest step while no message is on its way and nothing the
+    /// scenario scripted is due (`tick_ms` turns the long steps off). Hosts'
+    /// timers still fire at their instants inside a long step; a message one
+    /// sends meanwhile (a ping, a reconnect, a poll) is handed over at the
+    /// step's end, up to this much later than at `tick_ms`.
+    pub idle_tick_ms: u64,
     /// The server under test.
     pub server: SharedServer,
     /// The timers the server runs with, as far as the harness must assume them.
@@ -61,6 +69,7 @@ impl std::fmt::Debug for WorldOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorldOptions")
             .field("tick_ms", &self.tick_ms)
+            .field("idle_tick_ms", &self.idle_tick_ms)
             .field("timers", &self.timers)
             .field("client", &self.client)
             .field("probe_interval_ms", &self.probe_interval_ms)
@@ -115,16 +124,26 @@ impl WorldOptions {
         }
     }
 
-    /// A world around the reference server as configured.
+    /// A world around the reference server as configured: long steps while
+    /// the network is idle (what it sends follows from what it receives, or
+    /// from its heartbeat, whose lateness costs nothing).
     pub fn with_server(reference: Reference) -> Self {
         let timers = reference.timers();
-        Self::foreign(Arc::new(reference), timers)
+        Self {
+            idle_tick_ms: IDLE_TICK_MS,
+            ..Self::foreign(Arc::new(reference), timers)
+        }
     }
 
-    /// A world around any server, assumed to run with `timers`.
+    /// A world around any server, assumed to run with `timers`; every step
+    /// is `tick_ms` long. A server whose own timers send what the contract
+    /// times (pushes flushed every 50 ms, say) must have them handed over
+    /// on time; one whose sends follow what it receives may set
+    /// `idle_tick_ms` (as the reference does) and run several times faster.
     pub fn foreign(server: SharedServer, timers: ServerTimers) -> Self {
         Self {
             tick_ms: 10,
+            idle_tick_ms: 10,
             server,
             timers,
             client: ClientConfig::default(),
@@ -211,9 +230,17 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
 
     let mut links = Links::new(&scenario.faults);
     let mut heal_recorded = false;
+    let mut pace = Pace::new(scenario, options);
     let error = loop {
         let now_ms = u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX);
         links.advance(now_ms, &mut sim, &recorder, &durable);
+        let idle = sim.is_network_idle();
+        let woken = if idle {
+            recorder.next_wake(now_ms)
+        } else {
+            None
+        };
+        sim.set_tick(Duration::from_millis(pace.next_tick(now_ms, idle, woken)));
         if !heal_recorded && now_ms >= scenario.active_ms {
             recorder.record_at(now_ms, "world", What::HealPhase);
             heal_recorded = true;
@@ -230,6 +257,71 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
         simulated_ms: u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX),
         server_log: recorder.server_log(),
         sids: recorder.sids(),
+    }
+}
+
+/// How far each step moves time: `tick_ms`, or, while no message is on its
+/// way, as far as `idle_tick_ms` without passing the fine step in which
+/// anything the scenario scripted is due (a step, a device waking, a fault
+/// starting or ending, the heal, a probe, the drain) or a timer of the
+/// reference client fires (it tells the recorder) — so what the harness's
+/// side does happens as it would with fine steps, and turmoil's per-host
+/// cost is paid once per long step instead of once per tick. Only the
+/// server's own timers (pings, its ack timeout) may fire inside a long step,
+/// and what they send is handed over at its end.
+struct Pace {
+    fine: u64,
+    idle: u64,
+    /// When something scripted is due, sorted.
+    due: Vec<u64>,
+    next: usize,
+}
+
+impl Pace {
+    fn new(scenario: &Scenario, options: &WorldOptions) -> Self {
+        let end_ms = scenario.end_ms();
+        let mut due = vec![scenario.active_ms, end_ms.saturating_sub(DRAIN_MS)];
+        due.push(end_ms.saturating_sub(DRAIN_MS / 3));
+        for step in &scenario.steps {
+            due.push(step.at_ms);
+            match step.action {
+                crate::scenario::Action::Crash { down_ms } => {
+                    due.push(step.at_ms.saturating_add(down_ms))
+                }
+                crate::scenario::Action::Freeze { ms } => due.push(step.at_ms.saturating_add(ms)),
+                _ => {}
+            }
+        }
+        for fault in &scenario.faults.faults {
+            due.extend([fault.at_ms, fault.end_ms()]);
+        }
+        let every = options.probe_interval_ms.max(1);
+        due.extend((1..=end_ms / every).map(|k| k * every));
+        due.sort_unstable();
+        due.dedup();
+        Self {
+            fine: options.tick_ms.max(1),
+            idle: options.idle_tick_ms.max(options.tick_ms).max(1),
+            due,
+            next: 0,
+        }
+    }
+
+    /// The next step's length at `now_ms`; `woken`: when the reference
+    /// client's next timer is due (it tells the recorder).
+    fn next_tick(&mut self, now_ms: u64, network_idle: bool, woken: Option<u64>) -> u64 {
+        if !network_idle || self.idle <= self.fine {
+            return self.fine;
+        }
+        while self.due.get(self.next).is_some_and(|&at| at < now_ms) {
+            self.next += 1;
+        }
+        // Stop at the fine boundary at or before what is due next, and take
+        // the fine step that contains it from there.
+        let due = self.due.get(self.next).copied().into_iter().chain(woken);
+        let limit = due.min().map_or(u64::MAX, |at| at / self.fine * self.fine);
+        let room = limit.saturating_sub(now_ms) / self.fine * self.fine;
+        room.clamp(self.fine, self.idle / self.fine * self.fine)
     }
 }
 

@@ -60,6 +60,22 @@ impl<'a> Sim<'a> {
         self.elapsed
     }
 
+    /// Sets how far the next [`Sim::step`]s move time. Within a step each
+    /// host's timers still fire at their own instants; messages are handed
+    /// over at step boundaries, so a longer step delays only what is sent
+    /// during it. A driver may take long steps while [`Sim::is_network_idle`]
+    /// and nothing it scripted is due, and the configured tick otherwise.
+    pub fn set_tick(&mut self, tick: Duration) {
+        self.config.tick = tick;
+    }
+
+    /// Whether no message is on its way over any link: none scheduled for
+    /// delivery and none delivered but not yet taken in (held messages wait
+    /// for a release, which the driver makes, and do not count).
+    pub fn is_network_idle(&self) -> bool {
+        self.world.borrow().topology.is_idle()
+    }
+
     /// The logical duration from [`UNIX_EPOCH`] until now.
     ///
     /// On creation the simulation picks a `SystemTime` and calculates the

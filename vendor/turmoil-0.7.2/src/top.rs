@@ -283,6 +283,12 @@ impl Topology {
         link.repair_oneway(a, b);
     }
 
+    /// Whether no link carries a message due for delivery (see
+    /// [`crate::Sim::is_network_idle`]).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.links.values().all(Link::is_idle)
+    }
+
     pub(crate) fn tick_by(&mut self, duration: Duration) {
         let _ = self.rt.tick(duration);
         for link in self.links.values_mut() {
@@ -410,6 +416,13 @@ impl Link {
     fn tick(&mut self, now: Instant) {
         self.now = now;
         self.process_deliverables();
+    }
+
+    fn is_idle(&self) -> bool {
+        self.sent
+            .iter()
+            .all(|sent| matches!(sent.status, DeliveryStatus::Hold))
+            && self.deliverable.values().all(VecDeque::is_empty)
     }
 
     fn process_deliverables(&mut self) {
