@@ -72,11 +72,13 @@ fn users(scenario: &Scenario, out: &mut String) {
     for user in &scenario.users {
         let _ = writeln!(
             out,
-            "  user {:<12} {} {} header={}",
+            "  user {:<12} {} {} header={}{}{}",
             escape(&user.name),
             user.profile,
             user.open,
-            user.header
+            user.header,
+            if user.background { " background" } else { "" },
+            if user.socketio_js { " socketio-js" } else { "" }
         );
     }
 }

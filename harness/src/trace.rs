@@ -95,6 +95,24 @@ pub enum What {
         /// Recipient.
         to: String,
     },
+    /// socket.io-client's habit: a send issued while no tab was connected,
+    /// kept to leave on the next connection.
+    Queued {
+        /// Its `client_id`.
+        client_id: String,
+        /// Recipient.
+        to: String,
+    },
+    /// socket.io-client's habit: a send whose ack did not come (in time, or
+    /// before its connection ended) sent again, same `client_id` (M1).
+    Resent {
+        /// Its `client_id`.
+        client_id: String,
+        /// Recipient.
+        to: String,
+        /// 1 for the first retry.
+        attempt: u32,
+    },
     /// The server accepted a message (M2).
     Accepted {
         /// The sender-unique id.
@@ -517,6 +535,15 @@ fn describe(what: &What) -> (&'static str, String) {
         What::NotSent { client_id, to } => {
             ("not-sent", format!("{client_id} → {to} (no connected tab)"))
         }
+        What::Queued { client_id, to } => (
+            "queued",
+            format!("{client_id} → {to} (no connected tab: sent on connect)"),
+        ),
+        What::Resent {
+            client_id,
+            to,
+            attempt,
+        } => ("resend", format!("{client_id} → {to} (retry {attempt})")),
         What::Accepted {
             client_id,
             id,
@@ -584,6 +611,7 @@ pub fn mermaid(trace: &Trace) -> String {
                 format!("    Note over world,server: {secs:.3}s {name} {detail}")
             }
             What::Sent { .. }
+            | What::Resent { .. }
             | What::SentRaw { .. }
             | What::ConnectAttempt { .. }
             | What::Polled { .. } => {

@@ -571,6 +571,7 @@ fn user(name: String, open: OpenMode, header: HeaderPolicy, profile: Profile) ->
         header,
         token: None,
         background: false,
+        socketio_js: false,
     }
 }
 

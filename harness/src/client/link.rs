@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::net::packet::{EioPacket, SioPacket};
+use crate::net::packet::{EioPacket, SioPacket, RECORD_SEPARATOR};
 use crate::net::transport::{self, Connector, TransportError};
 use crate::trace::Via;
 
@@ -169,6 +169,12 @@ impl<C: Connector> Link<C> {
         }
     }
 
+    /// Whether packets already received wait to be read (long-polling hands
+    /// over a payload of several at once).
+    pub(super) fn has_queued(&self) -> bool {
+        matches!(self, Link::Polling(polling) if !polling.queue.is_empty())
+    }
+
     /// Sends one Engine.IO packet.
     pub(super) async fn send(&mut self, packet: &EioPacket) -> Result<(), TransportError> {
         match self {
@@ -183,6 +189,33 @@ impl<C: Connector> Link<C> {
     /// Sends one Socket.IO packet.
     pub(super) async fn send_sio(&mut self, packet: &SioPacket) -> Result<(), TransportError> {
         self.send(&EioPacket::Message(packet.encode())).await
+    }
+
+    /// Sends Socket.IO packets that are ready together: frame after frame on
+    /// a websocket, one `POST` payload on long-polling (as engine.io-client
+    /// flushes its write buffer).
+    pub(super) async fn send_sio_all(
+        &mut self,
+        packets: &[SioPacket],
+    ) -> Result<(), TransportError> {
+        match self {
+            Link::Websocket(_) => {
+                for packet in packets {
+                    self.send_sio(packet).await?;
+                }
+                Ok(())
+            }
+            Link::Polling(polling) if !packets.is_empty() => {
+                let payload: Vec<String> = packets
+                    .iter()
+                    .map(|p| EioPacket::Message(p.encode()).encode())
+                    .collect();
+                polling
+                    .post(payload.join(&RECORD_SEPARATOR.to_string()))
+                    .await
+            }
+            Link::Polling(_) => Ok(()),
+        }
     }
 
     /// Closes the transport as the client does on `socket.disconnect()`.

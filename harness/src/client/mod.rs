@@ -11,7 +11,7 @@ mod session;
 
 pub use http::probe_online;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,6 +80,23 @@ pub(crate) struct Shared<C> {
     /// When the user's client started: a background tab's timer grid counts
     /// from it.
     pub(super) born: Instant,
+    /// socket.io-client's send buffer ([`UserSpec::socketio_js`]): sends
+    /// waiting for a connected tab, oldest first.
+    pub(super) outbox: Mutex<VecDeque<Outgoing>>,
+}
+
+/// How many times socket.io-client's `retries` sends a message again after
+/// its first attempt ([`UserSpec::socketio_js`]).
+pub const RETRIES: u32 = 3;
+
+/// A `send_message` on its way, with what a retry needs.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub(super) client_id: String,
+    pub(super) to: String,
+    pub(super) content: String,
+    /// 0 for the first attempt.
+    pub(super) attempt: u32,
 }
 
 /// [`Shared::fires_at`] for a client started at `born`.
@@ -186,11 +203,7 @@ impl<C: Connector> Shared<C> {
 /// A command to a tab.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Send {
-        client_id: String,
-        to: String,
-        content: String,
-    },
+    Send(Outgoing),
     SendRaw {
         client_id: String,
         payload: Value,
@@ -243,6 +256,7 @@ impl<C: Connector> User<C> {
                 rng: Mutex::new(SmallRng::seed_from_u64(seed)),
                 frozen_until: Mutex::new(None),
                 born: Instant::now(),
+                outbox: Mutex::default(),
             }),
             tabs: Vec::new(),
             next_client_id: 0,
@@ -294,10 +308,26 @@ impl<C: Connector> User<C> {
         let client_id = self.next_client_id();
         match self.connected_tab() {
             Some(tab) => {
-                let _ = tab.commands.send(Command::Send {
+                let _ = tab.commands.send(Command::Send(Outgoing {
                     client_id,
                     to: to.to_owned(),
                     content: content.to_owned(),
+                    attempt: 0,
+                }));
+            }
+            None if self.shared.spec.socketio_js => {
+                self.shared.record(
+                    &self.shared.spec.name,
+                    What::Queued {
+                        client_id: client_id.clone(),
+                        to: to.to_owned(),
+                    },
+                );
+                self.shared.outbox.lock().unwrap().push_back(Outgoing {
+                    client_id,
+                    to: to.to_owned(),
+                    content: content.to_owned(),
+                    attempt: 0,
                 });
             }
             None => self.shared.record(
@@ -387,6 +417,7 @@ async fn run_tab<C: Connector>(
             connected: &connected,
             next_ack_id: 0,
             pending: Vec::new(),
+            acks_due: Vec::new(),
             early: Vec::new(),
         };
         let end = session.run(&mut commands).await;

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
 use super::link::{Link, Polling};
-use super::{Command, Shared};
+use super::{Command, Outgoing, Shared, RETRIES};
 use crate::contract::{Accepted, Message};
 use crate::net::packet::{EioPacket, Handshake, SioPacket};
 use crate::net::transport::{self, Connector, TransportError};
@@ -33,6 +33,8 @@ pub(super) struct PendingAck {
     pub(super) ack_id: u64,
     pub(super) client_id: String,
     pub(super) deadline: Instant,
+    /// A `send_message` (not a raw payload): what a retry sends again.
+    pub(super) message: Option<Outgoing>,
 }
 
 /// One Engine.IO session with its Socket.IO namespace connection.
@@ -42,6 +44,9 @@ pub(super) struct Session<'a, C> {
     pub(super) connected: &'a AtomicBool,
     pub(super) next_ack_id: u64,
     pub(super) pending: Vec<PendingAck>,
+    /// Acks for pushes received over long-polling, written together once the
+    /// payload that brought them is handled (engine.io-client's write buffer).
+    pub(super) acks_due: Vec<SioPacket>,
     /// Socket.IO packets that arrived over polling right after CONNECT.
     pub(super) early: Vec<String>,
 }
@@ -72,6 +77,7 @@ impl<C: Connector> Session<'_, C> {
             return End::Refused;
         }
         let end = self.serve(link, &handshake, commands).await;
+        let mut retry = Vec::new();
         for lost in std::mem::take(&mut self.pending) {
             self.shared.record(
                 &self.label,
@@ -80,6 +86,13 @@ impl<C: Connector> Session<'_, C> {
                     reason: "connection ended".into(),
                 },
             );
+            retry.extend(lost.message.and_then(|m| self.retry_of(m)));
+        }
+        // socket.io-client keeps them for the next connection, ahead of
+        // anything buffered since.
+        let mut outbox = self.shared.outbox.lock().unwrap();
+        for message in retry.into_iter().rev() {
+            outbox.push_front(message);
         }
         end
     }
@@ -369,15 +382,33 @@ impl<C: Connector> Session<'_, C> {
                 }
             }
         }
+        // socket.io-client's send buffer leaves on the connection that opens
+        // first, in one write (empty unless the user has its habits).
+        let buffered: Vec<Outgoing> = self.shared.outbox.lock().unwrap().drain(..).collect();
+        let packets: Vec<SioPacket> = buffered.into_iter().map(|m| self.prepare(m)).collect();
+        if let Err(e) = link.send_sio_all(&packets).await {
+            // Their acks are pending: the end of this session retries them.
+            self.record(What::Disconnected {
+                reason: e.to_string(),
+            });
+            return End::Lost;
+        }
         loop {
+            if !self.acks_due.is_empty() && !link.has_queued() {
+                let acks = std::mem::take(&mut self.acks_due);
+                if let Err(e) = link.send_sio_all(&acks).await {
+                    self.record(What::Disconnected {
+                        reason: e.to_string(),
+                    });
+                    return End::Lost;
+                }
+            }
             let ack_deadline = self.pending.iter().map(|p| p.deadline).min();
             let reason = tokio::select! {
                 biased;
                 command = commands.recv() => match command {
-                    Some(Command::Send { client_id, to, content }) => {
-                        let payload = json!({"to": to, "content": content, "client_id": client_id});
-                        self.record(What::Sent { client_id: client_id.clone(), to });
-                        match self.emit_send(&mut link, client_id, payload).await { Ok(()) => continue, Err(e) => e.to_string() }
+                    Some(Command::Send(message)) => {
+                        match self.emit_message(&mut link, message).await { Ok(()) => continue, Err(e) => e.to_string() }
                     }
                     Some(Command::SendRaw { client_id, payload }) => {
                         self.record(What::SentRaw { client_id: client_id.clone() });
@@ -432,15 +463,67 @@ impl<C: Connector> Session<'_, C> {
                     let now = Instant::now();
                     let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.deadline <= now);
                     self.pending = kept;
+                    let mut failed = None;
                     for p in expired {
                         self.record(What::AckLost { client_id: p.client_id, reason: "ack timeout".into() });
+                        if let Some(again) = p.message.and_then(|m| self.retry_of(m)) {
+                            if let Err(e) = self.emit_message(&mut link, again).await {
+                                failed = Some(e.to_string());
+                                break;
+                            }
+                        }
                     }
-                    continue;
+                    match failed { Some(reason) => reason, None => continue }
                 }
             };
             self.record(What::Disconnected { reason });
             return End::Lost;
         }
+    }
+
+    /// The next attempt at `message`, if socket.io-client's habits are on and
+    /// retries remain.
+    fn retry_of(&self, message: Outgoing) -> Option<Outgoing> {
+        (self.shared.spec.socketio_js && message.attempt < RETRIES).then(|| Outgoing {
+            attempt: message.attempt + 1,
+            ..message
+        })
+    }
+
+    /// Sends `message` (recorded as sent, or resent for a retry), asking
+    /// for an ack.
+    async fn emit_message(
+        &mut self,
+        link: &mut Link<C>,
+        message: Outgoing,
+    ) -> Result<(), TransportError> {
+        let packet = self.prepare(message);
+        link.send_sio(&packet).await
+    }
+
+    /// Records `message` as sent (or resent, for a retry), awaits its ack,
+    /// and returns its packet.
+    fn prepare(&mut self, message: Outgoing) -> SioPacket {
+        let Outgoing {
+            client_id,
+            to,
+            content,
+            attempt,
+        } = message.clone();
+        let payload = json!({"to": to, "content": content, "client_id": client_id});
+        if attempt == 0 {
+            self.record(What::Sent {
+                client_id: client_id.clone(),
+                to,
+            });
+        } else {
+            self.record(What::Resent {
+                client_id: client_id.clone(),
+                to,
+                attempt,
+            });
+        }
+        self.awaiting_ack(client_id, payload, Some(message))
     }
 
     async fn emit_send(
@@ -449,6 +532,17 @@ impl<C: Connector> Session<'_, C> {
         client_id: String,
         payload: Value,
     ) -> Result<(), TransportError> {
+        let packet = self.awaiting_ack(client_id, payload, None);
+        link.send_sio(&packet).await
+    }
+
+    /// A `send_message` packet asking for an ack, its ack awaited.
+    fn awaiting_ack(
+        &mut self,
+        client_id: String,
+        payload: Value,
+        message: Option<Outgoing>,
+    ) -> SioPacket {
         self.next_ack_id += 1;
         let ack_id = self.next_ack_id;
         let deadline = Instant::now() + Duration::from_millis(self.shared.config.ack_timeout_ms);
@@ -456,13 +550,13 @@ impl<C: Connector> Session<'_, C> {
             ack_id,
             client_id,
             deadline,
+            message,
         });
-        let packet = SioPacket::Event {
+        SioPacket::Event {
             name: "send_message".into(),
             args: vec![payload],
             ack_id: Some(ack_id),
-        };
-        link.send_sio(&packet).await
+        }
     }
 
     /// Handles a Socket.IO packet; `Ok(false)` when the server disconnected us.
@@ -494,11 +588,14 @@ impl<C: Connector> Session<'_, C> {
                     _ => {}
                 }
                 if let Some(ack_id) = ack_id {
-                    link.send_sio(&SioPacket::Ack {
+                    let ack = SioPacket::Ack {
                         ack_id,
                         args: Vec::new(),
-                    })
-                    .await?;
+                    };
+                    match link {
+                        Link::Polling(_) => self.acks_due.push(ack),
+                        Link::Websocket(_) => link.send_sio(&ack).await?,
+                    }
                 }
             }
             Ok(SioPacket::Ack { ack_id, args }) => {

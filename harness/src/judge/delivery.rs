@@ -18,6 +18,11 @@ pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
         let Some((ack, id, delivery)) = &sent.accepted else {
             continue;
         };
+        // Sent again: the first attempt's ack never came in time, so the
+        // way was not healthy (and which attempt was accepted is unknown).
+        if !sent.resent.is_empty() {
+            continue;
+        }
         let t = sent.event.at_ms;
         let bound = facts.plan().push_bound_ms.unwrap_or(PUSH_BOUND_MS);
         let deadline = t + bound;
@@ -146,10 +151,13 @@ pub fn nothing_accepted_is_lost(facts: &Facts<'_>) -> Vec<Violation> {
     if facts.heal_at.is_none() {
         return found;
     }
-    for sent in facts.sent.values() {
-        let Some((ack, id, delivery)) = &sent.accepted else {
-            continue;
-        };
+    let accepted = facts.sent.values().flat_map(|sent| {
+        sent.accepted
+            .iter()
+            .chain(&sent.also_accepted)
+            .map(move |ack| (sent, ack))
+    });
+    for (sent, (ack, id, delivery)) in accepted {
         if facts.user_index(&sent.to).is_none() || facts.first_receipt(&sent.to, *id).is_some() {
             continue;
         }

@@ -43,6 +43,11 @@ pub struct Sent {
     pub conn: String,
     /// The ack event, when accepted.
     pub accepted: Option<(Event, u64, Delivery)>,
+    /// socket.io-client's retries ([`What::Resent`]): when each left.
+    pub resent: Vec<u64>,
+    /// Acks of a retry that carried another id: the server took the retry
+    /// for a new message (M1 allows it), which must arrive too.
+    pub also_accepted: Vec<(Event, u64, Delivery)>,
 }
 
 /// Indexes over a trace that the checkers share.
@@ -117,8 +122,15 @@ impl<'a> Facts<'a> {
                             to: to.clone(),
                             conn: event.actor.clone(),
                             accepted: None,
+                            resent: Vec::new(),
+                            also_accepted: Vec::new(),
                         },
                     );
+                }
+                What::Resent { client_id, .. } => {
+                    if let Some(sent) = facts.sent.get_mut(client_id) {
+                        sent.resent.push(event.at_ms);
+                    }
                 }
                 What::Accepted {
                     client_id,
@@ -126,7 +138,13 @@ impl<'a> Facts<'a> {
                     delivery,
                 } => {
                     if let Some(sent) = facts.sent.get_mut(client_id) {
-                        sent.accepted = Some((event.clone(), *id, *delivery));
+                        let ack = (event.clone(), *id, *delivery);
+                        match &sent.accepted {
+                            None => sent.accepted = Some(ack),
+                            Some((_, first, _)) if first == id => {}
+                            Some(_) if sent.also_accepted.iter().any(|a| a.1 == *id) => {}
+                            Some(_) => sent.also_accepted.push(ack),
+                        }
                     }
                     facts.by_id.entry(*id).or_insert_with(|| client_id.clone());
                 }

@@ -275,6 +275,46 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_taken_for_a_new_message_must_arrive_too() {
+        // a's retry of a-1 (same client_id) was accepted as message 2 (M1
+        // allows it); b got message 1 only: message 2 is lost (L2).
+        let mut trace = mail_trace(Delivery::Polling, "a", vec![1]);
+        trace.events.insert(
+            3,
+            at(
+                300,
+                "a#1",
+                What::Resent {
+                    client_id: "a-1".into(),
+                    to: "b".into(),
+                    attempt: 1,
+                },
+            ),
+        );
+        trace.events.insert(
+            4,
+            at(
+                310,
+                "a#1",
+                What::Accepted {
+                    client_id: "a-1".into(),
+                    id: 2,
+                    delivery: Delivery::Polling,
+                },
+            ),
+        );
+        let lost = nothing_accepted_is_lost(&Facts::new(&trace, &scenario()));
+        assert_eq!(lost.len(), 1, "{lost:#?}");
+        assert_eq!(lost[0].subject.message, Some(2));
+        // The same ack twice (the server remembered the client_id) is one
+        // message, delivered.
+        if let What::Accepted { id, .. } = &mut trace.events[4].what {
+            *id = 1;
+        }
+        assert_eq!(check_all(&trace, &scenario()), vec![]);
+    }
+
+    #[test]
     fn a_correct_mailbox_delivery_passes() {
         assert_eq!(
             check_all(&mail_trace(Delivery::Polling, "a", vec![1]), &scenario()),

@@ -26,6 +26,8 @@ const NAMES: [&str; 10] = [
 const POLLING_ONLY_STREAM: u64 = 0x706f_6c6c_696e_6721;
 /// Seeds the draw of background tabs apart from the rest.
 const BACKGROUND_STREAM: u64 = 0x6869_6464_656e_7461;
+/// Seeds the draw of socket.io-client's habits apart from the rest.
+const SOCKETIO_JS_STREAM: u64 = 0x736f_636b_6574_6a73;
 /// Seeds the draw of a server restart apart from the rest.
 const RESTART_STREAM: u64 = 0x7265_7374_6172_7421;
 
@@ -72,6 +74,13 @@ impl Scenario {
             if user.profile == Profile::Browser && tabs.random_bool(0.3) {
                 user.background = true;
             }
+        }
+        // Some users run socket.io-client with its habits (a send buffer
+        // while offline, retries with the same client_id): a stream of
+        // their own too.
+        let mut js = SmallRng::seed_from_u64(seed ^ SOCKETIO_JS_STREAM);
+        for user in users.iter_mut().filter(|_| options.client_mix) {
+            user.socketio_js = js.random_bool(0.4);
         }
         let heal_ms = Self::heal_ms_for(
             &options.timers,

@@ -115,6 +115,14 @@ pub struct UserSpec {
     /// minutes, as browsers throttle them (socket.io #4040, #3259).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub background: bool,
+    /// socket.io-client's habits (`"socketio_js": true`): what is sent while
+    /// no tab is connected waits in a buffer and leaves on the next
+    /// connection (its `sendBuffer`), and a send whose ack does not come in
+    /// time, or whose connection ends first, is sent again with the same
+    /// `client_id`, up to [`crate::client::RETRIES`] times (its `retries`
+    /// and `ackTimeout`): M1's retry clause under faults.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub socketio_js: bool,
 }
 
 impl UserSpec {
@@ -127,6 +135,7 @@ impl UserSpec {
             header: HeaderPolicy::Valid,
             token: None,
             background: false,
+            socketio_js: false,
         }
     }
 

@@ -87,8 +87,11 @@ fn assert_found(bug: Bug, clause: Clause) {
 
 fn assert_minimal((minimal, reason): (Scenario, String), bug: Bug, clause: Clause) {
     assert!(reason.contains(&format!("[{clause}]")), "{reason}");
+    // Small enough to read at a glance. A socket.io-client user's send
+    // buffer can be part of the failure (a send while closed, then an
+    // open): 7 steps, where the same failure without it takes 6.
     assert!(
-        minimal.steps.len() <= 6,
+        minimal.steps.len() <= 7,
         "{bug}: shrunk to {} steps: {minimal:#?}",
         minimal.steps.len()
     );

@@ -56,16 +56,19 @@ fn user(index: usize) -> impl Strategy<Value = UserSpec> {
     ];
     // A browser may be a background tab, its timers throttled.
     let background = prop_oneof![3 => Just(false), 1 => Just(true)];
-    (header, profile, open, background).prop_map(move |(header, profile, open, background)| {
-        UserSpec {
+    // socket.io-client's habits: buffering while offline, retries.
+    let socketio_js = prop_oneof![2 => Just(false), 1 => Just(true)];
+    (header, profile, open, background, socketio_js).prop_map(
+        move |(header, profile, open, background, socketio_js)| UserSpec {
             name: NAMES[index].to_owned(),
             profile,
             open,
             header,
             token: None,
             background: background && profile == Profile::Browser,
-        }
-    })
+            socketio_js,
+        },
+    )
 }
 
 fn action(users: usize) -> impl Strategy<Value = Action> {

@@ -563,3 +563,64 @@ fn a_restarted_server_never_reuses_a_message_id_m2() {
     assert_eq!(ids.len(), 4, "{ids:?}");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 }
+
+#[test]
+fn socket_io_clients_habits_buffer_offline_sends_and_retry_with_the_same_client_id() {
+    // alice runs socket.io-client with its habits. She writes to bob before
+    // her tab is open: the send waits in the buffer and leaves when the tab
+    // connects. Then her link holds everything for 12 s: her next message
+    // waits past her ack timeout, so she sends it again, same client_id;
+    // both arrive when the link lets go. The reference server remembers the
+    // client_id (M1's MAY): both acks carry one id, and bob is shown the
+    // message once.
+    let alice = UserSpec {
+        socketio_js: true,
+        ..UserSpec::node("alice")
+    };
+    let s = scenario(
+        &[alice, UserSpec::node("bob")],
+        vec![
+            (0, 1, Action::Open),
+            (1_000, 0, send("bob")),
+            (2_000, 0, Action::Open),
+            (4_000, 0, send("bob")),
+        ],
+        vec![fault(3_000, 12_000, "c0", FaultKind::Hold)],
+    );
+    let (trace, violations) = run(&s, &[]);
+    assert_clean(&violations);
+    let text = trace.render();
+    assert!(
+        text.contains("queued") && text.contains("alice-1"),
+        "{text}"
+    );
+    let resent = trace
+        .events
+        .iter()
+        .filter(|e| matches!(&e.what, harness::trace::What::Resent { client_id, .. } if client_id == "alice-2"))
+        .count();
+    assert!(resent >= 1, "alice-2 was sent again: {text}");
+    let ids: Vec<u64> = trace
+        .events
+        .iter()
+        .filter_map(|e| match &e.what {
+            harness::trace::What::Accepted { client_id, id, .. } if client_id == "alice-2" => {
+                Some(*id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !ids.is_empty() && ids.iter().all(|&id| id == ids[0]),
+        "one id for every ack: {ids:?}\n{text}"
+    );
+    let shown = trace
+        .events
+        .iter()
+        .filter(|e| {
+            e.actor.starts_with("bob")
+                && matches!(e.what, harness::trace::What::Received { id, .. } if id == ids[0])
+        })
+        .count();
+    assert_eq!(shown, 1, "bob sees it once: {text}");
+}
