@@ -18,7 +18,6 @@ use crate::judge::{judge_run, Violation};
 use crate::scenario::{GenerateOptions, Scenario};
 use crate::spec::Clause;
 use crate::world::{simulate, WorldOptions};
-use shrink::shrink;
 
 /// Most simulations a shrink may spend.
 pub const SHRINK_BUDGET: usize = 400;
@@ -177,10 +176,8 @@ pub fn hunt(plan: &HuntPlan, mut on_seed: impl FnMut(u64)) -> HuntOutcome {
         Seeds::Budget { first, .. } => (*first, u64::MAX),
     };
     let jobs = plan.jobs.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .expect("a thread pool of at least one thread");
+    // One pool for the seeds and, once one fails, for its shrinking.
+    let pool = shrink::pool(jobs);
     let batch = (jobs as u64).saturating_mul(2);
     let mut next = first;
     while next < end {
@@ -202,14 +199,14 @@ pub fn hunt(plan: &HuntPlan, mut on_seed: impl FnMut(u64)) -> HuntOutcome {
             let Some(violation) = run.violation else {
                 continue;
             };
-            let finding = investigate(
+            let finding = investigate_in(
                 run.seed,
                 &run.scenario,
                 &run.trace,
                 violation,
                 &plan.world,
                 plan.shrink_budget,
-                jobs,
+                Some(&pool),
             );
             return HuntOutcome {
                 seeds_run: run.seed - first + 1,
@@ -267,10 +264,32 @@ pub fn investigate(
     shrink_budget: usize,
     jobs: usize,
 ) -> Finding {
+    let pool = (jobs > 1).then(|| shrink::pool(jobs));
+    investigate_in(
+        seed,
+        scenario,
+        first_trace,
+        violation,
+        world,
+        shrink_budget,
+        pool.as_ref(),
+    )
+}
+
+/// [`investigate`], shrinking on `pool` (or on this thread alone).
+fn investigate_in(
+    seed: u64,
+    scenario: &Scenario,
+    first_trace: &str,
+    violation: Violation,
+    world: &WorldOptions,
+    shrink_budget: usize,
+    pool: Option<&rayon::ThreadPool>,
+) -> Finding {
     let again = simulate(scenario, world).trace.render();
     let replay = Replay::compare(first_trace, &again);
     let clause = violation.clause;
-    let (minimal, shrink_runs) = shrink(scenario, world, clause, shrink_budget, jobs);
+    let (minimal, shrink_runs) = shrink::shrink_in(scenario, world, clause, shrink_budget, pool);
     let (minimal_trace, minimal_replay, minimal_violation) = if minimal == *scenario {
         // Nothing shrank (or no budget): the two runs above are the minimal's.
         (

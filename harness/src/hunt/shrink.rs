@@ -39,16 +39,33 @@ pub fn shrink(
     jobs: usize,
 ) -> (Scenario, usize) {
     let jobs = jobs.max(1);
-    if jobs == 1 {
+    let pool = (jobs > 1).then(|| pool(jobs));
+    shrink_in(scenario, options, clause, budget, pool.as_ref())
+}
+
+/// A pool of `jobs` threads for simulations side by side.
+pub(crate) fn pool(jobs: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .expect("a thread pool of at least one thread")
+}
+
+/// [`shrink`] on `pool` (a hunt's own, idle while it shrinks), or on this
+/// thread alone.
+pub(crate) fn shrink_in(
+    scenario: &Scenario,
+    options: &WorldOptions,
+    clause: Clause,
+    budget: usize,
+    pool: Option<&rayon::ThreadPool>,
+) -> (Scenario, usize) {
+    let Some(pool) = pool.filter(|p| p.current_num_threads() > 1) else {
         return shrink_by(scenario, budget, |candidate| {
             breaks(candidate, options, clause)
         });
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .expect("a thread pool of at least one thread");
-    shrink_batched(scenario, budget, jobs, |batch| {
+    };
+    shrink_batched(scenario, budget, pool.current_num_threads(), |batch| {
         use rayon::prelude::*;
         pool.install(|| {
             batch
