@@ -42,15 +42,37 @@ pub enum Defect {
     OneSidPerUser,
 }
 
+/// What lives and dies with the process.
 #[derive(Default)]
 struct Rooms {
     /// Open registered connections per user (or, with the defect, the last one).
     online: BTreeMap<String, BTreeSet<Sid>>,
+}
+
+/// What the seed kept in Redis: kept across a restart that keeps the store
+/// (`ServerEnv::durable`), started afresh otherwise.
+struct Store {
     next_id: u64,
     /// Mailboxes: (seq, message) in order; seq = index + 1.
     mail: BTreeMap<String, Vec<Value>>,
     /// (sender, client_id) → (to, content, ack): retries get the original ack.
     sent: BTreeMap<(String, String), (String, String, Value)>,
+}
+
+impl Store {
+    /// A fresh store counts ids from the time it starts (ms × 1000 since the
+    /// world's epoch), so a restart never hands out an id twice (M2; clients
+    /// de-duplicate by id).
+    fn new(env: &ServerEnv) -> Self {
+        let since = env
+            .epoch_unix_ms()
+            .saturating_sub(harness::world::server::SIM_EPOCH_UNIX_MS);
+        Self {
+            next_id: since.saturating_mul(1_000),
+            mail: BTreeMap::new(),
+            sent: BTreeMap::new(),
+        }
+    }
 }
 
 struct Chat {
@@ -60,11 +82,16 @@ struct Chat {
     env: ServerEnv,
     clock: harness::world::SimClock,
     rooms: Mutex<Rooms>,
+    store: Arc<Mutex<Store>>,
 }
 
 impl Chat {
     fn rooms(&self) -> std::sync::MutexGuard<'_, Rooms> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn store(&self, message: &Value) {
@@ -74,7 +101,7 @@ impl Chat {
             to: to.clone(),
             reason: "mailbox".into(),
         });
-        self.rooms()
+        self.kept()
             .mail
             .entry(to)
             .or_default()
@@ -102,6 +129,7 @@ pub async fn serve(listener: Listener, env: ServerEnv, defect: Defect) -> std::i
         clock: env.clock(),
         env: env.clone(),
         rooms: Mutex::default(),
+        store: env.durable(|| Mutex::new(Store::new(&env))),
     });
     let (layer, io) = SocketIo::builder()
         .ping_interval(Duration::from_millis(timers.ping_interval_ms))
@@ -247,7 +275,8 @@ async fn send_message(
     }
     let key = (from.clone(), send.client_id.clone());
     let (message, online) = {
-        let mut rooms = chat.rooms();
+        let online = chat.rooms().online.contains_key(&send.to);
+        let mut rooms = chat.kept();
         if let Some((to, content, original)) = rooms.sent.get(&key) {
             if *to == send.to && *content == send.content {
                 let _ = ack.send(original);
@@ -261,12 +290,12 @@ async fn send_message(
             "id": rooms.next_id, "from": from, "to": send.to,
             "content": send.content, "ts": chat.clock.now_unix_ms(),
         });
-        (message, rooms.online.contains_key(&send.to))
+        (message, online)
     };
     let id = message["id"].clone();
     let delivery = if online { "websocket" } else { "polling" };
     let answer = json!({"id": id, "delivery": delivery});
-    chat.rooms()
+    chat.kept()
         .sent
         .insert(key, (send.to.clone(), send.content.clone(), answer.clone()));
     chat.env.record(ServerEvent::Accepted {
@@ -341,8 +370,17 @@ async fn messages(
             )
         }
     };
-    let rooms = chat.rooms();
-    let mailbox = rooms.mail.get(&name).map(Vec::as_slice).unwrap_or_default();
+    let store = chat.kept();
+    let mailbox = store.mail.get(&name).map(Vec::as_slice).unwrap_or_default();
+    // L4: a cursor above every seq assigned (from before a restart that lost
+    // the store) discards nothing and says where the mailbox is.
+    let latest = mailbox.len() as u64;
+    if after > latest {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "cursor above the latest seq", "latest": latest})),
+        );
+    }
     let entries: Vec<Value> = mailbox
         .iter()
         .enumerate()
