@@ -372,11 +372,11 @@ fn mix_row(users: usize, rounds: usize) -> MixRow {
         },
     );
     let with = mixed_scenario(users);
-    let (mut best_with, mut best_without) = (0.0_f64, 0.0_f64);
-    for _ in 0..rounds.max(1) {
-        best_without = best_without.max(sim_row_of(&without).speedup);
-        best_with = best_with.max(sim_row_of(&with).speedup);
-    }
+    let (best_without, best_with) = best_side_by_side(
+        rounds,
+        || sim_row_of(&without).speedup,
+        || sim_row_of(&with).speedup,
+    );
     MixRow {
         users,
         with_speedup: best_with,
@@ -393,17 +393,32 @@ fn tick_row(users: usize, rounds: usize) -> TickRow {
         idle_tick_ms: WorldOptions::default().tick_ms,
         ..WorldOptions::default()
     };
-    let (mut best_idle, mut best_fine) = (0.0_f64, 0.0_f64);
-    for _ in 0..rounds.max(1) {
-        best_fine = best_fine.max(sim_row_with(&scenario, &fine).speedup);
-        best_idle = best_idle.max(sim_row_of(&scenario).speedup);
-    }
+    let (best_fine, best_idle) = best_side_by_side(
+        rounds,
+        || sim_row_with(&scenario, &fine).speedup,
+        || sim_row_of(&scenario).speedup,
+    );
     TickRow {
         users,
         idle_speedup: best_idle,
         fine_speedup: best_fine,
         ratio: best_idle / best_fine.max(f64::MIN_POSITIVE),
     }
+}
+
+/// Runs `a` then `b`, `rounds` times alternated (so drift on a shared
+/// machine hits both alike); the best of each.
+fn best_side_by_side(
+    rounds: usize,
+    mut a: impl FnMut() -> f64,
+    mut b: impl FnMut() -> f64,
+) -> (f64, f64) {
+    let (mut best_a, mut best_b) = (0.0_f64, 0.0_f64);
+    for _ in 0..rounds.max(1) {
+        best_a = best_a.max(a());
+        best_b = best_b.max(b());
+    }
+    (best_a, best_b)
 }
 
 fn sim_row_of(scenario: &Scenario) -> SimRow {

@@ -276,12 +276,13 @@ impl FaultPlan {
         transitions
     }
 
-    /// Whether any fault touches `host` during `[from_ms, to_ms]`; a fault
-    /// on the server (a restart) touches every host.
+    /// Whether any fault on `host`'s link touches `[from_ms, to_ms]` (a
+    /// restart, on the server's own host, is the judges' to see in the
+    /// trace, as it really happened: `Facts::restarts`).
     pub fn touches(&self, host: &str, from_ms: u64, to_ms: u64) -> bool {
-        self.faults.iter().any(|f| {
-            (f.host == host || f.is_on_server()) && f.at_ms <= to_ms && f.end_ms() >= from_ms
-        })
+        self.faults
+            .iter()
+            .any(|f| f.host == host && f.at_ms <= to_ms && f.end_ms() >= from_ms)
     }
 
     /// Maybe a restart of the server (about one scenario in three), drawn

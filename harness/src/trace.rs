@@ -354,7 +354,9 @@ pub struct Recorder {
     sids: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
     /// When the actors' timers are due (ms), earliest first: the world steps
     /// finely there (see `world::Pace`). Never part of the trace.
-    wakes: Arc<Mutex<std::collections::BinaryHeap<std::cmp::Reverse<u64>>>>,
+    /// A set: the same deadline named again (a session's loop names its
+    /// heartbeat deadline at every turn) is one entry.
+    wakes: Arc<Mutex<std::collections::BTreeSet<u64>>>,
 }
 
 impl Recorder {
@@ -376,17 +378,17 @@ impl Recorder {
             self.wakes
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(std::cmp::Reverse(at_ms));
+                .insert(at_ms);
         }
     }
 
     /// The earliest timer due at or after `now_ms`, forgetting those before.
     pub(crate) fn next_wake(&self, now_ms: u64) -> Option<u64> {
         let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
-        while wakes.peek().is_some_and(|w| w.0 < now_ms) {
-            wakes.pop();
+        while wakes.first().is_some_and(|&at| at < now_ms) {
+            wakes.pop_first();
         }
-        wakes.peek().map(|w| w.0)
+        wakes.first().copied()
     }
 
     /// Notes the Socket.IO sid a connection (`user#n`) was given.

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::{CheckOptions, Names};
+use super::{send, step, CheckOptions, Names};
 use crate::faults::{FaultKind, FaultPlan};
 use crate::net::transport::{self, TcpConnector};
-use crate::scenario::{Action, OpenMode, Profile, Scenario, Step, UserSpec};
+use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario};
 use crate::trace::{Recorder, What};
 use crate::world::SERVER_HOST;
 
@@ -187,10 +187,8 @@ pub(crate) fn scenario(
     options: &CheckOptions,
     command: &RestartCommand,
 ) -> Scenario {
-    let user = |base: &str, open: OpenMode, profile: Profile| UserSpec {
-        open,
-        profile,
-        ..UserSpec::node(&names.user(base))
+    let user = |base: &str, open: OpenMode, profile: Profile| {
+        super::user(names.user(base), open, HeaderPolicy::Valid, profile)
     };
     let users = vec![
         user("sa", OpenMode::WebsocketFirst, Profile::Node),
@@ -198,18 +196,9 @@ pub(crate) fn scenario(
         user("sc", OpenMode::PollingFirst, Profile::Node),
         user("sd", OpenMode::PollingOnly, Profile::Browser),
     ];
-    let name = |i: usize| users[i].name.clone();
-    let send = |to: String, content: &str| Action::Send {
-        to,
-        content: content.into(),
-    };
+    let (sb, sc) = (users[1].name.clone(), users[2].name.clone());
     let restart_at = 3_000;
     let back = restart_at + grace_ms(options);
-    let step = |at_ms, user, action| Step {
-        at_ms,
-        user,
-        action,
-    };
     let mut steps = vec![
         step(0, 0, Action::Open),
         step(0, 2, Action::Open),
@@ -217,13 +206,13 @@ pub(crate) fn scenario(
         step(
             800,
             0,
-            send(name(1), "to sb, stored and read before the restart"),
+            send(&sb, "to sb, stored and read before the restart"),
         ),
         step(1_600, 1, Action::Poll),
-        step(2_200, 0, send(name(1), "to sb, stored before the restart")),
+        step(2_200, 0, send(&sb, "to sb, stored before the restart")),
         step(back, 1, Action::Poll),
-        step(back + 500, 0, send(name(1), "to sb, after the restart")),
-        step(back + 500, 0, send(name(2), "to sc, reconnected")),
+        step(back + 500, 0, send(&sb, "to sb, after the restart")),
+        step(back + 500, 0, send(&sc, "to sc, reconnected")),
         step(back + 1_000, 1, Action::Poll),
         step(back + 1_500, 3, Action::Close),
     ];
