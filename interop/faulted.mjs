@@ -1,70 +1,19 @@
 // socket.io-client 4 in Node through the harness's fault proxy:
 //   node faulted.mjs PROXY_URL SERVER_URL TAG [TRANSPORTS]
-// alice connects through the proxy, bob straight to the server. Once both are
-// connected this prints {"ready":true}; the Rust driver then black-holes the
-// proxy from 2 s to 6 s and resets its connections at 12 s, on the same clock.
-// bob sends to alice before, during and after. At the end alice reads her
-// mailbox; one JSON line says what everyone saw. The driver judges it.
+// The timeline is faulted.js's; {"ready":true} on stdout starts the driver's
+// clock, and one JSON line at the end says what everyone saw.
 import { io } from 'socket.io-client';
+import { faultedFlow } from './faulted.js';
 
 const [proxyUrl, serverUrl, tag, transports = 'websocket,polling'] = process.argv.slice(2);
-const alice = `alice.${tag}`;
-const bob = `bob.${tag}`;
-const log = [];
-let t0 = Date.now();
-const at = () => Date.now() - t0;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function open(url, name) {
-  const socket = io(url, {
-    transports: transports.split(','),
-    extraHeaders: { username: name },
-    reconnection: true,
-    reconnectionDelay: 250,
-    reconnectionDelayMax: 1000,
-    timeout: 2000,
-    forceNew: true,
-  });
-  socket.onAny((event, data) => log.push({ at: at(), who: name, event, data }));
-  // The server asks for an ack on every push (M5): answer it.
-  socket.on('new_message', (_message, ack) => typeof ack === 'function' && ack());
-  socket.on('connect', () => log.push({ at: at(), who: name, event: 'connect' }));
-  socket.on('disconnect', (reason) => log.push({ at: at(), who: name, event: 'disconnect', data: reason }));
-  return socket;
-}
-
-const a = open(proxyUrl, alice);
-const b = open(serverUrl, bob);
-const deadline = Date.now() + 8000;
-while (!(a.connected && b.connected) && Date.now() < deadline) await sleep(20);
-t0 = Date.now();
-console.log(JSON.stringify({ ready: a.connected && b.connected }));
-
-const sends = [];
-const send = async (n, content) => {
-  const ack = await b
-    .timeout(3000)
-    .emitWithAck('send_message', { to: alice, content, client_id: `${tag}-${n}` })
-    .catch((e) => ({ error: String(e) }));
-  sends.push({ at: at(), n, ack });
-};
-const until = (ms) => sleep(Math.max(0, ms - at()));
-await until(1000);
-await send(1, 'before the black hole');
-// Before the server can have noticed (its ping timeout is 1 s + 1 s): the
-// push goes into the hole unacknowledged, and must reach the mailbox (M5).
-await until(2300);
-await send(2, 'into the black hole');
-await until(13000);
-await send(3, 'after the reset');
-await until(16000);
-const mail = await fetch(`${serverUrl}/api/messages?after=0`, { headers: { username: alice } })
-  .then((r) => r.json())
-  .catch((e) => ({ error: String(e) }));
-const online = await fetch(`${serverUrl}/api/online`)
-  .then((r) => r.json())
-  .catch((e) => ({ error: String(e) }));
-console.log(JSON.stringify({ client: 'node', transports, log, sends, mail, online, alice_connected: a.connected }));
-a.disconnect();
-b.disconnect();
+const result = await faultedFlow({
+  io,
+  aliceUrl: proxyUrl,
+  serverUrl,
+  tag,
+  transports: transports.split(','),
+  fetchImpl: fetch,
+  ready: (ok) => console.log(JSON.stringify({ ready: ok })),
+});
+console.log(JSON.stringify({ client: 'node', ...result }));
 process.exit(0);

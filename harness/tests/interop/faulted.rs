@@ -1,5 +1,6 @@
 //! Real clients through the fault proxy: socket.io-client in Node
-//! (`interop/faulted.mjs`) and python-socketio (`interop/python_faulted.py`),
+//! (`interop/faulted.mjs`) and in headless Chromium (`interop/faulted.html`,
+//! the same `faulted.js`), and python-socketio (`interop/python_faulted.py`),
 //! each with its user behind the harness's proxy, black-holed
 //! for four seconds (half-open on both ends: only ping timeouts notice) and
 //! then reset, while a second user sends to it. What the contract promises
@@ -15,49 +16,127 @@ use harness::net::proxy::{FaultProxy, Mode};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{interop_dir, node_ready, python_ready, start_with};
+use super::{
+    browser_ready, interop_dir, node_ready, posted_within, python_ready, start_allowing_its_pages,
+    start_with, Chromium, Server,
+};
 
-const NODE: (&str, &str) = ("node", "faulted.mjs");
-const PYTHON: (&str, &str) = ("python3", "python_faulted.py");
+/// Who plays alice and bob on the timeline.
+#[derive(Clone, Copy)]
+enum Client {
+    /// A script under a program, talking JSON lines on its stdout.
+    Script(&'static str, &'static str),
+    /// `faulted.html` in headless Chromium, posting to the server.
+    Browser,
+}
 
-/// Plays `script` under `program` with its timeline (black hole 2–6 s,
-/// reset at 12 s) against the reference server with `bugs`.
+const NODE: Client = Client::Script("node", "faulted.mjs");
+const PYTHON: Client = Client::Script("python3", "python_faulted.py");
+
+/// A client playing the timeline.
+enum Running {
+    Script {
+        child: tokio::process::Child,
+        lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    },
+    Browser {
+        chromium: Chromium,
+        url: String,
+    },
+}
+
+impl Running {
+    fn start(
+        client: Client,
+        server: &Server,
+        proxy_url: &str,
+        tag: &str,
+        transports: &str,
+    ) -> Self {
+        match client {
+            Client::Script(program, script) => {
+                let mut child = tokio::process::Command::new(program)
+                    .arg(interop_dir().join(script))
+                    .args([proxy_url, &server.url, tag, transports])
+                    .current_dir(interop_dir())
+                    .stdout(std::process::Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+                let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+                Running::Script { child, lines }
+            }
+            Client::Browser => {
+                let url = format!(
+                    "{}/interop/faulted.html?proxy={proxy_url}&tag={tag}&transports={transports}",
+                    server.url
+                );
+                let chromium = Chromium::open(&url, tag);
+                Running::Browser { chromium, url }
+            }
+        }
+    }
+
+    /// The client's next word: its ready line, then its result.
+    async fn next(&mut self, server: &Server, limit: Duration, what: &str) -> Value {
+        match self {
+            Running::Script { lines, .. } => {
+                let line = tokio::time::timeout(limit, lines.next_line())
+                    .await
+                    .unwrap_or_else(|_| panic!("the client's {what} within {limit:?}"))
+                    .unwrap()
+                    .unwrap_or_default();
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            }
+            Running::Browser { url, .. } => {
+                let slot = if what == "ready" {
+                    &server.seen.ready
+                } else {
+                    &server.seen.result
+                };
+                posted_within(slot, limit, url).await
+            }
+        }
+    }
+
+    async fn finish(self) {
+        match self {
+            Running::Script { mut child, .. } => {
+                let _ = child.wait().await;
+            }
+            Running::Browser { chromium, .. } => chromium.close().await,
+        }
+    }
+}
+
+/// Plays `client` with its timeline (black hole 2–6 s, reset at 12 s)
+/// against the reference server with `bugs`.
 async fn faulted_run(
-    (program, script): (&str, &str),
+    client: Client,
     transports: &str,
     tag: &str,
     bugs: &[server_under_test::Bug],
 ) -> Value {
-    let server = start_with(server_under_test::Config {
+    let config = server_under_test::Config {
         ping_interval_ms: 1_000,
         ping_timeout_ms: 1_000,
         ack_timeout_ms: 1_000,
         bugs: bugs.iter().copied().collect(),
         ..server_under_test::Config::default()
-    })
-    .await;
+    };
+    let server = match client {
+        Client::Script(..) => start_with(config).await,
+        Client::Browser => start_allowing_its_pages(config).await,
+    };
     let addr = server.url.trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(addr, 7).await.unwrap();
     let proxy_url = format!("http://{}", proxy.addr());
-    let mut child = tokio::process::Command::new(program)
-        .arg(interop_dir().join(script))
-        .args([&proxy_url, &server.url, tag, transports])
-        .current_dir(interop_dir())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the client says it is ready within 30 s")
-        .unwrap()
-        .unwrap_or_default();
-    assert_eq!(
-        serde_json::from_str::<Value>(&ready).ok(),
-        Some(serde_json::json!({"ready": true})),
-        "{ready}"
-    );
+    let mut running = Running::start(client, &server, &proxy_url, tag, transports);
+    // A browser takes longer to start than a script.
+    let ready = running
+        .next(&server, Duration::from_secs(60), "ready")
+        .await;
+    assert_eq!(ready, serde_json::json!({"ready": true}), "{ready}");
     let started = tokio::time::Instant::now();
     let at = |ms: u64| tokio::time::sleep_until(started + Duration::from_millis(ms));
     at(2_000).await;
@@ -66,13 +145,11 @@ async fn faulted_run(
     proxy.set(Mode::with_faults((0, 0), &[], (0, 0)));
     at(12_000).await;
     proxy.set(Mode::with_faults((0, 0), &[FaultKind::Reset], (1, 0)));
-    let last = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the client finishes within 30 s of its last step")
-        .unwrap()
-        .unwrap_or_default();
-    let _ = child.wait().await;
-    serde_json::from_str(&last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"))
+    let last = running
+        .next(&server, Duration::from_secs(30), "result")
+        .await;
+    running.finish().await;
+    last
 }
 
 /// What a run must show, and the evidence that its faults happened: the
@@ -197,4 +274,38 @@ async fn python_socketio_through_a_black_hole_and_a_reset_loses_nothing() {
     }
     let run = faulted_run(PYTHON, "polling,websocket", "fy", &[]).await;
     assert_eq!(problems(&run, "fy"), Vec::<String>::new(), "{run:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_through_a_black_hole_and_a_reset_loses_nothing() {
+    if !browser_ready() {
+        return;
+    }
+    // Polling first: a browser's `username` header rides on XHR polling only
+    // (the v1 way a browser registers, README "Real clients"); alice's
+    // session then upgrades through the proxy, and comes back over polling.
+    let run = faulted_run(Client::Browser, "polling,websocket", "fc", &[]).await;
+    assert_eq!(run["client"], "browser", "{run:#}");
+    assert_eq!(problems(&run, "fc"), Vec::<String>::new(), "{run:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_through_a_black_hole_sees_no_ack_fallback_lose_a_message() {
+    if !browser_ready() {
+        return;
+    }
+    let run = faulted_run(
+        Client::Browser,
+        "polling,websocket",
+        "fd",
+        &[server_under_test::Bug::NoAckFallback],
+    )
+    .await;
+    let found = problems(&run, "fd");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("M5: message") && p.contains("(2)")),
+        "the push into the black hole must be lost and seen lost: {found:?}\n{run:#}"
+    );
 }

@@ -59,6 +59,8 @@ struct Handshake {
 #[derive(Clone, Default)]
 struct Seen {
     handshakes: Arc<Mutex<Vec<Handshake>>>,
+    /// What a page posted to `/interop/ready` (the faulted page's start).
+    ready: Arc<Mutex<Option<Value>>>,
     result: Arc<Mutex<Option<Value>>>,
 }
 
@@ -154,34 +156,50 @@ fn tokens(tag: &str) -> String {
 }
 
 async fn start_with(config: Config) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve(listener, config)
+}
+
+/// [`start_with`], allowing its own origin by CORS: a page it serves may
+/// reach it through another origin (the fault proxy) with the `username`
+/// header on XHR polling.
+async fn start_allowing_its_pages(mut config: Config) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    config.cors_origins = vec![format!("http://{}", listener.local_addr().unwrap())];
+    serve(listener, config)
+}
+
+/// A route serving `interop/<name>`.
+fn page(name: &str, content_type: &'static str) -> axum::routing::MethodRouter<Seen> {
+    let path = interop_dir().join(name);
+    get(move || async move { file(path, content_type) })
+}
+
+/// A route keeping what a page posts in the slot `pick` chooses.
+fn posted(pick: fn(&Seen) -> &Arc<Mutex<Option<Value>>>) -> axum::routing::MethodRouter<Seen> {
+    post(move |State(seen): State<Seen>, body: String| async move {
+        *pick(&seen).lock().unwrap() = serde_json::from_str(&body).ok();
+        "ok"
+    })
+}
+
+fn serve(listener: tokio::net::TcpListener, config: Config) -> Server {
     let (router, _chat) = server_under_test::app(config);
     let seen = Seen::default();
-    let dir = interop_dir();
-    let (page, flow, bundle) = (
-        dir.join("page.html"),
-        dir.join("flow.js"),
-        dir.join("node_modules/socket.io-client/dist/socket.io.min.js"),
-    );
     let pages = axum::Router::new()
-        .route(
-            "/interop/page.html",
-            get(move || async move { file(page, "text/html") }),
-        )
-        .route(
-            "/interop/flow.js",
-            get(move || async move { file(flow, "text/javascript") }),
-        )
+        .route("/interop/page.html", page("page.html", "text/html"))
+        .route("/interop/faulted.html", page("faulted.html", "text/html"))
+        .route("/interop/flow.js", page("flow.js", "text/javascript"))
+        .route("/interop/faulted.js", page("faulted.js", "text/javascript"))
         .route(
             "/interop/socket.io.min.js",
-            get(move || async move { file(bundle, "text/javascript") }),
+            page(
+                "node_modules/socket.io-client/dist/socket.io.min.js",
+                "text/javascript",
+            ),
         )
-        .route(
-            "/interop/result",
-            post(|State(seen): State<Seen>, body: String| async move {
-                *seen.result.lock().unwrap() = serde_json::from_str(&body).ok();
-                "ok"
-            }),
-        )
+        .route("/interop/ready", posted(|seen| &seen.ready))
+        .route("/interop/result", posted(|seen| &seen.result))
         .with_state(seen.clone());
     let app = router
         .merge(pages)
@@ -189,7 +207,6 @@ async fn start_with(config: Config) -> Server {
             seen.clone(),
             record_handshakes,
         ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
@@ -267,6 +284,10 @@ fn node_ready() -> bool {
     )
 }
 
+fn browser_ready() -> bool {
+    node_ready() && available("chromium", runs("chromium", "--version"))
+}
+
 fn python_ready() -> bool {
     available(
         "python3 with python-socketio, aiohttp and PyJWT",
@@ -340,7 +361,6 @@ async fn python_flow_fails_on_stale_presence() {
 /// Opens the page in headless Chromium and waits for its posted result; a
 /// contract v2 client when `tokens` is given.
 async fn browser(server: &Server, transports: &str, tag: &str, tokens: Option<String>) -> Value {
-    let profile = tempdir(tag);
     let mut url = format!(
         "{}/interop/page.html?transports={transports}&tag={tag}",
         server.url
@@ -348,37 +368,61 @@ async fn browser(server: &Server, transports: &str, tag: &str, tokens: Option<St
     if let Some(tokens) = tokens {
         url.push_str(&format!("&tokens={}", percent_encoded(&tokens)));
     }
-    let mut chromium = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(&url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromium starts");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let result = loop {
-        if let Some(result) = server.seen.result.lock().unwrap().take() {
-            break result;
+    let chromium = Chromium::open(&url, tag);
+    let result = posted_within(&server.seen.result, Duration::from_secs(60), &url).await;
+    chromium.close().await;
+    result
+}
+
+/// Headless Chromium showing one page, with a profile of its own.
+struct Chromium {
+    child: tokio::process::Child,
+    profile: PathBuf,
+}
+
+impl Chromium {
+    fn open(url: &str, tag: &str) -> Chromium {
+        let profile = tempdir(tag);
+        let child = tokio::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromium starts");
+        Chromium { child, profile }
+    }
+
+    async fn close(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// What a page posted into `slot`, waiting at most `limit` for it.
+async fn posted_within(slot: &Mutex<Option<Value>>, limit: Duration, url: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = slot.lock().unwrap().take() {
+            return value;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the page posted no result within 60 s ({url})"
+            "the page posted nothing within {limit:?} ({url})"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let _ = chromium.kill().await;
-    let _ = std::fs::remove_dir_all(&profile);
-    result
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn percent_encoded(text: &str) -> String {
@@ -398,7 +442,7 @@ fn tempdir(tag: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_registration_matches_the_browser_profile() {
-    if !node_ready() || !available("chromium", runs("chromium", "--version")) {
+    if !browser_ready() {
         return;
     }
     for (transports, open) in [
@@ -593,7 +637,7 @@ async fn node_and_python_clients_run_the_flows_with_tokens_v2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_registers_websocket_first_with_a_token_v2() {
-    if !node_ready() || !available("chromium", runs("chromium", "--version")) {
+    if !browser_ready() {
         return;
     }
     // In v1 this browser is refused (it cannot put a header on a WebSocket);
