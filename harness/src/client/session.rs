@@ -208,8 +208,14 @@ impl<C: Connector> Session<'_, C> {
                 posted.status
             )));
         }
+        if let (Some(ws_headers), true) = (ws_headers, self.shared.spec.socketio_js) {
+            return self
+                .race_upgrade(handshake, &session, polling_headers, ws_headers)
+                .await;
+        }
         // Long-poll until the namespace answers, answering pings on the way.
-        let refused = loop {
+        let mut answer = None;
+        while answer.is_none() {
             let got = transport::request(
                 connector,
                 http::Method::GET,
@@ -218,49 +224,14 @@ impl<C: Connector> Session<'_, C> {
                 None,
             )
             .await?;
-            if got.status != 200 {
-                return Err(TransportError::Protocol(format!(
-                    "poll status {}",
-                    got.status
-                )));
+            for _ in 0..self.opening_poll(got, &mut answer)? {
+                post(EioPacket::Pong(String::new()).encode()).await?;
             }
-            let mut answer = None;
-            for packet in EioPacket::decode_payload(&got.body)
-                .map_err(|e| TransportError::Protocol(e.to_string()))?
-            {
-                match packet {
-                    EioPacket::Ping(_) => {
-                        post(EioPacket::Pong(String::new()).encode()).await?;
-                    }
-                    // Whatever follows CONNECT in the same payload came over polling.
-                    EioPacket::Message(data) if answer.is_some() => self.early.push(data),
-                    EioPacket::Message(data) => answer = self.on_connect_reply(&data),
-                    EioPacket::Close => {
-                        return Err(TransportError::Protocol("closed before CONNECT".into()))
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(refused) = answer {
-                break refused;
-            }
-        };
-        let stay = |session: String| {
-            let config = &self.shared.config;
-            let silence = handshake
-                .ping_interval
-                .saturating_add(handshake.ping_timeout)
-                .saturating_add(config.request_timeout_ms);
-            Link::Polling(Polling::start(
-                connector.clone(),
-                session,
-                polling_headers,
-                Duration::from_millis(silence),
-                Duration::from_millis(config.request_timeout_ms),
-            ))
-        };
+        }
+        let refused = answer == Some(true);
         let Some(ws_headers) = ws_headers else {
-            return Ok((stay(session), handshake, refused));
+            let link = self.polling_link(session, polling_headers, &handshake);
+            return Ok((link, handshake, refused));
         };
         let path = format!(
             "/socket.io/?EIO=4&transport=websocket&sid={}",
@@ -271,36 +242,172 @@ impl<C: Connector> Session<'_, C> {
             // socket.io-client's probe fails on any refused handshake and
             // the session stays on polling; a network failure is not a refusal.
             Err(TransportError::WebSocket(refusal)) if !refused && is_refusal(&refusal) => {
-                let reason = match &refusal {
-                    tokio_tungstenite::tungstenite::Error::Http(answer) => {
-                        format!("status {}", answer.status().as_u16())
-                    }
-                    other => other.to_string(),
-                };
-                self.record(What::UpgradeRefused { reason });
-                return Ok((stay(session), handshake, refused));
+                self.upgrade_refused(&refusal);
+                let link = self.polling_link(session, polling_headers, &handshake);
+                return Ok((link, handshake, refused));
             }
             Err(e) => return Err(e),
         };
         if !refused {
-            send_eio(&mut ws, &EioPacket::Ping("probe".into())).await?;
-            loop {
-                match next_eio(&mut ws).await? {
-                    EioPacket::Pong(p) if p == "probe" => break,
-                    EioPacket::Noop => {}
-                    other => {
-                        return Err(TransportError::Protocol(format!(
-                            "expected 3probe, got {other:?}"
-                        )))
-                    }
-                }
-            }
+            probe(&mut ws).await?;
             send_eio(&mut ws, &EioPacket::Upgrade).await?;
-        }
-        if !refused {
             self.record(What::Upgraded);
         }
         Ok((Link::Websocket(ws), handshake, refused))
+    }
+
+    /// socket.io-client's order ([`UserSpec::socketio_js`]): the upgrade
+    /// probe runs while a long-poll is in flight. Polls go on (answering
+    /// pings, taking CONNECT's answer and what follows it) until the probe is
+    /// answered; then the poll in flight is let finish (a server answers it,
+    /// with a NOOP if nothing else) and only then does `5` go over the
+    /// websocket, as engine.io-client's `pause` does. What the server queued
+    /// during the upgrade must come on one transport or the other. A refused
+    /// probe leaves the session on polling.
+    ///
+    /// [`UserSpec::socketio_js`]: crate::scenario::UserSpec::socketio_js
+    async fn race_upgrade(
+        &mut self,
+        handshake: Handshake,
+        session: &str,
+        polling_headers: &[(&str, &str)],
+        ws_headers: &[(&str, &str)],
+    ) -> Result<(Link<C>, Handshake, bool), TransportError> {
+        let shared = self.shared;
+        let connector = &shared.connector;
+        let get =
+            || transport::request(connector, http::Method::GET, session, polling_headers, None);
+        let ws_path = format!(
+            "/socket.io/?EIO=4&transport=websocket&sid={}",
+            handshake.sid
+        );
+        let mut probing = std::pin::pin!(async {
+            let mut ws = transport::websocket(connector, &ws_path, ws_headers).await?;
+            probe(&mut ws).await?;
+            Ok::<_, TransportError>(ws)
+        });
+        let mut poll = Box::pin(get());
+        let mut answer = None;
+        // `Some(Some(ws))` once the probe is answered, `Some(None)` once refused.
+        let mut probed = None;
+        let ws = loop {
+            tokio::select! {
+                got = &mut poll => {
+                    for _ in 0..self.opening_poll(got?, &mut answer)? {
+                        let pong = EioPacket::Pong(String::new()).encode();
+                        let posted = transport::request(
+                            connector,
+                            http::Method::POST,
+                            session,
+                            polling_headers,
+                            Some(pong),
+                        )
+                        .await?;
+                        if posted.status != 200 {
+                            return Err(TransportError::Protocol(format!(
+                                "POST status {}",
+                                posted.status
+                            )));
+                        }
+                    }
+                    match (&mut probed, answer) {
+                        (_, Some(true)) | (Some(None), Some(false)) => {
+                            let link = self.polling_link(session.to_owned(), polling_headers, &handshake);
+                            return Ok((link, handshake, answer == Some(true)));
+                        }
+                        (Some(ws @ Some(_)), _) => break ws.take(),
+                        _ => poll = Box::pin(get()),
+                    }
+                }
+                result = &mut probing, if probed.is_none() => {
+                    probed = Some(match result {
+                        Ok(ws) => Some(ws),
+                        Err(TransportError::WebSocket(refusal)) if is_refusal(&refusal) => {
+                            self.upgrade_refused(&refusal);
+                            None
+                        }
+                        Err(e) => return Err(e),
+                    });
+                }
+            }
+        };
+        let mut ws = ws.expect("the loop breaks only once probed");
+        send_eio(&mut ws, &EioPacket::Upgrade).await?;
+        self.record(What::Upgraded);
+        // CONNECT's answer not polled yet: it comes over the websocket.
+        while answer.is_none() {
+            match next_eio(&mut ws).await? {
+                EioPacket::Ping(_) => send_eio(&mut ws, &EioPacket::Pong(String::new())).await?,
+                EioPacket::Message(data) => answer = self.on_connect_reply(&data),
+                EioPacket::Close => {
+                    return Err(TransportError::Protocol("closed before CONNECT".into()))
+                }
+                _ => {}
+            }
+        }
+        Ok((Link::Websocket(ws), handshake, answer == Some(true)))
+    }
+
+    /// Takes one long-poll's answer while opening: CONNECT's answer into
+    /// `answer` (what follows it in the same payload came over polling and is
+    /// kept), and how many pings to answer.
+    fn opening_poll(
+        &mut self,
+        got: transport::Response,
+        answer: &mut Option<bool>,
+    ) -> Result<usize, TransportError> {
+        if got.status != 200 {
+            return Err(TransportError::Protocol(format!(
+                "poll status {}",
+                got.status
+            )));
+        }
+        let mut pings = 0;
+        for packet in EioPacket::decode_payload(&got.body)
+            .map_err(|e| TransportError::Protocol(e.to_string()))?
+        {
+            match packet {
+                EioPacket::Ping(_) => pings += 1,
+                EioPacket::Message(data) if answer.is_some() => self.early.push(data),
+                EioPacket::Message(data) => *answer = self.on_connect_reply(&data),
+                EioPacket::Close => {
+                    return Err(TransportError::Protocol("closed before CONNECT".into()))
+                }
+                _ => {}
+            }
+        }
+        Ok(pings)
+    }
+
+    /// The session stays on long-polling.
+    fn polling_link(
+        &self,
+        session: String,
+        polling_headers: &[(&str, &str)],
+        handshake: &Handshake,
+    ) -> Link<C> {
+        let config = &self.shared.config;
+        let silence = handshake
+            .ping_interval
+            .saturating_add(handshake.ping_timeout)
+            .saturating_add(config.request_timeout_ms);
+        Link::Polling(Polling::start(
+            self.shared.connector.clone(),
+            session,
+            polling_headers,
+            Duration::from_millis(silence),
+            Duration::from_millis(config.request_timeout_ms),
+        ))
+    }
+
+    fn upgrade_refused(&self, refusal: &tokio_tungstenite::tungstenite::Error) {
+        let reason = match refusal {
+            tokio_tungstenite::tungstenite::Error::Http(answer) => {
+                format!("status {}", answer.status().as_u16())
+            }
+            other => other.to_string(),
+        };
+        self.record(What::UpgradeRefused { reason });
     }
 
     /// Takes the Engine.IO open packet and records the opened session.
@@ -635,6 +742,26 @@ fn is_refusal(error: &tokio_tungstenite::tungstenite::Error) -> bool {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// The upgrade probe on a fresh websocket: `2probe`, then `3probe` back
+/// (NOOPs skipped); anything else fails it.
+async fn probe<S>(ws: &mut WebSocketStream<S>) -> Result<(), TransportError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    send_eio(ws, &EioPacket::Ping("probe".into())).await?;
+    loop {
+        match next_eio(ws).await? {
+            EioPacket::Pong(p) if p == "probe" => return Ok(()),
+            EioPacket::Noop => {}
+            other => {
+                return Err(TransportError::Protocol(format!(
+                    "expected 3probe, got {other:?}"
+                )))
+            }
+        }
+    }
 }
 
 async fn next_eio<S>(ws: &mut WebSocketStream<S>) -> Result<EioPacket, TransportError>

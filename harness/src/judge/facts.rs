@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::contract::Delivery;
 use crate::faults::{FaultKind, FaultPlan};
-use crate::scenario::Scenario;
+use crate::scenario::{OpenMode, Scenario};
 use crate::trace::{Event, Trace, What};
 use crate::world::host_of;
 
@@ -22,9 +22,18 @@ pub struct Conn {
     pub connected_at: Option<u64>,
     /// When it ended.
     pub disconnected_at: Option<u64>,
+    /// Opened websocket first.
+    pub websocket_first: bool,
+    /// When a polling-first session's upgrade completed.
+    pub upgraded_at: Option<u64>,
 }
 
 impl Conn {
+    /// On long-polling at `at_ms`: opened that way and not upgraded yet.
+    pub fn is_polling_at(&self, at_ms: u64) -> bool {
+        !self.websocket_first && self.upgraded_at.is_none_or(|u| u > at_ms)
+    }
+
     /// Open (CONNECT accepted, not yet ended) at `at_ms`.
     pub fn is_open_at(&self, at_ms: u64) -> bool {
         self.connected_at.is_some_and(|c| c <= at_ms)
@@ -105,8 +114,13 @@ impl<'a> Facts<'a> {
                 })
             }
             match &event.what {
-                What::ConnectAttempt { .. } => {
-                    conn(&mut facts.conns, &event.actor).attempt_at = Some(event.at_ms)
+                What::ConnectAttempt { open, .. } => {
+                    let conn = conn(&mut facts.conns, &event.actor);
+                    conn.attempt_at = Some(event.at_ms);
+                    conn.websocket_first = *open == OpenMode::WebsocketFirst;
+                }
+                What::Upgraded => {
+                    conn(&mut facts.conns, &event.actor).upgraded_at = Some(event.at_ms)
                 }
                 What::Connected => {
                     conn(&mut facts.conns, &event.actor).connected_at = Some(event.at_ms)

@@ -26,6 +26,8 @@ use crate::trace::{Event, Trace};
 
 /// M3's bound on push latency over a healthy network.
 pub const PUSH_BOUND_MS: u64 = 100;
+/// A link crossing's rounding up to the simulation's step (10 ms).
+pub const TICK_SLACK_MS: u64 = 10;
 /// Slack for an HTTP poll's own round trip when asking "the next poll".
 pub const POLL_SLACK_MS: u64 = 2_000;
 
@@ -199,7 +201,7 @@ mod tests {
     use super::*;
     use crate::contract::Delivery;
     use crate::faults::FaultPlan;
-    use crate::scenario::UserSpec;
+    use crate::scenario::{HeaderPolicy, OpenMode, UserSpec};
     use crate::trace::{Via, What};
 
     fn scenario() -> Scenario {
@@ -312,6 +314,78 @@ mod tests {
             *id = 1;
         }
         assert_eq!(check_all(&trace, &scenario()), vec![]);
+    }
+
+    /// a (websocket) sends to b, who opened with `open`; the push reaches b
+    /// `push_after_ms` after the send, on a calm link (≤ 10 ms a crossing).
+    fn push_trace(open: OpenMode, push_after_ms: u64) -> Trace {
+        let attempt = |actor: &str, open: OpenMode| {
+            at(
+                50,
+                actor,
+                What::ConnectAttempt {
+                    open,
+                    header: HeaderPolicy::Valid,
+                    header_sent: true,
+                },
+            )
+        };
+        let events = vec![
+            attempt("a#1", OpenMode::WebsocketFirst),
+            attempt("b#1", open),
+            at(100, "a#1", What::Connected),
+            at(100, "b#1", What::Connected),
+            at(
+                200,
+                "a#1",
+                What::Sent {
+                    client_id: "a-1".into(),
+                    to: "b".into(),
+                },
+            ),
+            at(
+                210,
+                "a#1",
+                What::Accepted {
+                    client_id: "a-1".into(),
+                    id: 1,
+                    delivery: Delivery::Websocket,
+                },
+            ),
+            at(
+                200 + push_after_ms,
+                "b#1",
+                What::Received {
+                    id: 1,
+                    from: "a".into(),
+                    to: "b".into(),
+                    via: match open {
+                        OpenMode::WebsocketFirst => Via::Websocket,
+                        _ => Via::PollingTransport,
+                    },
+                    duplicate: false,
+                },
+            ),
+            at(10_000, "world", What::HealPhase),
+        ];
+        Trace { events }
+    }
+
+    #[test]
+    fn a_push_to_a_polling_session_may_wait_for_its_next_poll() {
+        // 150 ms: late for a websocket (M3's 100 ms), in time for a session on
+        // long-polling whose poll had just been answered (a new connection
+        // and request first: 4 crossings of ≤ 10 ms + a tick each, 180 ms).
+        let m3 = |open, after| {
+            online_recipients_get_pushes(&Facts::new(&push_trace(open, after), &scenario()))
+                .iter()
+                .map(|v| v.clause)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(m3(OpenMode::WebsocketFirst, 90), vec![]);
+        assert_eq!(m3(OpenMode::WebsocketFirst, 150), vec![Clause::M3]);
+        assert_eq!(m3(OpenMode::PollingOnly, 150), vec![]);
+        assert_eq!(m3(OpenMode::PollingOnly, 200), vec![Clause::M3]);
     }
 
     #[test]

@@ -624,3 +624,67 @@ fn socket_io_clients_habits_buffer_offline_sends_and_retry_with_the_same_client_
         .count();
     assert_eq!(shown, 1, "bob sees it once: {text}");
 }
+
+#[test]
+fn socket_io_clients_upgrade_probe_races_a_long_poll_and_loses_nothing() {
+    // alice runs socket.io-client polling first: her upgrade probe goes out
+    // while a long-poll is in flight, the poll is let finish (the server
+    // answers it), and only then does she send `5`. bob writes to her every
+    // 10 ms from before she opens until well after: the server queues pushes
+    // on polling, mid-upgrade and on the websocket. Every one must come,
+    // once, on her one connection, some over each transport.
+    let alice = UserSpec {
+        socketio_js: true,
+        open: OpenMode::PollingFirst,
+        ..UserSpec::node("alice")
+    };
+    let mut steps = vec![(0, 1, Action::Open), (1_000, 0, Action::Open)];
+    steps.extend((0..40).map(|i| (1_000 + 10 * i, 1, send("alice"))));
+    let s = scenario(&[alice, UserSpec::node("bob")], steps, vec![]);
+    let (trace, violations) = run(&s, &[]);
+    assert_clean(&violations);
+    let text = trace.render();
+    // The probe went out before CONNECT's answer was in: engineioxide
+    // answered the poll in flight with a NOOP once the probe came, and sent
+    // all it queued since, CONNECT's answer included, over the websocket.
+    let when = |what: harness::trace::What| {
+        trace
+            .events
+            .iter()
+            .position(|e| e.actor == "alice#1" && e.what == what)
+    };
+    let (upgraded, connected) = (
+        when(harness::trace::What::Upgraded),
+        when(harness::trace::What::Connected),
+    );
+    assert!(
+        upgraded.is_some() && upgraded < connected,
+        "the probe raced the polls:\n{text}"
+    );
+    let pushed: Vec<u64> = trace
+        .events
+        .iter()
+        .filter_map(|e| match &e.what {
+            harness::trace::What::Accepted {
+                id,
+                delivery: harness::contract::Delivery::Websocket,
+                ..
+            } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let mut got: Vec<u64> = trace
+        .events
+        .iter()
+        .filter_map(|e| match &e.what {
+            harness::trace::What::Received { id, .. } if e.actor == "alice#1" => Some(*id),
+            _ => None,
+        })
+        .collect();
+    got.sort_unstable();
+    assert!(pushed.len() >= 30, "{text}");
+    assert_eq!(
+        got, pushed,
+        "each push once, on her one connection:\n{text}"
+    );
+}
