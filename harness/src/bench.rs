@@ -265,14 +265,16 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         row.vs_one_job = row.per_s / one;
     }
     let mut hunts = Vec::new();
-    // The generator sends neither a payload `from` nor extra arguments, and
-    // its users never poll with a header instead of a token (those three
-    // switches are `check`'s to find), so they have no hunt row.
+    // The generator sends neither a payload `from` nor extra arguments, never
+    // reuses a client_id for another message, and its users never poll with
+    // a header instead of a token (those four switches are `check`'s to
+    // find), so they have no hunt row.
     let simulated = server_under_test::Bug::ALL.into_iter().filter(|b| {
         !matches!(
             b,
             server_under_test::Bug::TrustPayloadFrom
                 | server_under_test::Bug::ExtraArgs
+                | server_under_test::Bug::AckByClientIdOnly
                 | server_under_test::Bug::MailboxByHeader
         )
     });

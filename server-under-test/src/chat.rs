@@ -217,6 +217,9 @@ impl Chat {
         if let Some(original) = self.store.recall(from, &request.client_id) {
             // M1: only the same message again is a retry; another one under a
             // used id would otherwise be answered with the old ack and lost.
+            if self.config.has_bug(Bug::AckByClientIdOnly) {
+                return Ok(original.accepted);
+            }
             if original.to == request.to.as_str() && original.content == request.content {
                 debug!("retry of client_id {} from {from}", request.client_id);
                 return Ok(original.accepted);

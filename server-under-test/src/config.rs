@@ -137,11 +137,16 @@ pub enum Bug {
     /// `200` with nothing instead of `409` (breaks L4: after a restart with a
     /// fresh store, new mail hides below every client's cursor).
     IgnoreStaleCursor,
+    /// A repeat of a `client_id` gets the first message's ack whatever its
+    /// `to` and `content`, as a retry cache keyed by (sender, client_id)
+    /// alone answers (breaks M1: a client that restarts its counter loses
+    /// every message it sends under a used id).
+    AckByClientIdOnly,
 }
 
 impl Bug {
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::RegisterAnonymous,
         Bug::NeverPush,
         Bug::LastSidWins,
@@ -154,6 +159,7 @@ impl Bug {
         Bug::AcceptAlgNone,
         Bug::MailboxByHeader,
         Bug::IgnoreStaleCursor,
+        Bug::AckByClientIdOnly,
     ];
 
     /// The switch's name on the command line and in reports.
@@ -171,6 +177,7 @@ impl Bug {
             Bug::AcceptAlgNone => "accept_alg_none",
             Bug::MailboxByHeader => "mailbox_by_header",
             Bug::IgnoreStaleCursor => "ignore_stale_cursor",
+            Bug::AckByClientIdOnly => "ack_by_client_id_only",
         }
     }
 

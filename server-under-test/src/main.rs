@@ -19,7 +19,7 @@ struct Args {
     addr: SocketAddr,
     /// Turn on a deliberate defect (repeatable): register_anonymous, never_push,
     /// last_sid_wins, no_ack_fallback, stale_presence, trust_payload_from, extra_args,
-    /// ignore_stale_cursor; with --auth jwt also trust_header, skip_exp, accept_alg_none, mailbox_by_header.
+    /// ignore_stale_cursor, ack_by_client_id_only; with --auth jwt also trust_header, skip_exp, accept_alg_none, mailbox_by_header.
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     bugs: Vec<Bug>,
     /// Engine.IO ping interval in milliseconds (50 to 600000: 0 would stop

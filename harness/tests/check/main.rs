@@ -199,6 +199,11 @@ async fn trusting_the_payloads_from_fails_m2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answering_a_reused_client_id_with_the_old_ack_fails_m1() {
+    bug_fails(Bug::AckByClientIdOnly, Clause::M1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_extra_arguments_fails_m1() {
     bug_fails(Bug::ExtraArgs, Clause::M1).await;
 }
