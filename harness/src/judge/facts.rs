@@ -247,9 +247,11 @@ impl<'a> Facts<'a> {
     ///   cursor from before it: the fresh mailbox numbers from 1 again (L1),
     ///   and once its entries reach that cursor the cursor is no longer above
     ///   the latest seq (no 409, L4) and the entries at or below it hide.
-    ///   Until `to`'s first successful poll after the restart, what was
-    ///   stored may be among them; from that poll on, the cursor is
-    ///   corrected (409, then from 0) or overtaken.
+    ///   Until `to`'s first successful poll answered by the new process
+    ///   (one the old process answered as it went down does not count: hunt
+    ///   seed 133 at 50 users), what was stored may be among them; from
+    ///   that poll on, the cursor is corrected (409, then from 0) or
+    ///   overtaken.
     ///
     /// What such a restart took is not owed; what a kept store held is.
     pub(crate) fn restart_took(
@@ -268,10 +270,12 @@ impl<'a> Facts<'a> {
                 let took_along = sent_at_ms < up
                     && down <= until_ms
                     && (!keeps_store || delivery == Delivery::Websocket);
+                // The first poll the new process answered: one answered in
+                // flight as the old one went down still moved the cursor.
                 let hid_below_a_cursor = !keeps_store
                     && down <= sent_at_ms
                     && self
-                        .first_poll_after(to, down)
+                        .first_poll_after(to, up)
                         .is_none_or(|(at, after)| after > 0 && sent_at_ms < at);
                 took_along || hid_below_a_cursor
             })

@@ -200,7 +200,7 @@ mod tests {
     //! prove their checkers can fail.
     use super::*;
     use crate::contract::Delivery;
-    use crate::faults::FaultPlan;
+    use crate::faults::{FaultKind, FaultPlan};
     use crate::scenario::{HeaderPolicy, OpenMode, UserSpec};
     use crate::trace::{Via, What};
 
@@ -386,6 +386,88 @@ mod tests {
         assert_eq!(m3(OpenMode::WebsocketFirst, 150), vec![Clause::M3]);
         assert_eq!(m3(OpenMode::PollingOnly, 150), vec![]);
         assert_eq!(m3(OpenMode::PollingOnly, 200), vec![Clause::M3]);
+    }
+
+    #[test]
+    fn mail_hidden_below_a_cursor_equal_to_a_fresh_mailboxs_latest_is_not_owed() {
+        // Hunt seed 133 at 50 users: b's poll was answered by the old process
+        // as it went down (cursor 1); the fresh store numbered a's message
+        // seq 1 again; b's polls with after=1 are not above the latest seq
+        // (no 409, L4) and the message hides below the cursor for good. The
+        // contract leaves that gap (L4): not owed. From b's first poll the new
+        // process answered, its cursor is corrected or overtaken: a message
+        // stored after it is owed.
+        let restart = FaultKind::Restart { keeps_store: false };
+        let fault = |at_ms, start: bool| {
+            let (host, fault) = ("server".to_owned(), restart.clone());
+            let what = if start {
+                What::FaultStart { host, fault }
+            } else {
+                What::FaultEnd { host, fault }
+            };
+            at(at_ms, "world", what)
+        };
+        let polled = |at_ms, after| {
+            at(
+                at_ms,
+                "b",
+                What::Polled {
+                    after,
+                    seqs: vec![],
+                },
+            )
+        };
+        let sent = |at_ms, n: u64| {
+            [
+                at(
+                    at_ms,
+                    "a#1",
+                    What::Sent {
+                        client_id: format!("a-{n}"),
+                        to: "b".into(),
+                    },
+                ),
+                at(
+                    at_ms + 10,
+                    "a#1",
+                    What::Accepted {
+                        client_id: format!("a-{n}"),
+                        id: n,
+                        delivery: Delivery::Polling,
+                    },
+                ),
+            ]
+        };
+        let mut events = vec![at(100, "a#1", What::Connected), fault(1_000, true)];
+        events.push(at(
+            1_020,
+            "b",
+            What::Polled {
+                after: 0,
+                seqs: vec![1],
+            },
+        ));
+        events.push(fault(3_000, false));
+        events.extend(sent(4_000, 7));
+        events.push(polled(5_000, 1));
+        events.push(at(10_000, "world", What::HealPhase));
+        events.push(polled(12_000, 1));
+        let trace = Trace { events };
+        assert_eq!(
+            nothing_accepted_is_lost(&Facts::new(&trace, &scenario())),
+            vec![]
+        );
+        // Stored after b's first poll the new process answered: owed.
+        let mut later = trace.clone();
+        let [send, ack] = sent(6_000, 8);
+        later.events.insert(6, send);
+        later.events.insert(7, ack);
+        let lost = nothing_accepted_is_lost(&Facts::new(&later, &scenario()));
+        assert_eq!(
+            lost.iter().map(|v| v.subject.message).collect::<Vec<_>>(),
+            vec![Some(8)],
+            "{lost:#?}"
+        );
     }
 
     #[test]
