@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::net::packet::{EioPacket, SioPacket, RECORD_SEPARATOR};
-use crate::net::transport::{self, Connector, TransportError};
+use crate::net::transport::{Connector, KeptAlive, TransportError};
 use crate::trace::Via;
 
 /// A connected session's transport.
@@ -25,9 +25,10 @@ pub(super) enum Link<C: Connector> {
 
 /// Long-polling: a task keeps one `GET` outstanding and hands over each
 /// payload; sends are `POST`s, one at a time (as socket.io-client's, which
-/// never has two writes in flight).
+/// never has two writes in flight). Each kind keeps its own connection
+/// alive from one request to the next, as a browser's or Node's agent does.
 pub(super) struct Polling<C: Connector> {
-    connector: C,
+    posts: KeptAlive<C>,
     /// `/socket.io/?EIO=4&transport=polling&sid=…`.
     session: String,
     /// Sent with every request (a browser's `extraHeaders` ride on XHR).
@@ -66,11 +67,12 @@ impl<C: Connector> Polling<C> {
             let (connector, session, headers) =
                 (connector.clone(), session.clone(), headers.clone());
             async move {
+                let mut polls = KeptAlive::new(connector);
                 loop {
                     let pairs = borrowed(&headers);
                     let got = tokio::time::timeout(
                         poll_timeout,
-                        transport::request(&connector, http::Method::GET, &session, &pairs, None),
+                        polls.request(http::Method::GET, &session, &pairs, None),
                     )
                     .await;
                     let outcome = match got {
@@ -90,7 +92,7 @@ impl<C: Connector> Polling<C> {
             }
         });
         Self {
-            connector,
+            posts: KeptAlive::new(connector),
             session,
             headers,
             request_timeout,
@@ -100,17 +102,12 @@ impl<C: Connector> Polling<C> {
         }
     }
 
-    async fn post(&self, body: String) -> Result<(), TransportError> {
+    async fn post(&mut self, body: String) -> Result<(), TransportError> {
         let pairs = borrowed(&self.headers);
         let posted = tokio::time::timeout(
             self.request_timeout,
-            transport::request(
-                &self.connector,
-                http::Method::POST,
-                &self.session,
-                &pairs,
-                Some(body),
-            ),
+            self.posts
+                .request(http::Method::POST, &self.session, &pairs, Some(body)),
         )
         .await
         .map_err(|_| TransportError::Timeout)??;

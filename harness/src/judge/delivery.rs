@@ -95,8 +95,9 @@ pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
 
 /// What long-polling adds to M3's bound on the way it must take, in link
 /// crossings at the plan's highest latency (each rounded up to a tick): a
-/// sender on polling opens a connection before its POST (two crossings; the
-/// client opens one per request); a recipient on polling whose poll was just
+/// sender on polling may open a connection before its POST (two crossings:
+/// while opening, and after a request failed, the client has none kept); a
+/// recipient on polling whose poll was just
 /// answered (with the ack or push before this one, say) has the push wait for
 /// the next poll: that answer's way back, a new connection, the request and
 /// the push's way back (four crossings more than a websocket's one). The

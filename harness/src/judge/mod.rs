@@ -399,7 +399,7 @@ mod tests {
         // stored after it is owed.
         let restart = FaultKind::Restart { keeps_store: false };
         let fault = |at_ms, start: bool| {
-            let (host, fault) = ("server".to_owned(), restart.clone());
+            let (host, fault) = ("server".to_owned(), restart);
             let what = if start {
                 What::FaultStart { host, fault }
             } else {

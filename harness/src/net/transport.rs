@@ -1,5 +1,5 @@
 //! The byte pipes under the reference client: a [`Connector`] that opens TCP
-//! streams (turmoil's or tokio's), one-shot HTTP/1.1 requests over them (hyper),
+//! streams (turmoil's or tokio's), one-shot and kept-alive HTTP/1.1 requests over them (hyper),
 //! and WebSocket sessions over them (tokio-tungstenite). Nothing here knows about
 //! Socket.IO.
 
@@ -179,10 +179,108 @@ pub async fn request<C: Connector>(
     headers: &[(&str, &str)],
     body: Option<String>,
 ) -> Result<Response, TransportError> {
+    let request = build(connector, method, path_and_query, headers, body)?;
+    let (mut sender, driver) = open(connector).await?;
+    let outcome = exchange(&mut sender, request).await;
+    driver.abort();
+    outcome
+}
+
+/// HTTP/1.1 requests on one kept-alive connection, opened on first use and
+/// again after a request on it failed or was abandoned — as socket.io-client's
+/// long-polling runs (browsers keep connections alive, and so does Node's
+/// default agent since Node 19). A middlebox that cuts an idle connection
+/// then fails the next request on it, as it fails a real client's.
+pub struct KeptAlive<C: Connector> {
+    connector: C,
+    connection: Option<Kept>,
+}
+
+struct Kept {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<()>,
+    /// A request went out and its answer was not read to the end (it was
+    /// cancelled): the connection's state is unknown and it is not reused.
+    busy: bool,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl<C: Connector> KeptAlive<C> {
+    /// No connection yet: the first request opens one.
+    pub fn new(connector: C) -> Self {
+        Self {
+            connector,
+            connection: None,
+        }
+    }
+
+    /// One request, on the kept connection when it is still usable.
+    pub async fn request(
+        &mut self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Result<Response, TransportError> {
+        let request = build(&self.connector, method, path_and_query, headers, body)?;
+        let reusable = self
+            .connection
+            .as_ref()
+            .is_some_and(|k| !k.busy && !k.sender.is_closed());
+        if !reusable {
+            self.connection = None;
+            let (sender, driver) = open(&self.connector).await?;
+            self.connection = Some(Kept {
+                sender,
+                driver,
+                busy: false,
+            });
+        }
+        let kept = self.connection.as_mut().expect("opened above");
+        kept.busy = true;
+        let ready = kept.sender.ready().await;
+        let outcome = match ready {
+            Ok(()) => exchange(&mut kept.sender, request).await,
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(_) => kept.busy = false,
+            Err(_) => self.connection = None,
+        }
+        outcome
+    }
+}
+
+/// A new HTTP/1.1 connection and the task that drives it.
+async fn open<C: Connector>(
+    connector: &C,
+) -> Result<
+    (
+        hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        tokio::task::JoinHandle<()>,
+    ),
+    TransportError,
+> {
     let stream = connector.connect().await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(connection);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((sender, driver))
+}
+
+fn build<C: Connector>(
+    connector: &C,
+    method: http::Method,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> Result<http::Request<Full<Bytes>>, TransportError> {
     let mut builder = http::Request::builder()
         .method(method)
         .uri(located(connector, path_and_query).as_ref())
@@ -193,41 +291,43 @@ pub async fn request<C: Connector>(
     if body.is_some() {
         builder = builder.header(http::header::CONTENT_TYPE, "text/plain;charset=UTF-8");
     }
-    let request = builder
+    builder
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .map_err(|e| TransportError::Request(e.to_string()))?;
-    let outcome = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let header = |name: http::header::HeaderName| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let content_type = header(http::header::CONTENT_TYPE);
-        let allow_origin = header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
-        // A hostile server can answer an endless body: read at most this much.
-        let bytes = http_body_util::Limited::new(response.into_body(), MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                TransportError::Request(format!(
-                    "response body unreadable or above {MAX_BODY_BYTES} bytes: {e}"
-                ))
-            })?
-            .to_bytes();
-        Ok(Response {
-            status,
-            content_type,
-            allow_origin,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        })
-    }
-    .await;
-    driver.abort();
-    outcome
+        .map_err(|e| TransportError::Request(e.to_string()))
+}
+
+/// Sends `request` and reads the whole answer (at most [`MAX_BODY_BYTES`]).
+async fn exchange(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    request: http::Request<Full<Bytes>>,
+) -> Result<Response, TransportError> {
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let header = |name: http::header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header(http::header::CONTENT_TYPE);
+    let allow_origin = header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    // A hostile server can answer an endless body: read at most this much.
+    let bytes = http_body_util::Limited::new(response.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            TransportError::Request(format!(
+                "response body unreadable or above {MAX_BODY_BYTES} bytes: {e}"
+            ))
+        })?
+        .to_bytes();
+    Ok(Response {
+        status,
+        content_type,
+        allow_origin,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 /// The websocket read buffer of a client tab.
@@ -266,4 +366,91 @@ pub async fn websocket<C: Connector>(
     let (socket, _response) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback HTTP/1.1 server that counts the connections it accepts and
+    /// answers every request `ok`; with `Connection: close` on the request
+    /// numbered `close_after` of each connection.
+    async fn counting_server(close_after: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    for n in 1.. {
+                        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => seen.extend_from_slice(&buf[..k]),
+                            }
+                        }
+                        let end = seen.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        seen.drain(..end);
+                        let close = n == close_after;
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{}\r\nok",
+                            if close { "connection: close\r\n" } else { "" }
+                        );
+                        if stream.write_all(answer.as_bytes()).await.is_err() || close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_carries_request_after_request_and_is_reopened_once_closed() {
+        let (addr, accepted) = counting_server(3).await;
+        let mut kept = KeptAlive::new(TcpConnector::plain(addr));
+        for _ in 0..3 {
+            let answer = kept
+                .request(http::Method::GET, "/", &[], None)
+                .await
+                .unwrap();
+            assert_eq!((answer.status, answer.body.as_str()), (200, "ok"));
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "three requests, one connection"
+        );
+        // The server closed it after the third: once the connection has seen
+        // its end, the fourth opens another.
+        for _ in 0..500 {
+            if kept
+                .connection
+                .as_ref()
+                .is_none_or(|k| k.sender.is_closed())
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let answer = kept
+            .request(http::Method::GET, "/", &[], None)
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // One-shot requests open one each.
+        let connector = TcpConnector::plain(addr);
+        request(&connector, http::Method::GET, "/", &[], None)
+            .await
+            .unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
 }
