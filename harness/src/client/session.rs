@@ -189,25 +189,9 @@ impl<C: Connector> Session<'_, C> {
             .next();
         let handshake = self.opened(first_packet)?;
         let session = format!("{base}&sid={}", handshake.sid);
-        let post = |body: String| {
-            transport::request(
-                connector,
-                http::Method::POST,
-                &session,
-                polling_headers,
-                Some(body),
-            )
-        };
-        let posted = post(
-            EioPacket::Message(SioPacket::Connect(self.shared.connect_auth()).encode()).encode(),
-        )
-        .await?;
-        if posted.status != 200 {
-            return Err(TransportError::Protocol(format!(
-                "POST status {}",
-                posted.status
-            )));
-        }
+        let connect =
+            EioPacket::Message(SioPacket::Connect(self.shared.connect_auth()).encode()).encode();
+        post(connector, &session, polling_headers, connect).await?;
         if let (Some(ws_headers), true) = (ws_headers, self.shared.spec.socketio_js) {
             return self
                 .race_upgrade(handshake, &session, polling_headers, ws_headers)
@@ -225,7 +209,8 @@ impl<C: Connector> Session<'_, C> {
             )
             .await?;
             for _ in 0..self.opening_poll(got, &mut answer)? {
-                post(EioPacket::Pong(String::new()).encode()).await?;
+                let pong = EioPacket::Pong(String::new()).encode();
+                post(connector, &session, polling_headers, pong).await?;
             }
         }
         let refused = answer == Some(true);
@@ -295,20 +280,7 @@ impl<C: Connector> Session<'_, C> {
                 got = &mut poll => {
                     for _ in 0..self.opening_poll(got?, &mut answer)? {
                         let pong = EioPacket::Pong(String::new()).encode();
-                        let posted = transport::request(
-                            connector,
-                            http::Method::POST,
-                            session,
-                            polling_headers,
-                            Some(pong),
-                        )
-                        .await?;
-                        if posted.status != 200 {
-                            return Err(TransportError::Protocol(format!(
-                                "POST status {}",
-                                posted.status
-                            )));
-                        }
+                        post(connector, session, polling_headers, pong).await?;
                     }
                     match (&mut probed, answer) {
                         (_, Some(true)) | (Some(None), Some(false)) => {
@@ -742,6 +714,25 @@ fn is_refusal(error: &tokio_tungstenite::tungstenite::Error) -> bool {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// A `POST` of `body` to the polling `session` while opening; anything but
+/// `200` fails the opening.
+async fn post<C: Connector>(
+    connector: &C,
+    session: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> Result<(), TransportError> {
+    let posted =
+        transport::request(connector, http::Method::POST, session, headers, Some(body)).await?;
+    if posted.status != 200 {
+        return Err(TransportError::Protocol(format!(
+            "POST status {}",
+            posted.status
+        )));
+    }
+    Ok(())
 }
 
 /// The upgrade probe on a fresh websocket: `2probe`, then `3probe` back
