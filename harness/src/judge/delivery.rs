@@ -138,11 +138,9 @@ pub fn offline_recipients_get_mail(facts: &Facts<'_>) -> Vec<Violation> {
         if facts.user_index(&sent.to).is_none() || facts.is_online_at(&sent.to, t) {
             continue;
         }
-        let next_poll = facts.trace.events.iter().find(|e| {
-            e.actor == sent.to
-                && e.at_ms >= ack.at_ms + POLL_SLACK_MS
-                && matches!(e.what, What::Polled { .. })
-        });
+        let next_poll = facts
+            .polls_of(&sent.to)
+            .find(|e| e.at_ms >= ack.at_ms + POLL_SLACK_MS);
         if let Some(poll) = next_poll {
             if facts
                 .restart_took(&sent.to, t, *delivery, poll.at_ms)
@@ -238,12 +236,7 @@ fn stale_cursor_answered<'a>(
         .restarts
         .iter()
         .rfind(|&&(down, _, keeps_store)| !keeps_store && down <= by_ms)?;
-    facts
-        .trace
-        .events
-        .iter()
-        .find(|e| e.actor == user && e.at_ms > down && matches!(e.what, What::Polled { .. }))
-        .filter(
-            |e| matches!(&e.what, What::Polled { after, seqs } if *after > 0 && seqs.is_empty()),
-        )
+    facts.polls_of(user).find(|e| e.at_ms > down).filter(
+        |e| matches!(&e.what, What::Polled { after, seqs } if *after > 0 && seqs.is_empty()),
+    )
 }

@@ -83,6 +83,10 @@ pub struct Facts<'a> {
     /// `--restart-cmd`'s, fault events): down at, up again at (the end if
     /// never), and whether the store was kept.
     pub restarts: Vec<(u64, u64, bool)>,
+    /// Each scenario user's index, by name.
+    users: BTreeMap<&'a str, usize>,
+    /// Each user's successful polls ([`What::Polled`]), in trace order.
+    polls: BTreeMap<String, Vec<&'a Event>>,
 }
 
 /// The user part of `user#n`.
@@ -104,6 +108,14 @@ impl<'a> Facts<'a> {
             end_ms: trace.events.last().map_or(0, |e| e.at_ms),
             frozen: BTreeMap::new(),
             restarts: Vec::new(),
+            users: scenario
+                .users
+                .iter()
+                .enumerate()
+                .rev() // the first of a repeated name wins, as `position` did
+                .map(|(i, u)| (u.name.as_str(), i))
+                .collect(),
+            polls: BTreeMap::new(),
         };
         for event in &trace.events {
             fn conn<'m>(conns: &'m mut BTreeMap<String, Conn>, actor: &str) -> &'m mut Conn {
@@ -170,6 +182,11 @@ impl<'a> Facts<'a> {
                         .push(event);
                 }
                 What::HealPhase => facts.heal_at = Some(event.at_ms),
+                What::Polled { .. } => facts
+                    .polls
+                    .entry(event.actor.clone())
+                    .or_default()
+                    .push(event),
                 What::FaultStart {
                     fault: FaultKind::Restart { keeps_store },
                     ..
@@ -202,7 +219,12 @@ impl<'a> Facts<'a> {
 
     /// The scenario's user by name.
     pub fn user_index(&self, name: &str) -> Option<usize> {
-        self.scenario.users.iter().position(|u| u.name == name)
+        self.users.get(name).copied()
+    }
+
+    /// `user`'s successful polls, in trace order.
+    pub(crate) fn polls_of(&self, user: &str) -> impl Iterator<Item = &'a Event> + '_ {
+        self.polls.get(user).into_iter().flatten().copied()
     }
 
     /// Whether a contract-keeping server may register `name` at all.
@@ -284,10 +306,8 @@ impl<'a> Facts<'a> {
 
     /// `user`'s first successful poll after `at_ms`: when, and its cursor.
     pub(crate) fn first_poll_after(&self, user: &str, at_ms: u64) -> Option<(u64, u64)> {
-        self.trace.events.iter().find_map(|e| match e.what {
-            What::Polled { after, .. } if e.actor == user && e.at_ms > at_ms => {
-                Some((e.at_ms, after))
-            }
+        self.polls_of(user).find_map(|e| match e.what {
+            What::Polled { after, .. } if e.at_ms > at_ms => Some((e.at_ms, after)),
             _ => None,
         })
     }
