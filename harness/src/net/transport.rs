@@ -187,7 +187,7 @@ pub async fn request<C: Connector>(
 }
 
 /// HTTP/1.1 requests on one kept-alive connection, opened on first use and
-/// again after a request on it failed or was abandoned — as socket.io-client's
+/// again after it closed or a request on it failed or was abandoned — as socket.io-client's
 /// long-polling runs (browsers keep connections alive, and so does Node's
 /// default agent since Node 19). A middlebox that cuts an idle connection
 /// then fails the next request on it, as it fails a real client's.
@@ -199,9 +199,6 @@ pub struct KeptAlive<C: Connector> {
 struct Kept {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     driver: tokio::task::JoinHandle<()>,
-    /// A request went out and its answer was not read to the end (it was
-    /// cancelled): the connection's state is unknown and it is not reused.
-    busy: bool,
 }
 
 impl Drop for Kept {
@@ -228,31 +225,28 @@ impl<C: Connector> KeptAlive<C> {
         body: Option<String>,
     ) -> Result<Response, TransportError> {
         let request = build(&self.connector, method, path_and_query, headers, body)?;
-        let reusable = self
-            .connection
-            .as_ref()
-            .is_some_and(|k| !k.busy && !k.sender.is_closed());
-        if !reusable {
-            self.connection = None;
-            let (sender, driver) = open(&self.connector).await?;
-            self.connection = Some(Kept {
-                sender,
-                driver,
-                busy: false,
-            });
-        }
-        let kept = self.connection.as_mut().expect("opened above");
-        kept.busy = true;
-        let ready = kept.sender.ready().await;
-        let outcome = match ready {
-            Ok(()) => exchange(&mut kept.sender, request).await,
-            Err(e) => Err(e.into()),
+        // Taken out for the exchange: a request abandoned midway (its future
+        // dropped) drops the connection with it, its state unknown.
+        let reused = match self.connection.take() {
+            Some(mut kept) => kept.sender.ready().await.is_ok().then_some(kept),
+            None => None,
         };
-        match outcome {
-            Ok(_) => kept.busy = false,
-            Err(_) => self.connection = None,
+        // None yet, or closed while idle: a new one, before anything is
+        // sent (an agent drops a socket that closed in its pool).
+        let mut kept = match reused {
+            Some(kept) => kept,
+            None => self.open().await?,
+        };
+        let outcome = exchange(&mut kept.sender, request).await;
+        if outcome.is_ok() {
+            self.connection = Some(kept);
         }
         outcome
+    }
+
+    async fn open(&self) -> Result<Kept, TransportError> {
+        let (sender, driver) = open(&self.connector).await?;
+        Ok(Kept { sender, driver })
     }
 }
 
@@ -429,7 +423,7 @@ mod tests {
             "three requests, one connection"
         );
         // The server closed it after the third: once the connection has seen
-        // its end, the fourth opens another.
+        // its end, the fourth opens another rather than fail.
         for _ in 0..500 {
             if kept
                 .connection
