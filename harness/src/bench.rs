@@ -255,10 +255,23 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
     progress("property throughput");
     let properties = property_row(if quick { 2.0 } else { 10.0 });
     let machine = Machine::read();
-    let mut campaign = Vec::new();
-    for jobs in [1, machine.cores.max(2)] {
-        progress(&format!("campaign throughput: {jobs} jobs"));
-        campaign.push(campaign_row(jobs, if quick { 40 } else { 200 }));
+    // One job and all, alternated round by round (drift on a shared machine
+    // hits both alike), the fastest of each: a single run of under two
+    // seconds moved the ratio by ±0.07 from one full bench to the next.
+    let seeds = if quick { 40 } else { 200 };
+    let mut campaign: Vec<CampaignRow> = Vec::new();
+    for round in 1..=CAMPAIGN_ROUNDS {
+        for (slot, jobs) in [1, machine.cores.max(2)].into_iter().enumerate() {
+            progress(&format!(
+                "campaign throughput: {jobs} jobs, round {round} of {CAMPAIGN_ROUNDS}"
+            ));
+            let row = campaign_row(jobs, seeds);
+            match campaign.get_mut(slot) {
+                Some(best) if best.per_s >= row.per_s => {}
+                Some(best) => *best = row,
+                None => campaign.push(row),
+            }
+        }
     }
     let one = campaign[0].per_s;
     for row in &mut campaign {
@@ -487,6 +500,9 @@ fn fast_reference() -> WorldOptions {
         ..server_under_test::Config::default()
     }))
 }
+
+/// Alternated rounds of the campaign rows; the fastest of each is kept.
+const CAMPAIGN_ROUNDS: usize = 3;
 
 /// A clean campaign over `seeds` small scenarios (the property tests' size:
 /// 1–4 users, 20 s, fast timers) on `jobs` threads.
@@ -844,7 +860,7 @@ pub fn text(report: &BenchReport) -> String {
     for r in &report.campaign {
         let _ = writeln!(
             out,
-            "campaign throughput, {} job(s): {} scenarios in {:.1} s = {:.1}/s ({:.2}× the 1-job row)",
+            "campaign throughput, {} job(s): {} scenarios in {:.1} s = {:.1}/s ({:.2}× the 1-job row; best of {CAMPAIGN_ROUNDS} alternated rounds)",
             r.jobs, r.scenarios, r.wall_s, r.per_s, r.vs_one_job
         );
     }
