@@ -195,11 +195,37 @@ pub struct LiveRow {
     pub vs_one: f64,
 }
 
+/// A part of `harness bench`, run alone with `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Section {
+    /// Simulation speed and memory by users (1, 10, 50, 200).
+    Simulation,
+    /// The clients' habits, with and without.
+    Habits,
+    /// Long steps while the network is idle, against fine steps.
+    Idle,
+    /// Property-test throughput.
+    Properties,
+    /// Campaign throughput at 1 job and at every core.
+    Campaign,
+    /// Find-and-shrink time per bug switch.
+    Hunts,
+    /// Live-hunt throughput over real TCP.
+    Live,
+    /// Real loopback against the simulation.
+    Real,
+    /// The reference server's push latency on loopback.
+    Latency,
+}
+
 /// Everything `harness bench` measures.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     /// Whether this was the `--quick` variant.
     pub quick: bool,
+    /// The sections run (every one unless `--only` named some).
+    pub sections: Vec<Section>,
     /// Where it ran.
     pub machine: Machine,
     /// Campaign throughput at 1 and at every core.
@@ -211,27 +237,29 @@ pub struct BenchReport {
     /// Long idle steps against fine steps at 10, 50 (and 200) users.
     pub idle_tick: Vec<TickRow>,
     /// Property throughput.
-    pub properties: PropertyRow,
+    pub properties: Option<PropertyRow>,
     /// Hunt speed per bug switch.
     pub hunts: Vec<HuntRow>,
     /// Live-hunt throughput at K = 1, 4, 16.
     pub live_hunt: Vec<LiveRow>,
     /// Real network against simulation.
-    pub real_vs_sim: RealRow,
+    pub real_vs_sim: Option<RealRow>,
     /// Push latency at several sizes.
     pub push_latency: Vec<LatencyRow>,
 }
 
-/// Runs every measurement; `progress` hears what is running.
-pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
+/// Runs the measurements of `only` (every one if it is empty); `progress`
+/// hears what is running.
+pub fn run(quick: bool, only: &[Section], mut progress: impl FnMut(&str)) -> BenchReport {
     raise_fd_limit();
+    let runs = |section: Section| only.is_empty() || only.contains(&section);
     let sizes: &[usize] = if quick {
         &[1, 10, 50]
     } else {
         &[1, 10, 50, 200]
     };
     let mut simulation = Vec::new();
-    for &users in sizes {
+    for &users in sizes.iter().filter(|_| runs(Section::Simulation)) {
         progress(&format!("simulation: {users} users"));
         simulation.push(sim_row(users));
     }
@@ -243,24 +271,26 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         row.cost_per_user_vs_10 = (row.wall_s / row.users as f64) / per_user_10;
     }
     let mut client_mix = Vec::new();
-    for users in [10, 50] {
+    for users in [10, 50].into_iter().filter(|_| runs(Section::Habits)) {
         progress(&format!("client habits, with and without: {users} users"));
         client_mix.push(mix_row(users, if quick { 2 } else { 4 }));
     }
     let mut idle_tick = Vec::new();
-    for &users in sizes.iter().filter(|&&u| u >= 10) {
+    for &users in sizes.iter().filter(|&&u| u >= 10 && runs(Section::Idle)) {
         progress(&format!("idle steps, with and without: {users} users"));
         idle_tick.push(tick_row(users, if quick { 2 } else { 3 }));
     }
-    progress("property throughput");
-    let properties = property_row(if quick { 2.0 } else { 10.0 });
+    let properties = runs(Section::Properties).then(|| {
+        progress("property throughput");
+        property_row(if quick { 2.0 } else { 10.0 })
+    });
     let machine = Machine::read();
     // One job and all, alternated round by round (drift on a shared machine
     // hits both alike), the fastest of each: a single run of under two
     // seconds moved the ratio by ±0.07 from one full bench to the next.
-    let seeds = if quick { 40 } else { 200 };
+    let seeds = if quick { 40 } else { 400 };
     let mut campaign: Vec<CampaignRow> = Vec::new();
-    for round in 1..=CAMPAIGN_ROUNDS {
+    for round in (1..=CAMPAIGN_ROUNDS).filter(|_| runs(Section::Campaign)) {
         for (slot, jobs) in [1, machine.cores.max(2)].into_iter().enumerate() {
             progress(&format!(
                 "campaign throughput: {jobs} jobs, round {round} of {CAMPAIGN_ROUNDS}"
@@ -273,7 +303,7 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
             }
         }
     }
-    let one = campaign[0].per_s;
+    let one = campaign.first().map_or(1.0, |row| row.per_s);
     for row in &mut campaign {
         row.vs_one_job = row.per_s / one;
     }
@@ -291,7 +321,7 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
                 | server_under_test::Bug::MailboxByHeader
         )
     });
-    for bug in simulated {
+    for bug in simulated.filter(|_| runs(Section::Hunts)) {
         progress(&format!("hunt: {bug}"));
         hunts.push(hunt_row(bug, if quick { 1 } else { 5 }));
     }
@@ -301,23 +331,35 @@ pub fn run(quick: bool, mut progress: impl FnMut(&str)) -> BenchReport {
         .build()
         .expect("a tokio runtime");
     let mut live_hunt = Vec::new();
-    for concurrency in [1, 4, 16] {
+    for concurrency in [1, 4, 16].into_iter().filter(|_| runs(Section::Live)) {
         progress(&format!("live hunt: {concurrency} at once"));
         live_hunt.push(runtime.block_on(live_row(concurrency, if quick { 1 } else { 2 })));
     }
-    let one = live_hunt[0].per_s;
+    let one = live_hunt.first().map_or(1.0, |row| row.per_s);
     for row in &mut live_hunt {
         row.vs_one = row.per_s / one;
     }
-    progress("real network vs simulation");
-    let real_vs_sim = real_row(&runtime);
+    let real_vs_sim = runs(Section::Real).then(|| {
+        progress("real network vs simulation");
+        real_row(&runtime)
+    });
     let mut push_latency = Vec::new();
-    for (users, messages) in [(100, 1_000), (1_000, if quick { 1_000 } else { 5_000 })] {
+    for (users, messages) in [(100, 1_000), (1_000, if quick { 1_000 } else { 5_000 })]
+        .into_iter()
+        .filter(|_| runs(Section::Latency))
+    {
         progress(&format!("push latency: {users} users"));
         push_latency.push(runtime.block_on(latency_row(users, messages)));
     }
+    let mut sections = only.to_vec();
+    if sections.is_empty() {
+        sections = <Section as clap::ValueEnum>::value_variants().to_vec();
+    }
+    sections.sort();
+    sections.dedup();
     BenchReport {
         quick,
+        sections,
         machine,
         campaign,
         simulation,
@@ -864,14 +906,16 @@ pub fn text(report: &BenchReport) -> String {
             r.jobs, r.scenarios, r.wall_s, r.per_s, r.vs_one_job
         );
     }
-    let _ = writeln!(
-        out,
-        "simulation speed (mixed scenario, 120 s active + heal, every fault, tick 10 ms)"
-    );
-    let _ = writeln!(
-        out,
-        "  users  simulated_s  wall_s  speedup  events/s  peak_rss_MiB  cost/user vs 10"
-    );
+    if !report.simulation.is_empty() {
+        let _ = writeln!(
+            out,
+            "simulation speed (mixed scenario, 120 s active + heal, every fault, tick 10 ms)"
+        );
+        let _ = writeln!(
+            out,
+            "  users  simulated_s  wall_s  speedup  events/s  peak_rss_MiB  cost/user vs 10"
+        );
+    }
     for r in &report.simulation {
         let _ = writeln!(
             out,
@@ -899,16 +943,19 @@ pub fn text(report: &BenchReport) -> String {
             t.users, t.idle_speedup, t.fine_speedup, t.ratio
         );
     }
-    let p = &report.properties;
-    let _ = writeln!(
-        out,
-        "\nproperty throughput: {} scenarios in {:.1} s = {:.1} scenarios/s",
-        p.scenarios, p.wall_s, p.per_s
-    );
-    let _ = writeln!(
-        out,
-        "\nhunt speed (find + shrink, 6 users, 60 s, every fault; the v2 switches in a v2 world)"
-    );
+    if let Some(p) = &report.properties {
+        let _ = writeln!(
+            out,
+            "\nproperty throughput: {} scenarios in {:.1} s = {:.1} scenarios/s",
+            p.scenarios, p.wall_s, p.per_s
+        );
+    }
+    if !report.hunts.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nhunt speed (find + shrink, 6 users, 60 s, every fault; the v2 switches in a v2 world)"
+        );
+    }
     for h in &report.hunts {
         let _ = writeln!(
             out,
@@ -920,34 +967,39 @@ pub fn text(report: &BenchReport) -> String {
             h.hunts
         );
     }
-    let _ = writeln!(
+    if !report.live_hunt.is_empty() {
+        let _ = writeln!(
         out,
         "\nlive hunt throughput (reference server, 1 s timers, 4 users, 5 s active + heal, every fault, real TCP through fault proxies)"
     );
-    for l in &report.live_hunt {
+        for l in &report.live_hunt {
+            let _ = writeln!(
+                out,
+                "  K = {:>2}: {:>3} scenarios in {:>5.1} s = {:>5.2}/s ({:.2}× K = 1){}",
+                l.concurrency,
+                l.scenarios,
+                l.wall_s,
+                l.per_s,
+                l.vs_one,
+                l.violation
+                    .as_ref()
+                    .map_or(String::new(), |v| format!("  FALSE POSITIVE: {v}"))
+            );
+        }
+    }
+    if let Some(r) = &report.real_vs_sim {
         let _ = writeln!(
             out,
-            "  K = {:>2}: {:>3} scenarios in {:>5.1} s = {:>5.2}/s ({:.2}× K = 1){}",
-            l.concurrency,
-            l.scenarios,
-            l.wall_s,
-            l.per_s,
-            l.vs_one,
-            l.violation
-                .as_ref()
-                .map_or(String::new(), |v| format!("  FALSE POSITIVE: {v}"))
+            "\nreal loopback vs simulation ({} users, {:.0} s scenario): real {:.1} s, simulated {:.3} s wall = {:.0}× faster; violations real {} / sim {}; accepted real {} / sim {}",
+            r.users, r.scenario_s, r.real_wall_s, r.sim_wall_s, r.ratio, r.real_violations, r.sim_violations, r.accepted.0, r.accepted.1
         );
     }
-    let r = &report.real_vs_sim;
-    let _ = writeln!(
-        out,
-        "\nreal loopback vs simulation ({} users, {:.0} s scenario): real {:.1} s, simulated {:.3} s wall = {:.0}× faster; violations real {} / sim {}; accepted real {} / sim {}",
-        r.users, r.scenario_s, r.real_wall_s, r.sim_wall_s, r.ratio, r.real_violations, r.sim_violations, r.accepted.0, r.accepted.1
-    );
-    let _ = writeln!(
-        out,
-        "\nreference server push latency on loopback (send → new_message, 32 in flight)"
-    );
+    if !report.push_latency.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nreference server push latency on loopback (send → new_message, 32 in flight)"
+        );
+    }
     for l in &report.push_latency {
         let _ = writeln!(
             out,

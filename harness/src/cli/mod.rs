@@ -107,6 +107,9 @@ enum Command {
         /// Fewer sizes and repetitions: about a minute.
         #[arg(long)]
         quick: bool,
+        /// Run only these sections (repeatable; default: every one).
+        #[arg(long, value_enum, value_name = "SECTION")]
+        only: Vec<crate::bench::Section>,
         /// Report format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -203,11 +206,15 @@ pub fn main() -> ExitCode {
             jwt_secret_file,
             policy,
         } => check::mint(&user, jwt_secret_file.as_deref(), policy),
-        Command::Bench { quick, format } => {
+        Command::Bench {
+            quick,
+            only,
+            format,
+        } => {
             if cfg!(debug_assertions) {
                 eprintln!("note: a debug build; numbers mean little without --release");
             }
-            let report = crate::bench::run(quick, |what| eprintln!("bench: {what} …"));
+            let report = crate::bench::run(quick, &only, |what| eprintln!("bench: {what} …"));
             match format {
                 Format::Text => print!("{}", crate::bench::text(&report)),
                 Format::Json => println!("{}", json(&report)),

@@ -9,7 +9,11 @@ pub mod shrink;
 
 pub use merge::{merge, LiveHuntFile, Merged, Mismatch, Part};
 
+use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -164,62 +168,90 @@ pub struct HuntReport {
 /// Hunts until a violation or the end of the seeds or budget; `on_seed` hears
 /// each seed as its result is read (for a progress bar).
 ///
-/// Seeds run `plan.jobs` at a time on a thread pool, in batches; results are
+/// Seeds run `plan.jobs` at a time on a thread pool: each thread takes the
+/// next seed as soon as it is free (no batch waits for its slowest seed), at
+/// most [`READ_AHEAD`] × `jobs` seeds past the oldest unread one. Results are
 /// read in seed order and the first failing seed wins, so the finding, the
-/// shrunk scenario and `seeds_run` are the same whatever `jobs` is (a batch's
-/// seeds after the first failure are run and thrown away). With a wall-clock
-/// budget, a batch started before the budget ran out is finished.
+/// shrunk scenario and `seeds_run` are the same whatever `jobs` is; once it
+/// is read, seeds not yet started are dropped and those running are finished
+/// and thrown away. With a wall-clock budget, no seed is started after it ran
+/// out, and every seed started before is finished and read.
 pub fn hunt(plan: &HuntPlan, mut on_seed: impl FnMut(u64)) -> HuntOutcome {
     let started = Instant::now();
     let (first, end) = match &plan.seeds {
         Seeds::Range(range) => (range.start, range.end),
         Seeds::Budget { first, .. } => (*first, u64::MAX),
     };
+    let spent = || match plan.seeds {
+        Seeds::Budget { budget, .. } => started.elapsed() >= budget,
+        Seeds::Range(_) => false,
+    };
     let jobs = plan.jobs.max(1);
     // One pool for the seeds and, once one fails, for its shrinking.
     let pool = shrink::pool(jobs);
-    let batch = (jobs as u64).saturating_mul(2);
-    let mut next = first;
-    while next < end {
-        if let Seeds::Budget { budget, .. } = plan.seeds {
-            if started.elapsed() >= budget {
-                break;
+    let ahead = (jobs as u64).saturating_mul(READ_AHEAD);
+    let found = AtomicBool::new(false);
+    let (done, results) = mpsc::channel::<(u64, std::thread::Result<SeedRun>)>();
+    let (read, failed) = pool.in_place_scope_fifo(|scope| {
+        let (mut started_up_to, mut read) = (first, first);
+        let mut early: BTreeMap<u64, SeedRun> = BTreeMap::new();
+        loop {
+            while started_up_to < end && started_up_to - read < ahead && !spent() {
+                let (seed, done, found) = (started_up_to, done.clone(), &found);
+                scope.spawn_fifo(move |_| {
+                    if found.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    // A panic is carried to the reading thread, which would
+                    // otherwise wait for this seed forever.
+                    let run = panic::catch_unwind(AssertUnwindSafe(|| run_seed(seed, plan)));
+                    let _ = done.send((seed, run));
+                });
+                started_up_to += 1;
+            }
+            if read == started_up_to {
+                return (read, None);
+            }
+            let (seed, run) = results.recv().expect("the reader holds a sender");
+            match run {
+                Ok(run) => early.insert(seed, run),
+                Err(panicked) => panic::resume_unwind(panicked),
+            };
+            while let Some(run) = early.remove(&read) {
+                read += 1;
+                on_seed(run.seed);
+                if run.violation.is_some() {
+                    found.store(true, Ordering::Relaxed);
+                    return (read, Some(run));
+                }
             }
         }
-        let upto = next.saturating_add(batch).min(end);
-        let results: Vec<SeedRun> = pool.install(|| {
-            use rayon::prelude::*;
-            (next..upto)
-                .into_par_iter()
-                .map(|seed| run_seed(seed, plan))
-                .collect()
-        });
-        for run in results {
-            on_seed(run.seed);
-            let Some(violation) = run.violation else {
-                continue;
-            };
-            let finding = investigate_in(
-                run.seed,
-                &run.scenario,
-                &run.trace,
-                violation,
-                &plan.world,
-                plan.shrink_budget,
-                Some(&pool),
-            );
-            return HuntOutcome {
-                seeds_run: run.seed - first + 1,
-                finding: Some(finding),
-            };
-        }
-        next = upto;
-    }
+    });
+    let Some(run) = failed else {
+        return HuntOutcome {
+            seeds_run: read - first,
+            finding: None,
+        };
+    };
+    let violation = run.violation.expect("only a failing seed stops the hunt");
+    let finding = investigate_in(
+        run.seed,
+        &run.scenario,
+        &run.trace,
+        violation,
+        &plan.world,
+        plan.shrink_budget,
+        Some(&pool),
+    );
     HuntOutcome {
-        seeds_run: next - first,
-        finding: None,
+        seeds_run: read - first,
+        finding: Some(finding),
     }
 }
+
+/// How many seeds per job a hunt starts past the oldest it has not read: room
+/// for a slow seed to finish while the threads go on with the next ones.
+const READ_AHEAD: u64 = 4;
 
 /// One seed's run: its scenario, rendered trace and first violation.
 struct SeedRun {

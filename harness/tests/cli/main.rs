@@ -334,8 +334,10 @@ fn a_scenario_with_absurd_values_is_refused_not_run() {
 
 #[test]
 fn a_hunt_gives_the_same_report_bytes_on_one_job_or_four() {
-    // Seeds run side by side, results read in seed order: the finding, the
-    // shrunk scenario and seeds_run must not depend on the pool's size.
+    // Seeds run side by side, each thread taking the next seed as it frees
+    // up, results read in seed order: the finding, the shrunk scenario and
+    // seeds_run must not depend on the pool's size. The finding is seed 26
+    // of 1..40, past four jobs' read-ahead, so later seeds finish before it.
     let dir = std::env::temp_dir().join(format!("harness-jobs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("hunt.json");
@@ -343,13 +345,13 @@ fn a_hunt_gives_the_same_report_bytes_on_one_job_or_four() {
         let (code, stdout, stderr) = harness(&[
             "hunt",
             "--seeds",
-            "1..13",
+            "1..40",
             "--users",
-            "4",
+            "2",
             "--duration",
-            "30s",
+            "20s",
             "--bug",
-            "last_sid_wins",
+            "no_ack_fallback",
             "--format",
             "json",
             "--jobs",
@@ -357,10 +359,12 @@ fn a_hunt_gives_the_same_report_bytes_on_one_job_or_four() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert_eq!(code, 1, "last_sid_wins is found: {stdout}{stderr}");
+        assert_eq!(code, 1, "no_ack_fallback is found: {stdout}{stderr}");
         (stdout, std::fs::read_to_string(&out).unwrap())
     };
     let one = run("1");
+    let report: serde_json::Value = serde_json::from_str(&one.0).unwrap();
+    assert_eq!(report["seeds_run"], 26, "{}", one.0);
     let four = run("4");
     assert_eq!(one.0, four.0, "the JSON report is byte-identical");
     assert_eq!(one.1, four.1, "the saved shrunk scenario is byte-identical");
