@@ -462,6 +462,16 @@ impl Recorder {
         events.sort_by_key(|e| e.at_ms);
         Trace { events }
     }
+
+    /// [`Recorder::trace`] for a run that is over: the events are moved out
+    /// rather than copied (a 200-user run records ~150,000), and the
+    /// recorder keeps none.
+    pub fn take_trace(&self) -> Trace {
+        let mut events =
+            std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
+        events.sort_by_key(|e| e.at_ms);
+        Trace { events }
+    }
 }
 
 impl Trace {

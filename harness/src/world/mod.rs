@@ -252,7 +252,7 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
         }
     };
     Outcome {
-        trace: recorder.trace(),
+        trace: recorder.take_trace(),
         error,
         simulated_ms: u64::try_from(sim.elapsed().as_millis()).unwrap_or(u64::MAX),
         server_log: recorder.server_log(),
