@@ -218,10 +218,7 @@ impl<C: Connector> Session<'_, C> {
             let link = self.polling_link(session, polling_headers, &handshake);
             return Ok((link, handshake, refused));
         };
-        let path = format!(
-            "/socket.io/?EIO=4&transport=websocket&sid={}",
-            handshake.sid
-        );
+        let path = upgrade_path(&handshake.sid);
         let mut ws = match transport::websocket(connector, &path, ws_headers).await {
             Ok(ws) => ws,
             // socket.io-client's probe fails on any refused handshake and
@@ -262,10 +259,7 @@ impl<C: Connector> Session<'_, C> {
         let connector = &shared.connector;
         let get =
             || transport::request(connector, http::Method::GET, session, polling_headers, None);
-        let ws_path = format!(
-            "/socket.io/?EIO=4&transport=websocket&sid={}",
-            handshake.sid
-        );
+        let ws_path = upgrade_path(&handshake.sid);
         let mut probing = std::pin::pin!(async {
             let mut ws = transport::websocket(connector, &ws_path, ws_headers).await?;
             probe(&mut ws).await?;
@@ -733,6 +727,11 @@ async fn post<C: Connector>(
         )));
     }
     Ok(())
+}
+
+/// Where a polling session's websocket upgrade goes.
+fn upgrade_path(sid: &str) -> String {
+    format!("/socket.io/?EIO=4&transport=websocket&sid={sid}")
 }
 
 /// The upgrade probe on a fresh websocket: `2probe`, then `3probe` back

@@ -224,27 +224,33 @@ mod tests {
         }
     }
 
-    fn mail_trace(delivery: Delivery, from: &str, polled_with: Vec<u64>) -> Trace {
-        let mut events = vec![
-            at(100, "a#1", What::Connected),
+    /// a#1 sends `a-{n}` to b at `at_ms`; it is accepted as message `n`
+    /// 10 ms later.
+    fn sent_and_accepted(at_ms: u64, n: u64, delivery: Delivery) -> [Event; 2] {
+        [
             at(
-                200,
+                at_ms,
                 "a#1",
                 What::Sent {
-                    client_id: "a-1".into(),
+                    client_id: format!("a-{n}"),
                     to: "b".into(),
                 },
             ),
             at(
-                210,
+                at_ms + 10,
                 "a#1",
                 What::Accepted {
-                    client_id: "a-1".into(),
-                    id: 1,
+                    client_id: format!("a-{n}"),
+                    id: n,
                     delivery,
                 },
             ),
-        ];
+        ]
+    }
+
+    fn mail_trace(delivery: Delivery, from: &str, polled_with: Vec<u64>) -> Trace {
+        let mut events = vec![at(100, "a#1", What::Connected)];
+        events.extend(sent_and_accepted(200, 1, delivery));
         if !polled_with.is_empty() {
             events.push(at(
                 5_000,
@@ -330,28 +336,14 @@ mod tests {
                 },
             )
         };
-        let events = vec![
+        let mut events = vec![
             attempt("a#1", OpenMode::WebsocketFirst),
             attempt("b#1", open),
             at(100, "a#1", What::Connected),
             at(100, "b#1", What::Connected),
-            at(
-                200,
-                "a#1",
-                What::Sent {
-                    client_id: "a-1".into(),
-                    to: "b".into(),
-                },
-            ),
-            at(
-                210,
-                "a#1",
-                What::Accepted {
-                    client_id: "a-1".into(),
-                    id: 1,
-                    delivery: Delivery::Websocket,
-                },
-            ),
+        ];
+        events.extend(sent_and_accepted(200, 1, Delivery::Websocket));
+        events.extend([
             at(
                 200 + push_after_ms,
                 "b#1",
@@ -367,7 +359,7 @@ mod tests {
                 },
             ),
             at(10_000, "world", What::HealPhase),
-        ];
+        ]);
         Trace { events }
     }
 
@@ -417,27 +409,7 @@ mod tests {
                 },
             )
         };
-        let sent = |at_ms, n: u64| {
-            [
-                at(
-                    at_ms,
-                    "a#1",
-                    What::Sent {
-                        client_id: format!("a-{n}"),
-                        to: "b".into(),
-                    },
-                ),
-                at(
-                    at_ms + 10,
-                    "a#1",
-                    What::Accepted {
-                        client_id: format!("a-{n}"),
-                        id: n,
-                        delivery: Delivery::Polling,
-                    },
-                ),
-            ]
-        };
+        let sent = |at_ms, n| sent_and_accepted(at_ms, n, Delivery::Polling);
         let mut events = vec![at(100, "a#1", What::Connected), fault(1_000, true)];
         events.push(at(
             1_020,
