@@ -121,7 +121,11 @@ pub struct RealRow {
 pub struct LatencyRow {
     /// Connected users.
     pub users: usize,
-    /// Messages pushed.
+    /// Messages sent.
+    pub sent: usize,
+    /// Of those, refused by the server (an `{error}` ack).
+    pub refused: usize,
+    /// Messages pushed (the latencies are theirs).
     pub messages: usize,
     /// Send → `new_message`, ms.
     pub p50_ms: f64,
@@ -714,7 +718,15 @@ fn real_row(runtime: &tokio::runtime::Runtime) -> RealRow {
 
 /// Plays `scenario` on real loopback against an in-process reference server.
 async fn real_arm(scenario: &Scenario, world: &WorldOptions) -> (f64, crate::trace::Trace) {
-    let (connector, serving) = reference_on_loopback(server_under_test::Config::default()).await;
+    // What is measured is the push, not the sender's rate limit (200/s
+    // after a burst of 1000 by default, which refused 4 in 5 of the
+    // 1000-user row's sends until 2026-11-27).
+    let (connector, serving) = reference_on_loopback(server_under_test::Config {
+        send_rate_per_s: 1_000_000,
+        send_burst: 1_000_000,
+        ..server_under_test::Config::default()
+    })
+    .await;
     let real_started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
     let connectors = vec![connector.clone(); scenario.users.len()];
@@ -774,7 +786,15 @@ async fn session(connector: &TcpConnector, name: &str) -> Ws {
 /// `users` receivers answering pings and acking pushes; one sender keeping 32
 /// messages in flight; latency from emit to receipt, one clock.
 async fn latency_row(users: usize, messages: usize) -> LatencyRow {
-    let (connector, serving) = reference_on_loopback(server_under_test::Config::default()).await;
+    // What is measured is the push, not the sender's rate limit (200/s
+    // after a burst of 1000 by default, which refused 4 in 5 of the
+    // 1000-user row's sends until 2026-11-27).
+    let (connector, serving) = reference_on_loopback(server_under_test::Config {
+        send_rate_per_s: 1_000_000,
+        send_burst: 1_000_000,
+        ..server_under_test::Config::default()
+    })
+    .await;
     let received: Arc<Mutex<BTreeMap<u64, Instant>>> = Arc::default();
     let mut receivers = Vec::new();
     for chunk in (0..users).collect::<Vec<_>>().chunks(50) {
@@ -823,7 +843,7 @@ async fn latency_row(users: usize, messages: usize) -> LatencyRow {
     }
     let mut sender = session(&connector, "sender").await;
     let mut sent_at: BTreeMap<u64, Instant> = BTreeMap::new();
-    let mut in_flight = 0usize;
+    let (mut in_flight, mut refused) = (0usize, 0usize);
     let mut next = 0u64;
     let started = Instant::now();
     while (next as usize) < messages || in_flight > 0 {
@@ -852,7 +872,12 @@ async fn latency_row(users: usize, messages: usize) -> LatencyRow {
             Ok(Some(Ok(Frame::Text(t)))) if t.as_str() == "2" => {
                 let _ = sender.send(Frame::text("3")).await;
             }
-            Ok(Some(Ok(Frame::Text(t)))) if t.as_str().starts_with("43") => in_flight -= 1,
+            Ok(Some(Ok(Frame::Text(t)))) if t.as_str().starts_with("43") => {
+                in_flight -= 1;
+                if t.as_str().contains("\"error\"") {
+                    refused += 1;
+                }
+            }
             Ok(Some(Ok(_))) => {}
             _ => break,
         }
@@ -885,6 +910,8 @@ async fn latency_row(users: usize, messages: usize) -> LatencyRow {
     serving.abort();
     LatencyRow {
         users,
+        sent: sent_at.len(),
+        refused,
         messages: latencies.len(),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
@@ -1003,8 +1030,8 @@ pub fn text(report: &BenchReport) -> String {
     for l in &report.push_latency {
         let _ = writeln!(
             out,
-            "  {:>5} users  {:>5} messages  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  {:>7.0} messages/s",
-            l.users, l.messages, l.p50_ms, l.p99_ms, l.max_ms, l.messages_per_s
+            "  {:>5} users  {:>5} of {} pushed ({} refused)  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  {:>7.0} messages/s",
+            l.users, l.messages, l.sent, l.refused, l.p50_ms, l.p99_ms, l.max_ms, l.messages_per_s
         );
     }
     out
