@@ -76,7 +76,10 @@ fn bad_arguments_exit_2_with_a_clear_message() {
             "credentials",
         ),
         (vec!["frobnicate"], "unrecognized subcommand"),
-        (vec!["bench", "--only", "everything"], "possible values: simulation"),
+        (
+            vec!["bench", "--only", "everything"],
+            "possible values: simulation",
+        ),
     ] {
         let (code, _, err) = harness(&args);
         assert_eq!(code, 2, "{args:?}");
