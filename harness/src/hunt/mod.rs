@@ -170,7 +170,7 @@ pub struct HuntReport {
 ///
 /// Seeds run `plan.jobs` at a time on a thread pool: each thread takes the
 /// next seed as soon as it is free (no batch waits for its slowest seed), at
-/// most [`READ_AHEAD`] × `jobs` seeds past the oldest unread one. Results are
+/// most `READ_AHEAD` × `jobs` seeds past the oldest unread one. Results are
 /// read in seed order and the first failing seed wins, so the finding, the
 /// shrunk scenario and `seeds_run` are the same whatever `jobs` is; once it
 /// is read, seeds not yet started are dropped and those running are finished
