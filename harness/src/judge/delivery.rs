@@ -5,7 +5,7 @@ use crate::contract::Delivery;
 use crate::spec::Clause;
 use crate::trace::{Via, What};
 
-use super::{user_of, violation, Facts, Violation, POLL_SLACK_MS, PUSH_BOUND_MS, TICK_SLACK_MS};
+use super::{user_of, violation, Facts, Violation, PUSH_BOUND_MS, TICK_SLACK_MS};
 
 /// M3: a message to a recipient connected over a clean, fast link is acked
 /// `websocket` and pushed within 100 ms.
@@ -138,9 +138,9 @@ pub fn offline_recipients_get_mail(facts: &Facts<'_>) -> Vec<Violation> {
         if facts.user_index(&sent.to).is_none() || facts.is_online_at(&sent.to, t) {
             continue;
         }
-        let next_poll = facts
-            .polls_of(&sent.to)
-            .find(|e| e.at_ms >= ack.at_ms + POLL_SLACK_MS);
+        // The first poll surely asked after the store (which came before
+        // the ack reached the sender).
+        let next_poll = facts.polls_asked_after(&sent.to, ack.at_ms).next();
         if let Some(poll) = next_poll {
             if facts
                 .restart_took(&sent.to, t, *delivery, poll.at_ms)

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::{POLL_SLACK_MS, TICK_SLACK_MS};
 use crate::contract::Delivery;
 use crate::faults::{FaultKind, FaultPlan};
 use crate::scenario::{OpenMode, Scenario};
@@ -309,6 +310,27 @@ impl<'a> Facts<'a> {
         self.polls_of(user).find_map(|e| match e.what {
             What::Polled { after, .. } if e.at_ms > at_ms => Some((e.at_ms, after)),
             _ => None,
+        })
+    }
+
+    /// `user`'s successful polls whose request surely left after `at_ms`.
+    /// A poll is recorded when its answer arrives, and a fault can hold an
+    /// answer the server gave long before (hunt seed 1172, 3 users, 20 s:
+    /// answered at 3.1 s, delivered at 7.4 s). So: answered at least a
+    /// window after `at_ms`, over a link clean for that window before, where
+    /// the window holds a clean round trip with a connection opened first
+    /// (four crossings at the plan's highest latency) and never less than
+    /// [`POLL_SLACK_MS`].
+    pub(crate) fn polls_asked_after<'s>(
+        &'s self,
+        user: &'s str,
+        at_ms: u64,
+    ) -> impl Iterator<Item = &'a Event> + 's {
+        let crossing = self.plan().latency_ms_max.saturating_add(TICK_SLACK_MS);
+        let window = POLL_SLACK_MS.max(crossing.saturating_mul(4));
+        self.polls_of(user).filter(move |e| {
+            e.at_ms >= at_ms.saturating_add(window)
+                && self.is_link_clean(user, e.at_ms - window, e.at_ms)
         })
     }
 

@@ -443,6 +443,67 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_answered_before_the_store_and_held_is_not_the_next_poll() {
+        // Hunt seed 1172 (3 users, 20 s): b's poll was answered before a's
+        // message was stored, and a hold on b's link delivered the empty
+        // answer after it. Not evidence of L1; b's next poll over a clean
+        // link is, and must return it.
+        let mut held = scenario();
+        held.faults.faults.push(crate::faults::Fault {
+            at_ms: 150,
+            duration_ms: 4_800,
+            host: crate::world::host_of(1, 2),
+            kind: FaultKind::Hold,
+        });
+        let l1 = |trace: &Trace| {
+            offline_recipients_get_mail(&Facts::new(trace, &held))
+                .iter()
+                .map(|v| (v.clause, v.at_ms))
+                .collect::<Vec<_>>()
+        };
+        let mut trace = mail_trace(Delivery::Polling, "a", vec![1]);
+        trace.events.insert(
+            3,
+            at(
+                4_960,
+                "b",
+                What::Polled {
+                    after: 0,
+                    seqs: vec![],
+                },
+            ),
+        );
+        assert_eq!(l1(&trace), vec![]);
+        // The same empty answer on a link that was clean all along: L1.
+        assert_eq!(
+            offline_recipients_get_mail(&Facts::new(&trace, &scenario()))
+                .iter()
+                .map(|v| v.clause)
+                .collect::<Vec<_>>(),
+            vec![Clause::L1]
+        );
+        // The poll just after the hold is not evidence either (its request
+        // may have waited in it); the next one over a clean link is, and
+        // must return it.
+        let mut never = mail_trace(Delivery::Polling, "a", vec![]);
+        never.events.insert(3, trace.events[3].clone());
+        assert_eq!(l1(&never), vec![]);
+        let heal = never.events.len() - 1;
+        never.events.insert(
+            heal,
+            at(
+                8_000,
+                "b",
+                What::Polled {
+                    after: 0,
+                    seqs: vec![],
+                },
+            ),
+        );
+        assert_eq!(l1(&never), vec![(Clause::L1, 8_000)]);
+    }
+
+    #[test]
     fn a_correct_mailbox_delivery_passes() {
         assert_eq!(
             check_all(&mail_trace(Delivery::Polling, "a", vec![1]), &scenario()),
