@@ -435,6 +435,14 @@ impl<C: Connector> Session<'_, C> {
                 .saturating_add(handshake.ping_timeout),
         );
         let mut heartbeat_deadline = Instant::now() + silence_limit;
+        // The two timers live across the loop and are moved only when their
+        // deadline does: a pass per packet made and dropped two of tokio's
+        // timer entries and told the world of both wakes, ~150,000 times in
+        // a 200-user run.
+        let mut heartbeat = Box::pin(sleep_until(self.shared.fires_at(heartbeat_deadline)));
+        let mut heartbeat_armed = heartbeat_deadline;
+        let mut ack_timer = Box::pin(sleep_until(far_future()));
+        let mut ack_armed: Option<Instant> = None;
         for data in std::mem::take(&mut self.early) {
             match self
                 .on_message(&mut link, &data, Via::PollingTransport)
@@ -477,6 +485,16 @@ impl<C: Connector> Session<'_, C> {
                 }
             }
             let ack_deadline = self.pending.iter().map(|p| p.deadline).min();
+            if heartbeat_armed != heartbeat_deadline {
+                heartbeat_armed = heartbeat_deadline;
+                heartbeat
+                    .as_mut()
+                    .reset(self.shared.fires_at(heartbeat_deadline));
+            }
+            if let Some(deadline) = ack_deadline.filter(|&d| ack_armed != Some(d)) {
+                ack_armed = Some(deadline);
+                ack_timer.as_mut().reset(self.shared.fires_at(deadline));
+            }
             let reason = tokio::select! {
                 biased;
                 command = commands.recv() => match command {
@@ -531,8 +549,8 @@ impl<C: Connector> Session<'_, C> {
                     Ok(_) => continue,
                     Err(reason) => reason,
                 },
-                _ = sleep_until(self.shared.fires_at(heartbeat_deadline)) => "ping timeout".to_owned(),
-                _ = sleep_until(self.shared.fires_at(ack_deadline.unwrap_or_else(far_future))), if ack_deadline.is_some() => {
+                _ = &mut heartbeat => "ping timeout".to_owned(),
+                _ = &mut ack_timer, if ack_deadline.is_some() => {
                     let now = Instant::now();
                     let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.deadline <= now);
                     self.pending = kept;
