@@ -718,15 +718,7 @@ fn real_row(runtime: &tokio::runtime::Runtime) -> RealRow {
 
 /// Plays `scenario` on real loopback against an in-process reference server.
 async fn real_arm(scenario: &Scenario, world: &WorldOptions) -> (f64, crate::trace::Trace) {
-    // What is measured is the push, not the sender's rate limit (200/s
-    // after a burst of 1000 by default, which refused 4 in 5 of the
-    // 1000-user row's sends until 2026-11-27).
-    let (connector, serving) = reference_on_loopback(server_under_test::Config {
-        send_rate_per_s: 1_000_000,
-        send_burst: 1_000_000,
-        ..server_under_test::Config::default()
-    })
-    .await;
+    let (connector, serving) = reference_on_loopback(server_under_test::Config::default()).await;
     let real_started = Instant::now();
     let recorder = Recorder::new(TraceClock::Real(tokio::time::Instant::now()));
     let connectors = vec![connector.clone(); scenario.users.len()];
@@ -996,23 +988,23 @@ pub fn text(report: &BenchReport) -> String {
     }
     if !report.live_hunt.is_empty() {
         let _ = writeln!(
-        out,
-        "\nlive hunt throughput (reference server, 1 s timers, 4 users, 5 s active + heal, every fault, real TCP through fault proxies)"
-    );
-        for l in &report.live_hunt {
-            let _ = writeln!(
-                out,
-                "  K = {:>2}: {:>3} scenarios in {:>5.1} s = {:>5.2}/s ({:.2}× K = 1){}",
-                l.concurrency,
-                l.scenarios,
-                l.wall_s,
-                l.per_s,
-                l.vs_one,
-                l.violation
-                    .as_ref()
-                    .map_or(String::new(), |v| format!("  FALSE POSITIVE: {v}"))
-            );
-        }
+            out,
+            "\nlive hunt throughput (reference server, 1 s timers, 4 users, 5 s active + heal, every fault, real TCP through fault proxies)"
+        );
+    }
+    for l in &report.live_hunt {
+        let _ = writeln!(
+            out,
+            "  K = {:>2}: {:>3} scenarios in {:>5.1} s = {:>5.2}/s ({:.2}× K = 1){}",
+            l.concurrency,
+            l.scenarios,
+            l.wall_s,
+            l.per_s,
+            l.vs_one,
+            l.violation
+                .as_ref()
+                .map_or(String::new(), |v| format!("  FALSE POSITIVE: {v}"))
+        );
     }
     if let Some(r) = &report.real_vs_sim {
         let _ = writeln!(
