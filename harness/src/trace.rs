@@ -454,27 +454,30 @@ impl Recorder {
 
     /// A copy of the recording so far, sorted by time (stable for equal times).
     pub fn trace(&self) -> Trace {
-        let mut events = self
+        let events = self
             .events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        events.sort_by_key(|e| e.at_ms);
-        Trace { events }
+        Trace::in_time_order(events)
     }
 
     /// [`Recorder::trace`] for a run that is over: the events are moved out
     /// rather than copied (a 200-user run records ~150,000), and the
     /// recorder keeps none.
     pub fn take_trace(&self) -> Trace {
-        let mut events =
-            std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
-        events.sort_by_key(|e| e.at_ms);
-        Trace { events }
+        let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()));
+        Trace::in_time_order(events)
     }
 }
 
 impl Trace {
+    /// A recording sorted by time (stable: equal times keep their order).
+    fn in_time_order(mut events: Vec<Event>) -> Trace {
+        events.sort_by_key(|e| e.at_ms);
+        Trace { events }
+    }
+
     /// One line per event, fixed columns: time, actor, event, details.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -217,23 +217,22 @@ pub fn hunt(plan: &HuntPlan, mut on_seed: impl FnMut(u64)) -> HuntOutcome {
                 Ok(run) => early.insert(seed, run),
                 Err(panicked) => panic::resume_unwind(panicked),
             };
-            while let Some(run) = early.remove(&read) {
+            while let Some(mut run) = early.remove(&read) {
                 read += 1;
                 on_seed(run.seed);
-                if run.violation.is_some() {
+                if let Some(violation) = run.violation.take() {
                     found.store(true, Ordering::Relaxed);
-                    return (read, Some(run));
+                    return (read, Some((run, violation)));
                 }
             }
         }
     });
-    let Some(run) = failed else {
+    let Some((run, violation)) = failed else {
         return HuntOutcome {
             seeds_run: read - first,
             finding: None,
         };
     };
-    let violation = run.violation.expect("only a failing seed stops the hunt");
     let finding = investigate_in(
         run.seed,
         &run.scenario,

@@ -5,7 +5,7 @@ use crate::contract::Delivery;
 use crate::spec::Clause;
 use crate::trace::{Via, What};
 
-use super::{user_of, violation, Facts, Violation, PUSH_BOUND_MS, TICK_SLACK_MS};
+use super::{user_of, violation, Facts, Violation, PUSH_BOUND_MS};
 
 /// M3: a message to a recipient connected over a clean, fast link is acked
 /// `websocket` and pushed within 100 ms.
@@ -104,9 +104,8 @@ pub fn online_recipients_get_pushes(facts: &Facts<'_>) -> Vec<Violation> {
 /// contract's 100 ms is a websocket's; for a polling session it bounds the
 /// server's part.
 fn polling_allowance_ms(facts: &Facts<'_>, sender_polls: bool, recipient_polls: bool) -> u64 {
-    let crossing = facts.plan().latency_ms_max.saturating_add(TICK_SLACK_MS);
     let crossings = 2 * u64::from(sender_polls) + 4 * u64::from(recipient_polls);
-    crossing.saturating_mul(crossings)
+    facts.crossing_ms().saturating_mul(crossings)
 }
 
 /// M4, L1: a message to a recipient who cannot be online is acked `polling`,

@@ -313,6 +313,12 @@ impl<'a> Facts<'a> {
         })
     }
 
+    /// The longest a link crossing may take on a clean link: the plan's
+    /// highest latency, rounded up to a step.
+    pub(crate) fn crossing_ms(&self) -> u64 {
+        self.plan().latency_ms_max.saturating_add(TICK_SLACK_MS)
+    }
+
     /// `user`'s successful polls whose request surely left after `at_ms`.
     /// A poll is recorded when its answer arrives, and a fault can hold an
     /// answer the server gave long before (hunt seed 1172, 3 users, 20 s:
@@ -326,8 +332,7 @@ impl<'a> Facts<'a> {
         user: &'s str,
         at_ms: u64,
     ) -> impl Iterator<Item = &'a Event> + 's {
-        let crossing = self.plan().latency_ms_max.saturating_add(TICK_SLACK_MS);
-        let window = POLL_SLACK_MS.max(crossing.saturating_mul(4));
+        let window = POLL_SLACK_MS.max(self.crossing_ms().saturating_mul(4));
         self.polls_of(user).filter(move |e| {
             e.at_ms >= at_ms.saturating_add(window)
                 && self.is_link_clean(user, e.at_ms - window, e.at_ms)
