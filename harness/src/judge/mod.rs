@@ -224,6 +224,11 @@ mod tests {
         }
     }
 
+    /// b's poll after `after`, answered at `at_ms` with `seqs`.
+    fn polled(at_ms: u64, after: u64, seqs: Vec<u64>) -> Event {
+        at(at_ms, "b", What::Polled { after, seqs })
+    }
+
     /// a#1 sends `a-{n}` to b at `at_ms`; it is accepted as message `n`
     /// 10 ms later.
     fn sent_and_accepted(at_ms: u64, n: u64, delivery: Delivery) -> [Event; 2] {
@@ -252,14 +257,7 @@ mod tests {
         let mut events = vec![at(100, "a#1", What::Connected)];
         events.extend(sent_and_accepted(200, 1, delivery));
         if !polled_with.is_empty() {
-            events.push(at(
-                5_000,
-                "b",
-                What::Polled {
-                    after: 0,
-                    seqs: polled_with,
-                },
-            ));
+            events.push(polled(5_000, 0, polled_with));
             let what = What::Received {
                 id: 1,
                 from: from.into(),
@@ -269,14 +267,7 @@ mod tests {
             };
             events.push(at(5_000, "b", what));
         } else {
-            events.push(at(
-                5_000,
-                "b",
-                What::Polled {
-                    after: 0,
-                    seqs: vec![],
-                },
-            ));
+            events.push(polled(5_000, 0, vec![]));
         }
         events.push(at(10_000, "world", What::HealPhase));
         Trace { events }
@@ -399,31 +390,14 @@ mod tests {
             };
             at(at_ms, "world", what)
         };
-        let polled = |at_ms, after| {
-            at(
-                at_ms,
-                "b",
-                What::Polled {
-                    after,
-                    seqs: vec![],
-                },
-            )
-        };
         let sent = |at_ms, n| sent_and_accepted(at_ms, n, Delivery::Polling);
         let mut events = vec![at(100, "a#1", What::Connected), fault(1_000, true)];
-        events.push(at(
-            1_020,
-            "b",
-            What::Polled {
-                after: 0,
-                seqs: vec![1],
-            },
-        ));
+        events.push(polled(1_020, 0, vec![1]));
         events.push(fault(3_000, false));
         events.extend(sent(4_000, 7));
-        events.push(polled(5_000, 1));
+        events.push(polled(5_000, 1, vec![]));
         events.push(at(10_000, "world", What::HealPhase));
-        events.push(polled(12_000, 1));
+        events.push(polled(12_000, 1, vec![]));
         let trace = Trace { events };
         assert_eq!(
             nothing_accepted_is_lost(&Facts::new(&trace, &scenario())),
@@ -462,17 +436,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let mut trace = mail_trace(Delivery::Polling, "a", vec![1]);
-        trace.events.insert(
-            3,
-            at(
-                4_960,
-                "b",
-                What::Polled {
-                    after: 0,
-                    seqs: vec![],
-                },
-            ),
-        );
+        trace.events.insert(3, polled(4_960, 0, vec![]));
         assert_eq!(l1(&trace), vec![]);
         // The same empty answer on a link that was clean all along: L1.
         assert_eq!(
@@ -489,17 +453,7 @@ mod tests {
         never.events.insert(3, trace.events[3].clone());
         assert_eq!(l1(&never), vec![]);
         let heal = never.events.len() - 1;
-        never.events.insert(
-            heal,
-            at(
-                8_000,
-                "b",
-                What::Polled {
-                    after: 0,
-                    seqs: vec![],
-                },
-            ),
-        );
+        never.events.insert(heal, polled(8_000, 0, vec![]));
         assert_eq!(l1(&never), vec![(Clause::L1, 8_000)]);
     }
 
