@@ -440,7 +440,6 @@ impl<C: Connector> Session<'_, C> {
         // timer entries and told the world of both wakes, ~150,000 times in
         // a 200-user run.
         let mut heartbeat = Box::pin(sleep_until(self.shared.fires_at(heartbeat_deadline)));
-        let mut heartbeat_armed = heartbeat_deadline;
         let mut ack_timer = Box::pin(sleep_until(far_future()));
         let mut ack_armed: Option<Instant> = None;
         for data in std::mem::take(&mut self.early) {
@@ -485,12 +484,6 @@ impl<C: Connector> Session<'_, C> {
                 }
             }
             let ack_deadline = self.pending.iter().map(|p| p.deadline).min();
-            if heartbeat_armed != heartbeat_deadline {
-                heartbeat_armed = heartbeat_deadline;
-                heartbeat
-                    .as_mut()
-                    .reset(self.shared.fires_at(heartbeat_deadline));
-            }
             if let Some(deadline) = ack_deadline.filter(|&d| ack_armed != Some(d)) {
                 ack_armed = Some(deadline);
                 ack_timer.as_mut().reset(self.shared.fires_at(deadline));
@@ -535,6 +528,7 @@ impl<C: Connector> Session<'_, C> {
                 packet = link.next() => match packet {
                     Ok(EioPacket::Ping(_)) => {
                         heartbeat_deadline = Instant::now() + silence_limit;
+                        heartbeat.as_mut().reset(self.shared.fires_at(heartbeat_deadline));
                         match link.send(&EioPacket::Pong(String::new())).await { Ok(()) => continue, Err(e) => e.to_string() }
                     }
                     Ok(EioPacket::Message(data)) => {
