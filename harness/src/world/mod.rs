@@ -267,8 +267,13 @@ pub fn simulate(scenario: &Scenario, options: &WorldOptions) -> Outcome {
 /// reference client fires (it tells the recorder) — so what the harness's
 /// side does happens as it would with fine steps, and turmoil's per-host
 /// cost is paid once per long step instead of once per tick. Only the
-/// server's own timers (pings, its ack timeout) may fire inside a long step,
-/// and what they send is handed over at its end.
+/// server's own timers (pings, its ack timeout) and, on the client, a
+/// polling transport's request timeouts (a long-poll unanswered past the
+/// ping timeout, a POST past its request timeout) may fire inside a long
+/// step; what follows them is handed over at its end. Those two are not
+/// told: each poll would cut a long step at a deadline that almost never
+/// comes, for a transport close (the reconnect's own timer is told) at most
+/// one long step late.
 struct Pace {
     fine: u64,
     idle: u64,
