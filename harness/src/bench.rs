@@ -424,8 +424,9 @@ const SIM_ROUNDS: usize = 3;
 /// disturbed by the rest of the machine), and the first run's peak memory
 /// (later runs start on the heap the earlier ones left the allocator).
 fn sim_row(users: usize, rounds: usize) -> SimRow {
+    let rounds = rounds.max(1);
     let scenario = mixed_scenario(users);
-    let runs: Vec<SimRow> = (0..rounds.max(1)).map(|_| sim_row_of(&scenario)).collect();
+    let runs: Vec<SimRow> = (0..rounds).map(|_| sim_row_of(&scenario)).collect();
     let peak_rss_bytes = runs[0].peak_rss_bytes;
     let fastest = runs
         .into_iter()
@@ -433,7 +434,7 @@ fn sim_row(users: usize, rounds: usize) -> SimRow {
         .expect("at least one run");
     SimRow {
         peak_rss_bytes,
-        runs: rounds.max(1),
+        runs: rounds,
         ..fastest
     }
 }
