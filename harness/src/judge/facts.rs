@@ -1,7 +1,7 @@
 //! Indexes over one trace that every checker shares: connections, sends and
 //! their fates, receipts by user, the heal phase.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{POLL_SLACK_MS, TICK_SLACK_MS};
 use crate::contract::Delivery;
@@ -85,7 +85,8 @@ pub struct Facts<'a> {
     /// never), and whether the store was kept.
     pub restarts: Vec<(u64, u64, bool)>,
     /// Each scenario user's index, by name.
-    users: BTreeMap<&'a str, usize>,
+    /// Looked up only, never iterated: no order of it reaches a verdict.
+    users: HashMap<&'a str, usize>,
     /// Each user's successful polls ([`What::Polled`]), in trace order.
     polls: BTreeMap<String, Vec<&'a Event>>,
 }
@@ -339,8 +340,7 @@ impl<'a> Facts<'a> {
         })
     }
 
-    pub(crate) fn conns_of(&self, name: &str) -> impl Iterator<Item = &Conn> {
-        let name = name.to_owned();
+    pub(crate) fn conns_of<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Conn> + 's {
         self.conns.values().filter(move |c| c.user == name)
     }
 

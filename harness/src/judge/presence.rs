@@ -1,6 +1,6 @@
 //! Presence converges after the heal (P1–P4).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::spec::Clause;
 use crate::trace::{Event, What};
@@ -170,20 +170,24 @@ pub fn presence_converges(facts: &Facts<'_>) -> Vec<Violation> {
 fn presence_events_agree(facts: &Facts<'_>, at_ms: u64) -> Vec<Violation> {
     let mut found = Vec::new();
     // Each watcher's latest news of each user, up to the probe: one pass.
-    let mut last_news: BTreeMap<(&str, &str), &Event> = BTreeMap::new();
+    // Looked up only, never iterated: no order of it reaches a verdict.
+    let mut last_news: HashMap<(&str, &str), &Event> = HashMap::new();
     for event in facts.trace.events.iter().take_while(|e| e.at_ms <= at_ms) {
         if let What::Presence { username, .. } = &event.what {
             last_news.insert((event.actor.as_str(), username.as_str()), event);
         }
     }
+    // The registered connections still open at the probe, in label order.
+    let watchers: Vec<_> = facts
+        .conns
+        .values()
+        .filter(|w| facts.can_register(&w.user) && w.is_open_at(at_ms))
+        .collect();
     for user in facts.scenario.users.iter().filter(|u| u.can_register()) {
         let name = user.name.as_str();
         let is_online = facts.is_online_at(name, at_ms);
-        for watcher in facts.conns.values() {
-            if watcher.user == name
-                || !facts.can_register(&watcher.user)
-                || !watcher.is_open_at(at_ms)
-            {
+        for watcher in &watchers {
+            if watcher.user == name {
                 continue;
             }
             let Some(last_seen) = last_news.get(&(watcher.label.as_str(), name)) else {
