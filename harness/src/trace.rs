@@ -335,6 +335,22 @@ pub enum ServerEvent {
     },
 }
 
+impl ServerEvent {
+    /// The connection it names, if any.
+    fn sid_mut(&mut self) -> Option<&mut String> {
+        match self {
+            ServerEvent::Registered { sid, .. }
+            | ServerEvent::Unregistered { sid, .. }
+            | ServerEvent::NotRegistered { sid, .. }
+            | ServerEvent::Pushed { sid, .. } => Some(sid),
+            ServerEvent::Accepted { .. }
+            | ServerEvent::PushAcked { .. }
+            | ServerEvent::Stored { .. }
+            | ServerEvent::Restarted { .. } => None,
+        }
+    }
+}
+
 /// A [`ServerEvent`] with its time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerRecord {
@@ -352,6 +368,9 @@ pub struct Recorder {
     events: Arc<Mutex<Vec<Event>>>,
     server: Arc<Mutex<Vec<ServerRecord>>>,
     sids: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
+    /// In a simulation, each sid by the name it is recorded under (see
+    /// [`Recorder::sid_name`]).
+    sid_names: Arc<Mutex<std::collections::HashMap<String, String>>>,
     /// When the actors' timers are due (ms), earliest first: the world steps
     /// finely there (see `world::Pace`). Never part of the trace.
     /// A set: the same deadline named again (a session's loop names its
@@ -367,8 +386,28 @@ impl Recorder {
             events: Arc::default(),
             server: Arc::default(),
             sids: Arc::default(),
+            sid_names: Arc::default(),
             wakes: Arc::default(),
         }
+    }
+
+    /// The name a sid is recorded under. A server draws its sids at random
+    /// (engineioxide from the OS), the one thing in a simulation no seed
+    /// decides; so in a simulation each sid is recorded as `sid-N`, N
+    /// counting the distinct sids in the order either side first names them,
+    /// and the saved server log and the referee's words read the same for
+    /// the same seed. On real TCP the server's own sid stays, to find it in
+    /// the server's logs.
+    fn sid_name(&self, sid: &str) -> String {
+        if !matches!(self.clock, TraceClock::Simulated) {
+            return sid.to_owned();
+        }
+        let mut names = self.sid_names.lock().unwrap_or_else(|e| e.into_inner());
+        let next = names.len() + 1;
+        names
+            .entry(sid.to_owned())
+            .or_insert_with(|| format!("sid-{next}"))
+            .clone()
     }
 
     /// An actor's timer is due at `at_ms`: whatever it sends then must leave
@@ -393,10 +432,11 @@ impl Recorder {
 
     /// Notes the Socket.IO sid a connection (`user#n`) was given.
     pub fn note_sid(&self, label: &str, sid: &str) {
+        let sid = self.sid_name(sid);
         self.sids
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(label.to_owned(), sid.to_owned());
+            .insert(label.to_owned(), sid);
     }
 
     /// Connection label → Socket.IO sid, for every connection that got one.
@@ -410,7 +450,10 @@ impl Recorder {
     }
 
     /// Records what befell the server at `at_ms` (the world's restarts).
-    pub(crate) fn record_server_at(&self, at_ms: u64, event: ServerEvent) {
+    pub(crate) fn record_server_at(&self, at_ms: u64, mut event: ServerEvent) {
+        if let Some(sid) = event.sid_mut() {
+            *sid = self.sid_name(sid);
+        }
         let record = ServerRecord { at_ms, event };
         self.server
             .lock()

@@ -69,15 +69,24 @@ struct Record<'a> {
     log: &'a [ServerRecord],
     /// sid → (user, registered at, unregistered at and why).
     conns: BTreeMap<&'a str, ConnRecord<'a>>,
+    /// The sids in the order the server first registered them. A sid is the
+    /// server's own random id (engineioxide draws it from the OS), so the
+    /// sids' order differs from run to run of the same seed; a ruling that
+    /// names one connection of several goes by this order instead.
+    order: Vec<&'a str>,
 }
 
 impl<'a> Record<'a> {
     fn new(log: &'a [ServerRecord]) -> Self {
         let mut conns = BTreeMap::new();
+        let mut order = Vec::new();
         for r in log {
             match &r.event {
                 ServerEvent::Registered { user, sid } => {
-                    conns.insert(sid.as_str(), (user.as_str(), r.at_ms, None));
+                    let previous = conns.insert(sid.as_str(), (user.as_str(), r.at_ms, None));
+                    if previous.is_none() {
+                        order.push(sid.as_str());
+                    }
                 }
                 ServerEvent::Unregistered { sid, reason, .. } => {
                     if let Some(conn) = conns.get_mut(sid.as_str()) {
@@ -94,17 +103,24 @@ impl<'a> Record<'a> {
                 _ => {}
             }
         }
-        Self { log, conns }
+        Self { log, conns, order }
     }
 
-    /// The sids the server counts registered for `user` at `at_ms`.
-    fn registered(&self, user: &str, at_ms: u64) -> Vec<&'a str> {
-        self.conns
+    /// Every connection in the record, in registration order.
+    fn in_order(&self) -> impl Iterator<Item = (&'a str, &ConnRecord<'a>)> + '_ {
+        self.order
             .iter()
+            .filter_map(|sid| self.conns.get(sid).map(|conn| (*sid, conn)))
+    }
+
+    /// The sids the server counts registered for `user` at `at_ms`, in
+    /// registration order.
+    fn registered(&self, user: &str, at_ms: u64) -> Vec<&'a str> {
+        self.in_order()
             .filter(|(_, (u, since, gone))| {
                 *u == user && *since <= at_ms && gone.is_none_or(|(t, _)| t > at_ms)
             })
-            .map(|(sid, _)| *sid)
+            .map(|(sid, _)| sid)
             .collect()
     }
 
@@ -182,10 +198,17 @@ impl Referee<'_> {
         }
     }
 
+    /// The client's label of the server's connection `sid`. One no client
+    /// learned of goes by when it was registered: a sid is random, and a
+    /// report of the same seed must read the same.
     fn label(&self, sid: &str) -> String {
-        self.labels
-            .get(sid)
-            .map_or_else(|| format!("sid {sid}"), |l| (*l).to_owned())
+        match (self.labels.get(sid), self.record.conns.get(sid)) {
+            (Some(label), _) => (*label).to_owned(),
+            (None, Some((user, since, _))) => {
+                format!("a connection no client knew of ({user}, registered at {since} ms)")
+            }
+            (None, None) => "a connection no client knew of".to_owned(),
+        }
     }
 
     /// I3 (A1, A2 in v2): did the server register the unnamed connection (or
@@ -193,8 +216,7 @@ impl Referee<'_> {
     fn identity(&self, v: &Violation, user: &str) -> Ruling {
         let registered: Vec<(&str, &str)> = self
             .record
-            .conns
-            .iter()
+            .in_order()
             .filter(|(sid, (u, since, _))| {
                 *since <= v.at_ms
                     && (v
@@ -204,7 +226,7 @@ impl Referee<'_> {
                         .is_some_and(|c| self.labels.get(*sid) == Some(&c))
                         || (*u == user && !self.facts.can_register(u)))
             })
-            .map(|(sid, (u, _, _))| (*sid, *u))
+            .map(|(sid, (u, _, _))| (sid, *u))
             .collect();
         match registered.first() {
             Some((sid, as_user)) => ruling(
@@ -456,6 +478,59 @@ mod tests {
             },
         )]);
         assert_eq!(r.blame, Blame::Server, "{r:?}");
+    }
+
+    /// Two connections the server registered without an identity: the ruling
+    /// names the first one registered, whatever the order of their random
+    /// sids (here the later one's sorts first). It named the first by sid,
+    /// so `harness sim --bug register_anonymous` printed another connection
+    /// from run to run of the same seed.
+    #[test]
+    fn a_ruling_names_connections_in_registration_order_not_sid_order() {
+        let trace = Trace {
+            events: vec![
+                at(100, "bob#1", What::Connected),
+                at(200, "alice#2", What::Connected),
+            ],
+        };
+        let s = scenario();
+        let log = vec![
+            server(
+                100,
+                ServerEvent::Registered {
+                    user: "anonymous".into(),
+                    sid: "Zz".into(),
+                },
+            ),
+            server(
+                200,
+                ServerEvent::Registered {
+                    user: "anonymous".into(),
+                    sid: "Aa".into(),
+                },
+            ),
+        ];
+        let sids = BTreeMap::from([
+            ("bob#1".to_owned(), "Zz".to_owned()),
+            ("alice#2".to_owned(), "Aa".to_owned()),
+        ]);
+        let mut violations = vec![crate::judge::violation(
+            Clause::I3,
+            300,
+            "'anonymous' was reported online".into(),
+            vec![],
+        )
+        .user("anonymous")];
+        rule_all(
+            &mut violations,
+            &Facts::new(&trace, &s),
+            &log,
+            &sids,
+            &ServerTimers::default(),
+        );
+        let r = violations[0].ruling.as_ref().expect("ruled");
+        assert_eq!(r.blame, Blame::Server, "{r:?}");
+        assert!(r.why.contains("registered bob#1 as anonymous"), "{r:?}");
     }
 
     #[test]
