@@ -268,7 +268,10 @@ impl TraceClock {
 /// `ServerEnv::record` (ground truth for the referee; the black-box checkers
 /// never read it). `sid` is whatever stable text the server names the
 /// connection by; the reference client records the Socket.IO sid it was given
-/// on CONNECT, so the two sides of one connection can be paired.
+/// on CONNECT, so the two sides of one connection can be paired. In a
+/// simulation both sides' sids are recorded as `sid-N` (the recorder numbers
+/// them as they first appear: a server's sids are random, and the same seed
+/// must give the same record).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ServerEvent {
