@@ -395,12 +395,11 @@ impl Recorder {
     }
 
     /// The name a sid is recorded under. A server draws its sids at random
-    /// (engineioxide from the OS), the one thing in a simulation no seed
-    /// decides; so in a simulation each sid is recorded as `sid-N`, N
-    /// counting the distinct sids in the order either side first names them,
-    /// and the saved server log and the referee's words read the same for
-    /// the same seed. On real TCP the server's own sid stays, to find it in
-    /// the server's logs.
+    /// (engineioxide from the OS), which no seed decides; so in a simulation
+    /// each sid is recorded as `sid-N`, N counting the distinct sids in the
+    /// order either side first names them, and the saved server log and the
+    /// referee's words read the same for the same seed. On real TCP the
+    /// server's own sid stays, to find it in the server's logs.
     fn sid_name(&self, sid: &str) -> String {
         if !matches!(self.clock, TraceClock::Simulated) {
             return sid.to_owned();
