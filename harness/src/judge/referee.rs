@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Facts, Violation};
@@ -67,26 +68,22 @@ type ConnRecord<'a> = (&'a str, u64, Option<(u64, &'a str)>);
 /// The server's record, indexed.
 struct Record<'a> {
     log: &'a [ServerRecord],
-    /// sid → (user, registered at, unregistered at and why).
-    conns: BTreeMap<&'a str, ConnRecord<'a>>,
-    /// The sids in the order the server first registered them. A sid is the
-    /// server's own random id (engineioxide draws it from the OS), so the
-    /// sids' order differs from run to run of the same seed; a ruling that
-    /// names one connection of several goes by this order instead.
-    order: Vec<&'a str>,
+    /// sid → (user, registered at, unregistered at and why), in the order
+    /// the server first registered them. A sid is the server's own random id
+    /// (engineioxide draws it from the OS), so the sids' own order differs
+    /// from run to run of the same seed; a ruling that names one connection
+    /// of several goes by registration order instead.
+    conns: IndexMap<&'a str, ConnRecord<'a>>,
 }
 
 impl<'a> Record<'a> {
     fn new(log: &'a [ServerRecord]) -> Self {
-        let mut conns = BTreeMap::new();
-        let mut order = Vec::new();
+        let mut conns = IndexMap::new();
         for r in log {
             match &r.event {
+                // A sid registered again keeps its first place.
                 ServerEvent::Registered { user, sid } => {
-                    let previous = conns.insert(sid.as_str(), (user.as_str(), r.at_ms, None));
-                    if previous.is_none() {
-                        order.push(sid.as_str());
-                    }
+                    conns.insert(sid.as_str(), (user.as_str(), r.at_ms, None));
                 }
                 ServerEvent::Unregistered { sid, reason, .. } => {
                     if let Some(conn) = conns.get_mut(sid.as_str()) {
@@ -103,24 +100,18 @@ impl<'a> Record<'a> {
                 _ => {}
             }
         }
-        Self { log, conns, order }
-    }
-
-    /// Every connection in the record, in registration order.
-    fn in_order(&self) -> impl Iterator<Item = (&'a str, &ConnRecord<'a>)> + '_ {
-        self.order
-            .iter()
-            .filter_map(|sid| self.conns.get(sid).map(|conn| (*sid, conn)))
+        Self { log, conns }
     }
 
     /// The sids the server counts registered for `user` at `at_ms`, in
     /// registration order.
     fn registered(&self, user: &str, at_ms: u64) -> Vec<&'a str> {
-        self.in_order()
+        self.conns
+            .iter()
             .filter(|(_, (u, since, gone))| {
                 *u == user && *since <= at_ms && gone.is_none_or(|(t, _)| t > at_ms)
             })
-            .map(|(sid, _)| sid)
+            .map(|(sid, _)| *sid)
             .collect()
     }
 
@@ -216,7 +207,8 @@ impl Referee<'_> {
     fn identity(&self, v: &Violation, user: &str) -> Ruling {
         let registered: Vec<(&str, &str)> = self
             .record
-            .in_order()
+            .conns
+            .iter()
             .filter(|(sid, (u, since, _))| {
                 *since <= v.at_ms
                     && (v
@@ -226,7 +218,7 @@ impl Referee<'_> {
                         .is_some_and(|c| self.labels.get(*sid) == Some(&c))
                         || (*u == user && !self.facts.can_register(u)))
             })
-            .map(|(sid, (u, _, _))| (sid, *u))
+            .map(|(sid, (u, _, _))| (*sid, *u))
             .collect();
         match registered.first() {
             Some((sid, as_user)) => ruling(
