@@ -48,6 +48,12 @@ pub mod token;
 pub mod trace;
 pub mod world;
 
+/// The simulated network the harness runs servers in: the harness's own
+/// turmoil (a patched 0.7.2), so a server that needs turmoil itself (to dial
+/// out of its host, say) uses this one, whatever turmoil version its crate
+/// depends on.
+pub use turmoil;
+
 pub use campaign::{Campaign, CampaignReport, Finding, Replay};
 pub use faults::FaultMenu;
 pub use scenario::Scenario;

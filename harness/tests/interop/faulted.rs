@@ -16,10 +16,7 @@ use harness::net::proxy::{FaultProxy, Mode};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{
-    browser_ready, interop_dir, node_ready, posted_within, python_ready, start_allowing_its_pages,
-    start_with, Chromium, Server,
-};
+use super::{interop_dir, posted_within, start_allowing_its_pages, start_with, Chromium, Server};
 
 /// Who plays alice and bob on the timeline.
 #[derive(Clone, Copy)]
@@ -253,22 +250,14 @@ fn assert_push_into_the_hole_lost(run: &Value, tag: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_io_client_through_a_black_hole_and_a_reset_loses_nothing() {
-    if !node_ready() {
-        return;
-    }
+pub(crate) async fn socket_io_client_through_a_black_hole_and_a_reset_loses_nothing() {
     for (transports, tag) in [("websocket,polling", "fw"), ("polling,websocket", "fp")] {
         let run = faulted_run(NODE, transports, tag, &[]).await;
         assert_eq!(problems(&run, tag), Vec::<String>::new(), "{run:#}");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_io_client_through_a_black_hole_sees_no_ack_fallback_lose_a_message() {
-    if !node_ready() {
-        return;
-    }
+pub(crate) async fn socket_io_client_through_a_black_hole_sees_no_ack_fallback_lose_a_message() {
     let run = faulted_run(
         NODE,
         "websocket,polling",
@@ -279,20 +268,12 @@ async fn socket_io_client_through_a_black_hole_sees_no_ack_fallback_lose_a_messa
     assert_push_into_the_hole_lost(&run, "fb");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_socketio_through_a_black_hole_and_a_reset_loses_nothing() {
-    if !python_ready() {
-        return;
-    }
+pub(crate) async fn python_socketio_through_a_black_hole_and_a_reset_loses_nothing() {
     let run = faulted_run(PYTHON, "polling,websocket", "fy", &[]).await;
     assert_eq!(problems(&run, "fy"), Vec::<String>::new(), "{run:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_through_a_black_hole_and_a_reset_loses_nothing() {
-    if !browser_ready() {
-        return;
-    }
+pub(crate) async fn a_browser_through_a_black_hole_and_a_reset_loses_nothing() {
     // Polling first: a browser's `username` header rides on XHR polling only
     // (the v1 way a browser registers, README "Real clients"); alice's
     // session then upgrades through the proxy, and comes back over polling.
@@ -301,11 +282,7 @@ async fn a_browser_through_a_black_hole_and_a_reset_loses_nothing() {
     assert_eq!(problems(&run, "fc"), Vec::<String>::new(), "{run:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_through_a_black_hole_sees_no_ack_fallback_lose_a_message() {
-    if !browser_ready() {
-        return;
-    }
+pub(crate) async fn a_browser_through_a_black_hole_sees_no_ack_fallback_lose_a_message() {
     let run = faulted_run(
         Client::Browser,
         "polling,websocket",

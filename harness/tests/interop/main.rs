@@ -4,9 +4,11 @@
 //! make the matching flow fail, and the browser's registration outcome must be
 //! what the harness's `browser` client profile predicts.
 //!
-//! The clients are installed by `.ci/run` (npm ci, pip, Debian's chromium). A
-//! missing one is skipped with a note, unless `HARNESS_INTEROP=require` (CI),
-//! where it fails.
+//! The clients are installed by `.ci/run` (npm ci, pip, Debian's chromium).
+//! A test whose client is missing is reported as ignored (not passed), with
+//! the command that installs it, unless `HARNESS_INTEROP=require` (CI), where
+//! it fails. The suite runs on libtest-mimic (`harness = false`) for that:
+//! libtest's own `#[ignore]` cannot be decided at run time.
 
 mod faulted;
 
@@ -27,19 +29,6 @@ use server_under_test::{Bug, Config};
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop")
-}
-
-/// Whether a client is installed; `false` means skip (outside CI).
-fn available(what: &str, ok: bool) -> bool {
-    if !ok {
-        let required = std::env::var("HARNESS_INTEROP").is_ok_and(|v| v == "require");
-        assert!(
-            !required,
-            "{what} is not installed but HARNESS_INTEROP=require"
-        );
-        eprintln!("skipped: {what} is not installed (run .ci/run, or see README)");
-    }
-    ok
 }
 
 fn runs(program: &str, arg: &str) -> bool {
@@ -277,32 +266,140 @@ fn assert_flows_pass(result: &Value) {
     assert_eq!(failures(result), Vec::<String>::new(), "{result:#}");
 }
 
-fn node_ready() -> bool {
-    available(
-        "Node with interop/node_modules",
-        runs("node", "--version") && interop_dir().join("node_modules/socket.io-client").exists(),
-    )
+/// A real client a test needs, and what installs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Client {
+    /// Node with socket.io-client from `interop/package-lock.json`.
+    Node,
+    /// Debian's Chromium, headless (and Node, which serves the page's bundle).
+    Browser,
+    /// python3 with python-socketio, aiohttp and PyJWT.
+    Python,
 }
 
-fn browser_ready() -> bool {
-    node_ready() && available("chromium", runs("chromium", "--version"))
-}
-
-fn python_ready() -> bool {
-    available(
-        "python3 with python-socketio, aiohttp and PyJWT",
-        Command::new("python3")
-            .args(["-c", "import socketio, aiohttp, jwt"])
-            .output()
-            .is_ok_and(|o| o.status.success()),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_socket_io_client_runs_the_seed_flows() {
-    if !node_ready() {
-        return;
+impl Client {
+    /// Why this client cannot run here, with the command that installs it;
+    /// `None` when it is installed.
+    fn missing(self) -> Option<String> {
+        let why = match self {
+            Client::Node => (!(runs("node", "--version")
+                && interop_dir().join("node_modules/socket.io-client").exists()))
+            .then_some("Node with interop/node_modules: (cd interop && npm ci)"),
+            Client::Browser => {
+                return Client::Node.missing().or_else(|| {
+                    (!runs("chromium", "--version"))
+                        .then(|| "chromium: apt-get install chromium".to_owned())
+                })
+            }
+            Client::Python => (!Command::new("python3")
+                .args(["-c", "import socketio, aiohttp, jwt"])
+                .output()
+                .is_ok_and(|o| o.status.success()))
+            .then_some(
+                "python-socketio, aiohttp and PyJWT: python3 -m pip install -r interop/requirements.txt",
+            ),
+        };
+        why.map(str::to_owned)
     }
+}
+
+type TestFn = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// The suite: each test with the clients it needs. One whose clients are
+/// missing is reported as ignored, with what to install, unless
+/// `HARNESS_INTEROP=require` (CI), where it fails.
+fn suite() -> Vec<(&'static str, &'static [Client], TestFn)> {
+    use Client::{Browser, Node, Python};
+    macro_rules! t {
+        ($f:path, $needs:expr) => {
+            (stringify!($f), $needs, || Box::pin($f()))
+        };
+    }
+    vec![
+        t!(node_socket_io_client_runs_the_seed_flows, &[Node]),
+        t!(node_flow_fails_on_never_push, &[Node]),
+        t!(python_socketio_runs_the_seed_flows, &[Python]),
+        t!(python_flow_fails_on_stale_presence, &[Python]),
+        t!(browser_registration_matches_the_browser_profile, &[Browser]),
+        t!(
+            harness_check_passes_the_contract_on_python_socketio,
+            &[Python]
+        ),
+        t!(harness_check_finds_the_seeds_backend_bugs, &[Python]),
+        t!(
+            node_and_python_clients_run_the_flows_with_tokens_v2,
+            &[Node, Python]
+        ),
+        t!(
+            a_browser_registers_websocket_first_with_a_token_v2,
+            &[Browser]
+        ),
+        t!(
+            harness_check_passes_secure_on_a_python_socketio_v2_server,
+            &[Python]
+        ),
+        t!(
+            faulted::socket_io_client_through_a_black_hole_and_a_reset_loses_nothing,
+            &[Node]
+        ),
+        t!(
+            faulted::socket_io_client_through_a_black_hole_sees_no_ack_fallback_lose_a_message,
+            &[Node]
+        ),
+        t!(
+            faulted::python_socketio_through_a_black_hole_and_a_reset_loses_nothing,
+            &[Python]
+        ),
+        t!(
+            faulted::a_browser_through_a_black_hole_and_a_reset_loses_nothing,
+            &[Browser]
+        ),
+        t!(
+            faulted::a_browser_through_a_black_hole_sees_no_ack_fallback_lose_a_message,
+            &[Browser]
+        ),
+    ]
+}
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let required = std::env::var("HARNESS_INTEROP").is_ok_and(|v| v == "require");
+    let mut told = Vec::new();
+    let trials = suite()
+        .into_iter()
+        .map(|(name, needs, body)| {
+            let name = name.trim_start_matches("faulted::");
+            let missing: Vec<String> = needs.iter().filter_map(|c| c.missing()).collect();
+            for why in &missing {
+                if !told.contains(why) && !required {
+                    eprintln!("interop: not installed, its tests are ignored: {why}");
+                    told.push(why.clone());
+                }
+            }
+            let skip = !missing.is_empty() && !required;
+            libtest_mimic::Trial::test(name, move || {
+                if !missing.is_empty() {
+                    return Err(format!(
+                        "HARNESS_INTEROP=require, but not installed: {}",
+                        missing.join("; ")
+                    )
+                    .into());
+                }
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("a runtime: {e}"))?
+                    .block_on(body());
+                Ok(())
+            })
+            .with_ignored_flag(skip)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+async fn node_socket_io_client_runs_the_seed_flows() {
     let server = start(&[]).await;
     for transports in ["websocket,polling", "polling,websocket"] {
         let tag = if transports.starts_with('w') {
@@ -321,11 +418,7 @@ async fn node_socket_io_client_runs_the_seed_flows() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_flow_fails_on_never_push() {
-    if !node_ready() {
-        return;
-    }
     let server = start(&[Bug::NeverPush]).await;
     let result = run_script(
         "node",
@@ -337,21 +430,13 @@ async fn node_flow_fails_on_never_push() {
     assert!(failed.iter().any(|f| f.starts_with("M3")), "{result:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_socketio_runs_the_seed_flows() {
-    if !python_ready() {
-        return;
-    }
     let server = start(&[]).await;
     let result = run_script("python3", "python_flow.py", &[&server.url, "py"]).await;
     assert_flows_pass(&result);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_flow_fails_on_stale_presence() {
-    if !python_ready() {
-        return;
-    }
     let server = start(&[Bug::StalePresence]).await;
     let result = run_script("python3", "python_flow.py", &[&server.url, "pybug"]).await;
     let failed = failures(&result);
@@ -440,11 +525,7 @@ fn tempdir(tag: &str) -> PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_registration_matches_the_browser_profile() {
-    if !browser_ready() {
-        return;
-    }
     for (transports, open) in [
         ("websocket,polling", OpenMode::WebsocketFirst),
         ("polling,websocket", OpenMode::PollingFirst),
@@ -574,22 +655,14 @@ async fn check_python(seed_mode: bool) -> harness::check::CheckReport {
         .expect("the server is up")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_check_passes_the_contract_on_python_socketio() {
-    if !python_ready() {
-        return;
-    }
     // Unlike the reference server it keeps unregistered connections instead of
     // refusing them, and words its errors its own way: both allowed.
     let report = check_python(false).await;
     assert!(report.passed(), "{}", harness::check::report::text(&report));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_check_finds_the_seeds_backend_bugs() {
-    if !python_ready() {
-        return;
-    }
     use harness::spec::Clause;
     let report = check_python(true).await;
     assert_eq!(
@@ -603,11 +676,7 @@ async fn harness_check_finds_the_seeds_backend_bugs() {
 // ---------------------------------------------------------------------------
 // contract v2: the same clients with socket.io's `auth` option
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_and_python_clients_run_the_flows_with_tokens_v2() {
-    if !node_ready() || !python_ready() {
-        return;
-    }
     let server = start_v2().await;
     for (transports, tag) in [("websocket,polling", "n2w"), ("polling,websocket", "n2p")] {
         let result = run_script_with(
@@ -635,11 +704,7 @@ async fn node_and_python_clients_run_the_flows_with_tokens_v2() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_registers_websocket_first_with_a_token_v2() {
-    if !browser_ready() {
-        return;
-    }
     // In v1 this browser is refused (it cannot put a header on a WebSocket);
     // socket.io-client's `auth` travels in CONNECT, so in v2 it registers, as
     // the harness's browser profile with a token predicts.
@@ -658,11 +723,7 @@ async fn a_browser_registers_websocket_first_with_a_token_v2() {
     assert_eq!(result["transport"], "websocket", "{result:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn harness_check_passes_secure_on_a_python_socketio_v2_server() {
-    if !python_ready() {
-        return;
-    }
     // An independent v2 implementation (PyJWT, its own wording, refusals by
     // ConnectionRefusedError): the secure level must pass it, core included.
     let secret =
