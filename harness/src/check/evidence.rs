@@ -2,6 +2,11 @@
 //! that answers 500 everywhere, or garbage on `/socket.io/`, opens no session,
 //! so nothing it did can pass P1, M3 or L2 — those are SKIP, with the reason,
 //! never PASS.
+//!
+//! Evidence is per sentence ([`sentences`]): a clause passes only when each
+//! of its MUST and MUST NOT sentences was exercised by some run. Sentences
+//! with a probe of their own (B1's, M1.4, M2.4, T1.2 …) say exactly what they
+//! need; the others stand on their clause's evidence ([`exercised`]).
 
 use std::collections::BTreeSet;
 
@@ -27,7 +32,9 @@ pub fn exercised(run: &Run) -> BTreeSet<Clause> {
     });
     match run.name {
         "http" if answered => {
-            set.extend([Clause::H1, Clause::T2, Clause::L1, Clause::B1, Clause::P4]);
+            // B1 is not among them: its sentences need malformed frames
+            // answered on a registered connection ([`sentences`]).
+            set.extend([Clause::H1, Clause::T2, Clause::L1, Clause::P4]);
             if stale_cursor_answered(run) {
                 set.insert(Clause::L4);
             }
@@ -98,6 +105,124 @@ pub fn exercised(run: &Run) -> BTreeSet<Clause> {
     }
     if any(&|w| matches!(w, What::SentRaw { .. })) {
         set.insert(Clause::B1);
+    }
+    set
+}
+
+/// Whether a sentence's kind asks for evidence before its clause may pass.
+pub fn binding(kind: &str) -> bool {
+    matches!(kind, "MUST" | "MUST NOT")
+}
+
+/// The sentences (`B1.2`) `run` produced evidence for. A sentence without a
+/// probe of its own is exercised when its clause is ([`exercised`]).
+pub fn sentences(run: &Run) -> BTreeSet<String> {
+    let clauses = exercised(run);
+    let events = &run.trace.events;
+    let registrable = |actor: &str| {
+        run.scenario.as_ref().is_some_and(|s| {
+            s.users
+                .iter()
+                .any(|u| u.name == user_of(actor) && u.can_register())
+        })
+    };
+    let any = |f: &dyn Fn(&What) -> bool| events.iter().any(|e| f(&e.what));
+    let connected = events
+        .iter()
+        .any(|e| e.what == What::Connected && registrable(&e.actor));
+    let abuser = |f: &dyn Fn(&str, &str) -> bool| {
+        events.iter().any(|e| {
+            e.actor == "abuser"
+                && matches!(&e.what, What::Exchange { request, answer } if f(request, answer))
+        })
+    };
+    let acks = super::rules::abuser_acks(events);
+    let acked = |id: u64| {
+        let id = id.to_string();
+        acks.iter()
+            .any(|a| super::rules::ack_key(a.request_text, true) == Some(("/", id.as_str())))
+    };
+    // The abuser got a session: its CONNECT was answered with the
+    // namespace's CONNECT (`40`), not refused.
+    let abuser_registered = abuser(&|request, answer| {
+        request.starts_with("40") && answer.split(" | ").any(|f| f.starts_with("40"))
+    });
+    let malformed_answered = acks.iter().any(|a| a.ack.contains("\"error\""))
+        || any(&|w| matches!(w, What::Refused { .. }))
+            && any(&|w| matches!(w, What::SentRaw { .. }));
+    let health_after = abuser(&|request, answer| {
+        request.starts_with("GET /health") && !answer.starts_with("error")
+    });
+    let mut set = BTreeSet::new();
+    let mut own = |id: &str, held: bool| {
+        if held {
+            set.insert(id.to_owned());
+        }
+    };
+    // T1.2: polling, websocket and the upgrade each carried a session.
+    own("T1.2", connected && any(&|w| w == &What::Upgraded));
+    // I2.2, I3.1, P1.3: connections with invalid names were attempted (and
+    // for I3.1 presence was read while they were).
+    let unregistrable = events.iter().any(|e| {
+        matches!(e.what, What::ConnectAttempt { .. })
+            && e.actor.contains('#')
+            && !registrable(&e.actor)
+    });
+    own("I2.2", connected && unregistrable);
+    own(
+        "I3.1",
+        connected && unregistrable && any(&|w| matches!(w, What::OnlineProbe { .. })),
+    );
+    own("P1.3", connected && unregistrable);
+    own(
+        "P1.2",
+        any(&|w| matches!(w, What::Presence { online: true, .. })),
+    );
+    // M1.4: the reused client_id's first send and a differing repeat were answered.
+    own(
+        "M1.4",
+        acked(super::rules::REUSED_ID_ACKS.0)
+            && (acked(super::rules::REUSED_ID_ACKS.1)
+                || acked(super::rules::REUSED_ID_OTHER_TO_ACK)),
+    );
+    own("M1.2", any(&|w| matches!(w, What::Refused { .. })));
+    own("M2.2", any(&|w| matches!(w, What::Refused { .. })));
+    own(
+        "M2.3",
+        events
+            .iter()
+            .filter(|e| matches!(e.what, What::Accepted { .. }))
+            .nth(1)
+            .is_some(),
+    );
+    // M2.4: the payload claiming another `from` was answered.
+    own("M2.4", acked(super::rules::FORGED_FROM_ACK));
+    // B1: malformed input answered with a clear error (B1.1); sent on a
+    // registered connection while the others were connected, with /health
+    // asked after (B1.2); accepted mail read back after it (B1.3, the
+    // cursor run); an unknown event sent on a registered connection (B1.4).
+    own("B1.1", abuser_registered && malformed_answered);
+    own("B1.2", abuser_registered && connected && health_after);
+    let entries_read = events.iter().any(|e| {
+        matches!(&e.what, What::Exchange { answer, .. } if answer.starts_with("200") && answer.contains("\"seq\""))
+    });
+    own("B1.3", run.name == "cursor" && entries_read);
+    let unknown = format!("42{}[", super::rules::UNKNOWN_EVENT_ACK);
+    own(
+        "B1.4",
+        abuser_registered && abuser(&|request, _| request.starts_with(&unknown)),
+    );
+    let own_probe: BTreeSet<&str> = [
+        "T1.2", "I2.2", "I3.1", "P1.3", "P1.2", "M1.4", "M1.2", "M2.2", "M2.3", "M2.4", "B1.1",
+        "B1.2", "B1.3", "B1.4",
+    ]
+    .into();
+    for clause in clauses {
+        for sentence in clause.sentences() {
+            if !own_probe.contains(sentence.id.as_str()) {
+                set.insert(sentence.id.clone());
+            }
+        }
     }
     set
 }

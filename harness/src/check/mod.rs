@@ -405,7 +405,7 @@ fn runs_for(clause: Clause) -> &'static [&'static str] {
         Clause::L2 => &["cursor", "robust", "restart"],
         Clause::L3 => &[],
         Clause::L4 => &["http", "cursor", "restart"],
-        Clause::B1 => &["http", "core"],
+        Clause::B1 => &["http", "core", "cursor"],
         Clause::H2
         | Clause::A1
         | Clause::A2
@@ -414,6 +414,15 @@ fn runs_for(clause: Clause) -> &'static [&'static str] {
         | Clause::A5
         | Clause::A6 => &["secure"],
     }
+}
+
+/// How many of a clause's sentences need evidence before it may pass.
+fn binding_count(clause: Clause) -> usize {
+    clause
+        .sentences()
+        .iter()
+        .filter(|s| evidence::binding(&s.kind))
+        .count()
 }
 
 fn judge(clause: Clause, level: Level, runs: &[Run]) -> ClauseReport {
@@ -429,10 +438,28 @@ fn judge(clause: Clause, level: Level, runs: &[Run]) -> ClauseReport {
                 })
         })
         .collect();
-    let reached = runs
+    // Evidence per sentence: every MUST (and MUST NOT) of the clause
+    // exercised by one of the runs that judge it.
+    let judged: Vec<&Run> = runs
         .iter()
         .filter(|r| runs_for(clause).contains(&r.name))
-        .any(|r| evidence::exercised(r).contains(&clause));
+        .collect();
+    let exercised: std::collections::BTreeSet<String> =
+        judged.iter().flat_map(|r| evidence::sentences(r)).collect();
+    let missing: Vec<&crate::spec::Sentence> = clause
+        .sentences()
+        .iter()
+        .filter(|s| evidence::binding(&s.kind) && !exercised.contains(&s.id))
+        .collect();
+    // A clause with no binding sentence (SHOULD, MAY, REF only) stands on
+    // its clause's evidence.
+    let reached = if binding_count(clause) > 0 {
+        missing.is_empty()
+    } else {
+        judged
+            .iter()
+            .any(|r| evidence::exercised(r).contains(&clause))
+    };
     let verdict = if !findings.is_empty() {
         Verdict::Fail
     } else if clause == Clause::L3 {
@@ -449,6 +476,21 @@ fn judge(clause: Clause, level: Level, runs: &[Run]) -> ClauseReport {
         .filter(|_| !reached)
     {
         Verdict::Skip(note.clone())
+    } else if !reached && !missing.is_empty() && missing.len() < binding_count(clause) {
+        Verdict::Skip(format!(
+            "no evidence for {}: the runs that judge it ({}) never exercised {}",
+            missing
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            runs_for(clause).join(", "),
+            missing
+                .iter()
+                .map(|s| format!("\"{}\"", s.text))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
     } else if !reached {
         Verdict::Skip(format!(
             "no evidence: none of the runs that judge it ({}) got that far (no registered session, no answer, or nothing accepted)",
@@ -766,9 +808,12 @@ async fn core_run(
     Run::new("core", Some(scenario), trace, violations, started)
 }
 
-/// How many malformed frames, drawn from the check's seed, the abuser sends
-/// beside its fixed probes: one of every kind [`Malformed`] knows.
-const FUZZ_SAMPLE: usize = Malformed::KINDS as usize;
+/// What the abuser records for the answers that came after their frame's
+/// gap, read once more at the end; and a window with no answer.
+pub(crate) const LATE_ANSWERS: &str = "(late answers)";
+/// The most frames one abuser exchange records (each abbreviated).
+const MAX_ANSWER_FRAMES: usize = 24;
+const NOTHING: &str = "(nothing)";
 
 /// Ack ids of the fuzz sample: one a frame, from here on.
 const FUZZ_ACKS_FROM: u64 = 100;
@@ -788,12 +833,14 @@ async fn abuse(
 ) -> Vec<String> {
     sleep_until_ms(recorder, at_ms).await;
     let name = names.user("mallory");
+    // Answers are kept whole, frame by frame ([`answers_to`] bounds them):
+    // an ack is attributed by its id, wherever it stands among them.
     let exchange = |request: &str, answer: String| {
         recorder.record(
             "abuser",
             What::Exchange {
                 request: abbreviate(request),
-                answer: abbreviate(&answer),
+                answer,
             },
         )
     };
@@ -818,7 +865,19 @@ async fn abuse(
     // A server may close the abuser's connection over a packet it cannot
     // read: the abuser then connects again and goes on, so every probe after
     // it is still sent (and still judged). A CONNECT probe goes out first on
-    // a connection of its own.
+    // a connection of its own, and so does a frame that leaves its
+    // connection waiting for an attachment (after the CONNECT): what follows
+    // it on a shared connection would be read as part of it.
+    let register = |mut opened: crate::net::transport::TcpWebSocket| {
+        let connect = &connect;
+        async move {
+            let writes = [Out::Text(connect.0.clone())];
+            let (answer, closed) = send_and_answer(&mut opened, &writes, answer_window).await;
+            exchange(&connect.1, answer);
+            (!closed).then_some(opened)
+        }
+    };
+    let quick = (answer_window / 10).max(Duration::from_millis(50));
     let mut ws: Option<crate::net::transport::TcpWebSocket> = None;
     let total = steps.len();
     for (sent, step) in steps.into_iter().enumerate() {
@@ -831,10 +890,25 @@ async fn abuse(
             );
             break;
         }
-        if step.fresh {
-            if let Some(mut open) = ws.take() {
-                let _ = open.close(None).await;
+        if step.fresh || step.alone {
+            let mut opened =
+                match transport::websocket(connector, path, &[("username", &name)]).await {
+                    Err(e) => {
+                        exchange(&format!("websocket {path}"), format!("error: {e}"));
+                        continue;
+                    }
+                    Ok(opened) => opened,
+                };
+            if step.alone {
+                let Some(registered) = register(opened).await else {
+                    continue;
+                };
+                opened = registered;
             }
+            let (answer, _) = send_and_answer(&mut opened, &step.writes, answer_window).await;
+            exchange(&step.request(), answer);
+            let _ = opened.close(None).await;
+            continue;
         }
         if ws.is_none() {
             match transport::websocket(connector, path, &[("username", &name)]).await {
@@ -842,33 +916,26 @@ async fn abuse(
                     exchange(&format!("websocket {path}"), format!("error: {e}"));
                     break;
                 }
-                Ok(mut opened) if step.fresh => {
-                    let (answer, _) =
-                        send_and_answer(&mut opened, &step.writes, answer_window).await;
-                    exchange(&step.request(), answer);
-                    let _ = opened.close(None).await;
-                    continue;
-                }
-                Ok(mut opened) => {
-                    let writes = [Out::Text(connect.0.clone())];
-                    let (answer, closed) =
-                        send_and_answer(&mut opened, &writes, answer_window).await;
-                    exchange(&connect.1, answer);
-                    if closed {
-                        break;
-                    }
-                    ws = Some(opened);
-                }
+                Ok(opened) => match register(opened).await {
+                    Some(registered) => ws = Some(registered),
+                    None => break,
+                },
             }
         }
         let Some(open) = ws.as_mut() else { break };
-        let (answer, closed) = send_and_answer(open, &step.writes, answer_window).await;
+        let window = if step.quick { quick } else { answer_window };
+        let (answer, closed) = send_and_answer(open, &step.writes, window).await;
         exchange(&step.request(), answer);
         if closed {
             ws = None;
         }
     }
     if let Some(mut ws) = ws {
+        // Answers that came after their frame's gap: judged by ack id.
+        let (answer, _) = answers_to(&mut ws, LATE_ANSWERS, answer_window).await;
+        if answer != NOTHING {
+            exchange(LATE_ANSWERS, answer);
+        }
         let _ = ws.close(None).await;
     }
     let outcome = transport::request(connector, http::Method::GET, "/health", &[], None).await;
@@ -888,6 +955,15 @@ struct AbuseStep {
     may_accept: bool,
     /// Whether it goes out first on a fresh connection (a CONNECT).
     fresh: bool,
+    /// Whether it goes out on a registered connection of its own, closed
+    /// after: it leaves its connection waiting for more
+    /// ([`Malformed::leaves_pending`]), which would swallow what follows.
+    alone: bool,
+    /// Whether the abuser moves on after a short gap instead of the whole
+    /// answer window: a late answer is still attributed by its ack id
+    /// ([`rules::abuser_acks`]), and the abuser reads its connection one
+    /// window more at the end.
+    quick: bool,
 }
 
 impl AbuseStep {
@@ -896,6 +972,8 @@ impl AbuseStep {
             writes: vec![Out::Text(frame)],
             may_accept,
             fresh: false,
+            alone: false,
+            quick: false,
         }
     }
 
@@ -952,7 +1030,7 @@ fn abuse_packets(names: &Names, timers: Option<AnnouncedTimers>, seed: u64) -> V
         AbuseStep::text(r#"422["send_message"]"#.to_owned(), false),
     ];
     // Frames a fuzzer reaches (B1), drawn from the check's seed.
-    steps.extend(fuzz_steps(&Malformed::sample(seed, FUZZ_SAMPLE), &sink));
+    steps.extend(fuzz_steps(&Malformed::cover(seed), &sink));
     let max = timers.map_or(0, |t| t.max_payload);
     if max > 0 && max <= 8 << 20 {
         let content = "x".repeat(usize::try_from(max).unwrap_or(0) + 1);
@@ -969,12 +1047,16 @@ fn fuzz_steps(sample: &[Malformed], sink: &str) -> Vec<AbuseStep> {
     let mut steps = Vec::new();
     for (i, malformed) in sample.iter().enumerate() {
         let frames = malformed.frames(sink, FUZZ_ACKS_FROM + i as u64);
-        if let [Out::Text(_), Out::Binary(_)] = &frames[..] {
-            // An attachment completes its event: one exchange.
+        let alone = malformed.leaves_pending();
+        if alone || matches!(&frames[..], [Out::Text(_), Out::Binary(_)]) {
+            // An attachment completes its event, and one that never comes
+            // leaves the connection waiting: one exchange either way.
             steps.push(AbuseStep {
                 writes: frames,
                 may_accept: false,
                 fresh: false,
+                alone,
+                quick: false,
             });
             continue;
         }
@@ -983,6 +1065,8 @@ fn fuzz_steps(sample: &[Malformed], sink: &str) -> Vec<AbuseStep> {
                 writes: vec![out],
                 may_accept: malformed.may_accept(n),
                 fresh: malformed.is_connect(),
+                alone: false,
+                quick: true,
             });
         }
     }
@@ -1127,14 +1211,15 @@ where
     };
     // A frame that asks for no answer gets a short quiet window: a server
     // may ignore it, and waiting the whole window on each would outlast the
-    // scenario.
-    let window = if awaited.is_some() {
+    // scenario. The late answers at the end get the whole window.
+    let window = if awaited.is_some() || packet == LATE_ANSWERS {
         window
     } else {
-        (window / 4).max(Duration::from_millis(250))
+        (window / 4).max(Duration::from_millis(250)).min(window)
     };
     let deadline = Instant::now() + window;
     let mut answers = Vec::new();
+    let mut more = 0usize;
     let mut closed = false;
     while let Ok(frame) = tokio::time::timeout_at(deadline, ws.next()).await {
         match frame {
@@ -1142,10 +1227,18 @@ where
                 let _ = ws.send(Frame::text("3")).await;
             }
             Some(Ok(Frame::Text(t))) => {
+                // A CONNECT is done at its answer, accepted or refused (`44`).
                 let done = awaited
                     .as_deref()
-                    .is_some_and(|a| t.as_str().starts_with(a));
-                answers.push(t.as_str().to_owned());
+                    .is_some_and(|a| t.as_str().starts_with(a))
+                    || (awaited.as_deref() == Some("40") && t.as_str().starts_with("44"));
+                // Each frame kept whole up to a bound, and so many of them:
+                // a hostile server cannot grow the trace.
+                if answers.len() < MAX_ANSWER_FRAMES {
+                    answers.push(abbreviate(t.as_str()));
+                } else {
+                    more += 1;
+                }
                 if done {
                     break;
                 }
@@ -1157,8 +1250,11 @@ where
             }
         }
     }
+    if more > 0 {
+        answers.push(format!("… {more} more frames"));
+    }
     let mut answer = if answers.is_empty() {
-        "(nothing)".to_owned()
+        NOTHING.to_owned()
     } else {
         answers.join(" | ")
     };

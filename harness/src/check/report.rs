@@ -183,3 +183,114 @@ pub fn junit(report: &CheckReport) -> String {
     junit.add_test_suite(suite);
     junit.to_string().unwrap_or_default()
 }
+
+/// One clause's verdicts over several checks of one server (`check --repeat`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StabilityRow {
+    /// The clause.
+    pub clause: crate::spec::Clause,
+    /// Checks that passed it.
+    pub pass: usize,
+    /// Checks that failed it.
+    pub fail: usize,
+    /// Checks that skipped it.
+    pub skip: usize,
+}
+
+impl StabilityRow {
+    /// The same verdict in every check.
+    pub fn stable(&self) -> bool {
+        [self.pass, self.fail, self.skip]
+            .iter()
+            .filter(|n| **n > 0)
+            .count()
+            <= 1
+    }
+}
+
+/// Per clause, in contract order, how often each verdict came over `reports`
+/// (one server, several seeds): a flaky server or a flaky check shows as a
+/// clause with more than one verdict.
+pub fn stability(reports: &[CheckReport]) -> Vec<StabilityRow> {
+    let mut rows: Vec<StabilityRow> = Vec::new();
+    for report in reports {
+        for c in &report.clauses {
+            let row = match rows.iter_mut().find(|r| r.clause == c.clause) {
+                Some(row) => row,
+                None => {
+                    rows.push(StabilityRow {
+                        clause: c.clause,
+                        pass: 0,
+                        fail: 0,
+                        skip: 0,
+                    });
+                    rows.last_mut().expect("just pushed")
+                }
+            };
+            match c.verdict {
+                Verdict::Pass => row.pass += 1,
+                Verdict::Fail => row.fail += 1,
+                Verdict::Skip(_) => row.skip += 1,
+            }
+        }
+    }
+    rows
+}
+
+/// The stability table for people: one line a clause, its counts, and
+/// UNSTABLE where the verdict changed from seed to seed, with the seeds.
+pub fn stability_text(reports: &[CheckReport]) -> String {
+    let mut out = String::new();
+    let seeds: Vec<String> = reports.iter().map(|r| r.seed.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "verdicts over {} checks of {} (seeds {}):",
+        reports.len(),
+        reports.first().map_or("", |r| r.url.as_str()),
+        seeds.join(", ")
+    );
+    let _ = writeln!(out, "clause   PASS  FAIL  SKIP");
+    let rows = stability(reports);
+    for row in &rows {
+        let mark = if row.stable() {
+            String::new()
+        } else {
+            let by = |want: &dyn Fn(&Verdict) -> bool| {
+                reports
+                    .iter()
+                    .filter(|r| {
+                        r.clauses
+                            .iter()
+                            .any(|c| c.clause == row.clause && want(&c.verdict))
+                    })
+                    .map(|r| r.seed.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            format!(
+                "  UNSTABLE (FAIL on seeds {}; PASS on {})",
+                by(&|v| *v == Verdict::Fail),
+                by(&|v| *v == Verdict::Pass)
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{:<6} {:>5} {:>5} {:>5}{mark}",
+            row.clause.id(),
+            row.pass,
+            row.fail,
+            row.skip
+        );
+    }
+    let unstable = rows.iter().filter(|r| !r.stable()).count();
+    let _ = writeln!(
+        out,
+        "{}",
+        if unstable == 0 {
+            "every clause got the same verdict on every seed".to_owned()
+        } else {
+            format!("{unstable} clauses changed verdict from seed to seed: a flaky server, or a flaky check (tell us)")
+        }
+    );
+    out
+}

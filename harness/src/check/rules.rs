@@ -99,22 +99,124 @@ pub const FORGED_FROM_ACK: u64 = 13;
 /// The abuser's ack id for an event nobody defines (B1: ignored, or `{error}`).
 pub const UNKNOWN_EVENT_ACK: u64 = 14;
 
+/// An acknowledgement the abuser received, with the request that asked for
+/// it. Socket.IO pairs them by ack id (and namespace), not by order: an ack
+/// may come in the window of a later frame, or after all of them, and a frame
+/// may leave an earlier one's ack unanswered. Two requests under one id take
+/// that id's acks in the order they were sent.
+#[derive(Clone, Debug)]
+pub struct AbuserAck<'t> {
+    /// The exchange that sent the request.
+    pub request: &'t Event,
+    /// The request as recorded.
+    pub request_text: &'t str,
+    /// The ack frame (`43<id>[…]`, or `46…` binary), as recorded.
+    pub ack: &'t str,
+    /// The exchange in whose answer the ack arrived.
+    pub answered: &'t Event,
+    /// The ack's arguments, when its JSON is whole.
+    pub args: Option<serde_json::Value>,
+}
+
+/// The `(namespace, ack id)` a packet carries, for an event or binary event
+/// (`asks`) or an ack or binary ack (`!asks`): Socket.IO v5's
+/// `<type>[<attachments>-][/<nsp>,][<id>]<json>`, after Engine.IO's `4`.
+pub fn ack_key(packet: &str, asks: bool) -> Option<(&str, &str)> {
+    let rest = packet.strip_prefix('4')?;
+    let (plain, binary) = if asks { ('2', '5') } else { ('3', '6') };
+    match rest.chars().next()? {
+        c if c == plain => key_after_type(&rest[1..]),
+        c if c == binary => key_after_type(rest[1..].split_once('-')?.1),
+        _ => None,
+    }
+}
+
+/// `[/<nsp>,]<id>[…` → `(nsp, id)`.
+fn key_after_type(mut rest: &str) -> Option<(&str, &str)> {
+    let mut nsp = "/";
+    if rest.starts_with('/') {
+        let (n, r) = rest.split_once(',')?;
+        nsp = n;
+        rest = r;
+    }
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (id, after) = rest.split_at(digits);
+    (!id.is_empty() && after.starts_with('[')).then_some((nsp, id))
+}
+
+/// Every ack the abuser received, attributed to its request by ack id.
+pub fn abuser_acks<'t>(events: &'t [Event]) -> Vec<AbuserAck<'t>> {
+    use std::collections::{BTreeMap, VecDeque};
+    let mut waiting: BTreeMap<(&str, &str), VecDeque<(&Event, &str)>> = BTreeMap::new();
+    let mut found = Vec::new();
+    for event in events.iter().filter(|e| e.actor == "abuser") {
+        let What::Exchange { request, answer } = &event.what else {
+            continue;
+        };
+        // A packet of an unknown type (`4x106[…`) is keyed as if it were an
+        // event: a server that reads it as one and acks it has accepted it.
+        let key = ack_key(request, true).or_else(|| {
+            let rest = request.strip_prefix('4')?;
+            let mut chars = rest.chars();
+            chars.next()?;
+            key_after_type(chars.as_str())
+        });
+        if let Some(key) = key {
+            waiting
+                .entry(key)
+                .or_default()
+                .push_back((event, request.as_str()));
+        }
+        for frame in answer.split(" | ") {
+            let Some(key) = ack_key(frame, false) else {
+                continue;
+            };
+            let Some((asked, request_text)) = waiting.get_mut(&key).and_then(VecDeque::pop_front)
+            else {
+                continue; // an ack for nothing the abuser asked: not a message accepted
+            };
+            let args = frame
+                .find('[')
+                .and_then(|i| serde_json::from_str(&frame[i..]).ok());
+            found.push(AbuserAck {
+                request: asked,
+                request_text,
+                ack: frame,
+                answered: event,
+                args,
+            });
+        }
+    }
+    found
+}
+
+/// The evidence of an ack: its request, and the exchange it arrived in
+/// when that is another.
+fn ack_evidence(ack: &AbuserAck<'_>) -> Vec<Event> {
+    let mut evidence = vec![ack.request.clone()];
+    if !std::ptr::eq(ack.request, ack.answered) {
+        evidence.push(ack.answered.clone());
+    }
+    evidence
+}
+
 /// M1: a `client_id` reused for a different message must not get the first
 /// message's ack (refused with `{error}`, or accepted as a new message). The
 /// abuser sends `{client_id: "m1"}` twice with different contents, ack ids
 /// [`REUSED_ID_ACKS`]; its exchanges carry the answers.
 pub fn reused_client_id_gets_no_old_ack(facts: &Facts<'_>) -> Vec<Violation> {
+    let acks = abuser_acks(&facts.trace.events);
     let ack_of = |ack_id: u64| {
-        facts.trace.events.iter().find_map(|e| match &e.what {
-            What::Exchange { request, answer }
-                if e.actor == "abuser" && request.starts_with(&format!("42{ack_id}[")) =>
-            {
-                let prefix = format!("43{ack_id}[");
-                let body = answer.split(" | ").find_map(|a| a.strip_prefix(&prefix))?;
-                let args: serde_json::Value = serde_json::from_str(&format!("[{body}")).ok()?;
-                Some((e.clone(), args[0].clone()))
-            }
-            _ => None,
+        let id = ack_id.to_string();
+        acks.iter().find_map(|a| {
+            (ack_key(a.request_text, true) == Some(("/", id.as_str()))).then(|| {
+                (
+                    a,
+                    a.args
+                        .as_ref()
+                        .map_or(serde_json::Value::Null, |v| v[0].clone()),
+                )
+            })
         })
     };
     let Some((_, first)) = ack_of(REUSED_ID_ACKS.0) else {
@@ -125,17 +227,17 @@ pub fn reused_client_id_gets_no_old_ack(facts: &Facts<'_>) -> Vec<Violation> {
         (REUSED_ID_ACKS.1, "content"),
         (REUSED_ID_OTHER_TO_ACK, "recipient"),
     ] {
-        let Some((event, again)) = ack_of(ack_id) else {
+        let Some((ack, again)) = ack_of(ack_id) else {
             continue;
         };
         if first["id"].is_u64() && again["id"] == first["id"] {
             found.push(Violation {
                 clause: Clause::M1,
-                at_ms: event.at_ms,
+                at_ms: ack.answered.at_ms,
                 message: format!(
                     "client_id \"m1\" reused for a message with another {differs} got the first message's ack {first}: that message is lost"
                 ),
-                evidence: vec![event],
+                evidence: ack_evidence(ack),
                 subject: Default::default(),
                 ruling: None,
             });
@@ -147,30 +249,21 @@ pub fn reused_client_id_gets_no_old_ack(facts: &Facts<'_>) -> Vec<Violation> {
 /// M1: `send_message` takes one argument; a second one makes the payload
 /// wrong-shaped, to be refused with `{error}`, not accepted.
 pub fn one_argument_only(facts: &Facts<'_>) -> Vec<Violation> {
-    let prefix = format!("42{TWO_ARGS_ACK}[");
-    let ack = format!("43{TWO_ARGS_ACK}[");
-    facts
-        .trace
-        .events
+    let id = TWO_ARGS_ACK.to_string();
+    abuser_acks(&facts.trace.events)
         .iter()
-        .filter(|e| e.actor == "abuser")
-        .filter_map(|e| match &e.what {
-            What::Exchange { request, answer }
-                if request.starts_with(&prefix)
-                    && answer
-                        .split(" | ")
-                        .any(|a| a.starts_with(&ack) && a.contains("\"id\"")) =>
-            {
-                Some(Violation {
-                    clause: Clause::M1,
-                    at_ms: e.at_ms,
-                    message: "send_message with two arguments was accepted: the contract's payload is one object".into(),
-                    evidence: vec![e.clone()],
-                    subject: Default::default(),
-                    ruling: None,
-                })
-            }
-            _ => None,
+        .filter(|a| {
+            ack_key(a.request_text, true) == Some(("/", id.as_str())) && a.ack.contains("\"id\"")
+        })
+        .map(|a| Violation {
+            clause: Clause::M1,
+            at_ms: a.answered.at_ms,
+            message:
+                "send_message with two arguments was accepted: the contract's payload is one object"
+                    .into(),
+            evidence: ack_evidence(a),
+            subject: Default::default(),
+            ruling: None,
         })
         .collect()
 }
@@ -445,35 +538,36 @@ pub fn abuse_harms_nobody(
                         ruling: None,
                     });
                 }
-                let unknown_ack = format!("43{UNKNOWN_EVENT_ACK}[");
-                if request.starts_with(&format!("42{UNKNOWN_EVENT_ACK}["))
-                    && answer.starts_with(&unknown_ack)
-                    && !answer.starts_with(&format!("{unknown_ack}{{\"error\""))
-                {
-                    found.push(Violation {
-                        clause: Clause::B1,
-                        at_ms: event.at_ms,
-                        message: "an unknown event was answered, and not with {\"error\"}".into(),
-                        evidence: vec![event.clone()],
-                        subject: Default::default(),
-                        ruling: None,
-                    });
-                }
-                if !well_formed.contains(request)
-                    && answer.contains("\"id\"")
-                    && answer.starts_with("43")
-                {
-                    found.push(Violation {
-                        clause: Clause::B1,
-                        at_ms: event.at_ms,
-                        message: "a malformed packet was acknowledged as an accepted message"
-                            .into(),
-                        evidence: vec![event.clone()],
-                        subject: Default::default(),
-                        ruling: None,
-                    });
-                }
             }
+        }
+    }
+    // Answers judged as the answers of the frames that asked for them.
+    let unknown = UNKNOWN_EVENT_ACK.to_string();
+    for ack in abuser_acks(&facts.trace.events) {
+        if ack_key(ack.request_text, true) == Some(("/", unknown.as_str()))
+            && !ack.args.as_ref().is_some_and(|a| a[0]["error"].is_string())
+        {
+            found.push(Violation {
+                clause: Clause::B1,
+                at_ms: ack.answered.at_ms,
+                message: "an unknown event was answered, and not with {\"error\"}".into(),
+                evidence: ack_evidence(&ack),
+                subject: Default::default(),
+                ruling: None,
+            });
+        }
+        if !well_formed.iter().any(|w| w == ack.request_text) && ack.ack.contains("\"id\"") {
+            found.push(Violation {
+                clause: Clause::B1,
+                at_ms: ack.answered.at_ms,
+                message: format!(
+                    "a malformed packet was acknowledged as an accepted message: {}",
+                    ack.ack
+                ),
+                evidence: ack_evidence(&ack),
+                subject: Default::default(),
+                ruling: None,
+            });
         }
     }
     found
@@ -900,6 +994,83 @@ mod tests {
         let accepted = exchange(sent, "43100[{\"id\":3,\"delivery\":\"polling\"}]");
         assert_eq!(judge(&accepted, &[]), vec![Clause::B1]);
         assert_eq!(judge(&accepted, &[sent.to_owned()]), vec![]);
+    }
+
+    #[test]
+    fn an_answer_is_judged_as_the_answer_of_the_frame_whose_ack_id_it_carries() {
+        // Issue 29's run: a binary event announcing an attachment that never
+        // came; python-socketio took the next frame as the attachment and
+        // acked 105, in the window of frame 106. 105 is well-formed enough
+        // to be accepted as it was rebuilt; 106 was never acked.
+        let s = scenario(&["a"]);
+        let ex = |at_ms: u64, request: &str, answer: &str| {
+            at(
+                at_ms,
+                "abuser",
+                What::Exchange {
+                    request: request.into(),
+                    answer: answer.into(),
+                },
+            )
+        };
+        let binary = r#"451-105["send_message",{"client_id":"fz-bin-105","content":{"_placeholder":true,"num":0},"to":"sink"}]"#;
+        let typed = r#"4 106["send_message",{"client_id":"fz-type-106"}]"#;
+        let trace = Trace {
+            events: vec![
+                ex(6_822, binary, "(nothing)"),
+                ex(7_074, typed, r#"43105[{"id":17,"delivery":"polling"}]"#),
+            ],
+        };
+        let acks = abuser_acks(&trace.events);
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0].request_text, binary, "attributed to 105, not 106");
+        assert_eq!(acks[0].answered.at_ms, 7_074);
+        // Judged as 105's answer: with 105 allowed to be accepted, nothing;
+        // without, B1 blames 105 with both exchanges as evidence.
+        let judge = |well_formed: &[String]| {
+            abuse_harms_nobody(&Facts::new(&trace, &s), 3_000, well_formed)
+        };
+        assert_eq!(judge(&[binary.to_owned()]), vec![]);
+        let found = judge(&[typed.to_owned()]);
+        assert_eq!(clauses(&found), vec![Clause::B1]);
+        assert_eq!(found[0].evidence.len(), 2, "{found:?}");
+        // A late ack in the abuser's last read is attributed all the same;
+        // two requests under one id take its acks in order.
+        let dup = r#"42107["send_message",{"client_id":"fz-dup-107"}]"#;
+        let dup2 = r#"42107["send_message",{"content":7}]"#;
+        let trace = Trace {
+            events: vec![
+                ex(1, dup, "(nothing)"),
+                ex(2, dup2, r#"43107[{"id":4,"delivery":"polling"}]"#),
+                ex(3, "(late answers)", r#"2 | 43107[{"error":"content"}]"#),
+            ],
+        };
+        let acks = abuser_acks(&trace.events);
+        assert_eq!(
+            acks.iter()
+                .map(|a| (a.request_text, a.ack))
+                .collect::<Vec<_>>(),
+            vec![
+                (dup, r#"43107[{"id":4,"delivery":"polling"}]"#),
+                (dup2, r#"43107[{"error":"content"}]"#)
+            ]
+        );
+        assert_eq!(
+            abuse_harms_nobody(&Facts::new(&trace, &s), 0, &[dup.to_owned()]),
+            vec![]
+        );
+        // Keys: namespaces, binary types, unknown types read as events.
+        assert_eq!(ack_key("42/chat,7[1]", true), Some(("/chat", "7")));
+        assert_eq!(ack_key("461-9[{}]", false), Some(("/", "9")));
+        assert_eq!(ack_key("42[\"x\"]", true), None);
+        assert_eq!(ack_key("4299", true), None);
+        let unknown = Trace {
+            events: vec![ex(1, "4x108[\"send_message\",{}]", r#"43108[{"id":1}]"#)],
+        };
+        assert_eq!(
+            clauses(&abuse_harms_nobody(&Facts::new(&unknown, &s), 0, &[])),
+            vec![Clause::B1]
+        );
     }
 
     #[test]

@@ -288,6 +288,12 @@ pub struct CheckArgs {
     /// Multiply every wait by this (slow servers or machines), 0.1 to 100.
     #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
     pub timeout_scale: f64,
+    /// Check N times, seeds SEED, SEED+1, …, and print per clause how often
+    /// each verdict came: a clause whose verdict changes from seed to seed is
+    /// marked UNSTABLE (a flaky server, or a flaky check). Exit 1 unless every
+    /// check passed.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub repeat: u64,
     /// How the server is deployed (--path, --ca-cert).
     #[command(flatten)]
     pub reach: ReachArgs,

@@ -41,21 +41,77 @@ pub fn run(args: &CheckArgs) -> Exit {
             }
         };
         let target = Target::resolve_with(&url, &args.reach.reach()).await?;
-        if !quiet {
-            eprintln!(
-                "checking {} at level {} with seed {seed} …",
-                target.url, args.level
-            );
+        let mut reports = Vec::new();
+        for n in 0..args.repeat {
+            let options = CheckOptions {
+                seed: seed.wrapping_add(n),
+                ..options.clone()
+            };
+            if !quiet {
+                eprintln!(
+                    "checking {} at level {} with seed {} …",
+                    target.url, args.level, options.seed
+                );
+            }
+            let report = check(&target, &options).await?;
+            if args.repeat > 1 {
+                let failed = report.failed();
+                eprintln!(
+                    "seed {}: {}",
+                    options.seed,
+                    if failed.is_empty() {
+                        "PASS".to_owned()
+                    } else {
+                        format!(
+                            "FAIL {}",
+                            failed.iter().map(|c| c.id()).collect::<Vec<_>>().join(" ")
+                        )
+                    }
+                );
+            }
+            reports.push(report);
         }
-        check(&target, &options).await
+        Ok::<_, crate::check::CheckError>(reports)
     });
-    let report = match outcome {
-        Ok(report) => report,
+    let mut reports = match outcome {
+        Ok(reports) => reports,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Usage;
         }
     };
+    if reports.len() > 1 {
+        let table = report::stability_text(&reports);
+        let rendered = match args.format {
+            CheckFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
+                "seeds": reports.iter().map(|r| r.seed).collect::<Vec<_>>(),
+                "clauses": report::stability(&reports),
+                "failed": reports.iter().filter(|r| !r.passed()).map(|r| serde_json::json!({"seed": r.seed, "again": r.rerun})).collect::<Vec<_>>(),
+            }))
+            .unwrap_or_default() + "\n",
+            _ => table.clone(),
+        };
+        match &args.out {
+            Some(path) => {
+                if let Err(e) = std::fs::write(path, &rendered) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return Exit::Usage;
+                }
+                print!("{table}");
+                println!("report: {}", path.display());
+            }
+            None => print!("{rendered}"),
+        }
+        for failed in reports.iter().filter(|r| !r.passed()) {
+            println!("again: {}", failed.rerun);
+        }
+        return if reports.iter().all(|r| r.passed()) {
+            Exit::Clean
+        } else {
+            Exit::Violations
+        };
+    }
+    let report = reports.remove(0);
     let rendered = match args.format {
         CheckFormat::Text => report::text(&report),
         CheckFormat::Json => report::json(&report),

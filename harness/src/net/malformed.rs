@@ -159,6 +159,84 @@ impl Malformed {
         matches!(self, Self::ConnectAuth { .. })
     }
 
+    /// Whether its frames leave the connection in an unfinished state: a
+    /// binary event or ack whose announced attachment never comes. Socket.IO
+    /// v5 has the receiver take the connection's next frames as the
+    /// attachments, so whatever follows on that connection would be read as
+    /// part of this packet; it goes out on a connection of its own, closed
+    /// after. (Engine.IO v4 over websocket has no other such state: each
+    /// websocket frame is one whole packet, a cut one included.)
+    pub fn leaves_pending(&self) -> bool {
+        matches!(
+            self,
+            Self::BinaryContent { attached: false } | Self::BinaryAck
+        )
+    }
+
+    /// One entry of every kind and every variant a kind's parameters select
+    /// (the attachment sent and not, arrays and objects, each bad string,
+    /// each non-string name, each unknown packet type, each bad `auth`), the
+    /// sizes drawn from `seed`: what `check` sends, so no seed leaves a kind
+    /// or variant out and the verdict never rests on the draw.
+    pub fn cover(seed: u64) -> Vec<Self> {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x6d61_6c66_6f72_6d65);
+        let mut all = vec![
+            Self::ExtraArguments {
+                extra: rng.random_range(1..=4),
+            },
+            Self::BinaryContent { attached: true },
+            Self::BinaryContent { attached: false },
+            Self::BinaryAck,
+            Self::UnknownNamespace {
+                name: (0..rng.random_range(1..=12))
+                    .map(|_| char::from(rng.random_range(b'a'..=b'z')))
+                    .collect(),
+            },
+            Self::DuplicateAckId,
+            Self::HugeAckId {
+                digits: rng.random_range(19..=40),
+            },
+        ];
+        all.extend(
+            [
+                json!(5),
+                Value::Null,
+                json!({"e": 1}),
+                json!(["send_message"]),
+                json!(true),
+            ]
+            .into_iter()
+            .map(|name| Self::NonStringEvent { name }),
+        );
+        for objects in [false, true] {
+            all.push(Self::Nested {
+                depth: rng.random_range(2..=600),
+                objects,
+            });
+        }
+        all.extend((0..4).map(|which| Self::BadStrings { which }));
+        all.push(Self::Truncated {
+            keep: rng.random_range(3..=60),
+        });
+        all.extend(
+            ['7', '8', '9', 'x', ' ']
+                .into_iter()
+                .map(|code| Self::UnknownPacketType { code }),
+        );
+        all.extend(
+            [
+                json!("a string"),
+                json!(42),
+                json!([1, 2]),
+                Value::Null,
+                json!(false),
+            ]
+            .into_iter()
+            .map(|auth| Self::ConnectAuth { auth }),
+        );
+        all
+    }
+
     /// The frames to write, addressing `sink`, with `ack_id` where an ack is
     /// asked for. A server may accept none of them as a message, except the
     /// first of a [`Malformed::DuplicateAckId`] pair, which is well-formed
@@ -299,5 +377,32 @@ mod tests {
         }
         .may_accept(0));
         assert!(!Malformed::DuplicateAckId.may_accept(1));
+    }
+
+    #[test]
+    fn the_cover_has_every_kind_and_variant_whatever_the_seed() {
+        for seed in 0..50 {
+            let cover = Malformed::cover(seed);
+            let kinds: std::collections::BTreeSet<String> = cover
+                .iter()
+                .map(|m| serde_json::to_value(m).unwrap()["kind"].to_string())
+                .collect();
+            assert_eq!(kinds.len(), usize::from(Malformed::KINDS), "seed {seed}");
+            // Every variant a kind's parameters choose among, on every seed.
+            let count = |f: &dyn Fn(&Malformed) -> bool| cover.iter().filter(|m| f(m)).count();
+            assert_eq!(count(&|m| matches!(m, Malformed::BinaryContent { .. })), 2);
+            assert_eq!(count(&|m| matches!(m, Malformed::NonStringEvent { .. })), 5);
+            assert_eq!(count(&|m| matches!(m, Malformed::Nested { .. })), 2);
+            assert_eq!(count(&|m| matches!(m, Malformed::BadStrings { .. })), 4);
+            assert_eq!(
+                count(&|m| matches!(m, Malformed::UnknownPacketType { .. })),
+                5
+            );
+            assert_eq!(count(&|m| matches!(m, Malformed::ConnectAuth { .. })), 5);
+        }
+        assert!(Malformed::BinaryAck.leaves_pending());
+        assert!(Malformed::BinaryContent { attached: false }.leaves_pending());
+        assert!(!Malformed::BinaryContent { attached: true }.leaves_pending());
+        assert!(!Malformed::Truncated { keep: 5 }.leaves_pending());
     }
 }

@@ -42,8 +42,10 @@ fn verdict(report: &CheckReport, clause: Clause) -> &Verdict {
         .verdict
 }
 
-/// Clauses only a registered session can give evidence for.
-const SESSION_CLAUSES: [Clause; 10] = [
+/// Clauses only a registered session can give evidence for (B1's sentences
+/// need malformed frames answered on one).
+const SESSION_CLAUSES: [Clause; 11] = [
+    Clause::B1,
     Clause::I1,
     Clause::I3,
     Clause::P1,
@@ -174,6 +176,27 @@ async fn rust_socketio_gives_up_on_a_server_that_answers_404_with_no_body() {
         panic!("rust_socketio was still connecting to an all-404 server after 10 s");
     };
     assert!(outcome.is_err(), "connected to a server without Engine.IO");
+}
+
+/// Issue 29: a fake that answers every path, `/api/messages?after=abc`
+/// included, with 200 and binary garbage. No Engine.IO session can open, so
+/// B1 ("malformed frames never disconnect others", "a clear error") has no
+/// evidence: SKIP, never PASS; and the bad query answered 200 is L1's FAIL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_garbage_with_200_everywhere_passes_no_socket_clause_and_not_b1() {
+    let garbage = || async {
+        (
+            [(http::header::CONTENT_TYPE, "application/octet-stream")],
+            vec![0u8, 0xff, 0x1b, b'[', b'2', b'J', 0x80, 0xfe],
+        )
+            .into_response()
+    };
+    let (url, _task) = fake(axum::Router::new().fallback(garbage)).await;
+    let report = check_core(&url).await;
+    assert_nothing_vacuous(&report);
+    let b1 = verdict(&report, Clause::B1);
+    assert!(matches!(b1, Verdict::Skip(_)), "{b1:?}");
+    assert!(matches!(verdict(&report, Clause::L1), Verdict::Fail));
 }
 
 /// The same server through the whole check: every wait bounded, every
