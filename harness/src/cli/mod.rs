@@ -36,9 +36,16 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// What `harness --version` says: the harness's version and the contract it
+/// checks (a test keeps the clause list in step with [`Clause::ALL`](crate::spec::Clause::ALL)).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (contract v1: T1-T2 I1-I3 P1-P4 M1-M5 L1-L4 H1 B1; contract v2: H2 A1-A6)"
+);
+
 /// Deterministic simulation and conformance harness for the chat presence protocol.
 #[derive(Debug, Parser)]
-#[command(name = "harness", version, about)]
+#[command(name = "harness", version = VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -239,4 +246,35 @@ fn parse_token_policy(name: &str) -> Result<crate::token::TokenPolicy, String> {
                 .collect();
             format!("unknown token policy '{name}'; known: {}", known.join(", "))
         })
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::VERSION;
+    use crate::spec::Clause;
+
+    /// The clauses `--version` names, ranges expanded (`P1-P4`), are exactly
+    /// the clauses the harness judges.
+    #[test]
+    fn the_version_names_every_clause_the_harness_checks() {
+        let mut named = Vec::new();
+        for word in VERSION.split(|c: char| c.is_whitespace() || c == ';' || c == ')') {
+            let (from, to) = word.split_once('-').unwrap_or((word, word));
+            let Some(letter) = from.chars().next().filter(char::is_ascii_uppercase) else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (
+                from[1..].parse::<u32>(),
+                to.trim_start_matches(letter).parse::<u32>(),
+            ) else {
+                continue;
+            };
+            named.extend((a..=b).map(|n| format!("{letter}{n}")));
+        }
+        named.sort();
+        let mut all: Vec<String> = Clause::ALL.iter().map(|c| c.id().to_owned()).collect();
+        all.sort();
+        assert_eq!(named, all, "{VERSION}");
+        assert!(VERSION.starts_with(env!("CARGO_PKG_VERSION")));
+    }
 }
