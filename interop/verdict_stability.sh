@@ -56,7 +56,7 @@ run() { # name, level, n
   "$harness" check "$url" --level "$level" --seed "$first" --repeat "$n" \
     >"$out/$name.$level.txt" 2>"$out/$name.$level.log" || true
   local fails unstable
-  fails=$(grep -E '^[A-Z][0-9] +[0-9]+ +[1-9]' "$out/$name.$level.txt" | awk '$3>0 {print $1"×"$3}' | tr '\n' ' ')
+  fails=$(grep -E '^[A-Z][0-9] +[0-9]+ +[1-9]' "$out/$name.$level.txt" | awk '$3>0 {print $1"×"$3}' | tr '\n' ' ' || true)
   unstable=$(grep -c UNSTABLE "$out/$name.$level.txt" || true)
   printf '%-26s %-6s %3s seeds  FAIL: %-20s unstable clauses: %s\n' "$name" "$level" "$n" "${fails:-none}" "$unstable"
 }

@@ -166,6 +166,8 @@ pub fn merge(files: &[PathBuf], format: Format) -> Exit {
     }
 }
 
+use crate::hunt::live::Confirmation;
+
 /// `hunt --target URL`: the live hunt, its progress line, the saved scenario.
 fn run_live(args: &HuntArgs, url: &str) -> Exit {
     use crate::check::{CheckOptions, Target};
@@ -250,6 +252,12 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
     let Some(path) = save_minimal(args, finding.seed, finding.clause, &finding.minimal) else {
         return Exit::Usage;
     };
+    // The trace of the play that broke it, beside the scenario.
+    let trace_path = path.with_extension("seen.trace.txt");
+    if let Err(e) = std::fs::write(&trace_path, &finding.seen_trace) {
+        eprintln!("error: cannot write {}: {e}", trace_path.display());
+        return Exit::Usage;
+    }
     let replay = format!(
         "harness replay --target {url}{} --scenario {} --repeat {}",
         args.reach.reach().flags(),
@@ -265,31 +273,94 @@ fn run_live(args: &HuntArgs, url: &str) -> Exit {
                 replay: Some(replay),
             })
         ),
-        Format::Text => {
-            let mut out = String::new();
-            let (n, of) = finding.reproduced;
-            let (m, mof) = finding.minimal_reproduced;
+        Format::Text => print!(
+            "{}",
+            live_text(finding, report.timers, &path, &trace_path, &replay)
+        ),
+    }
+    match finding.confirmation {
+        Confirmation::SeenOnce => Exit::SeenOnce,
+        Confirmation::Confirmed | Confirmation::Flaky => Exit::Violations,
+    }
+}
+
+/// A live finding for people: what was seen and how it held up; shrunk
+/// only when confirmed.
+fn live_text(
+    finding: &crate::hunt::live::LiveFinding,
+    timers: Option<crate::check::AnnouncedTimers>,
+    path: &std::path::Path,
+    trace_path: &std::path::Path,
+    replay: &str,
+) -> String {
+    let mut out = String::new();
+    let (n, of) = finding.reproduced;
+    let (m, mof) = finding.minimal_reproduced;
+    let verdict = match finding.confirmation {
+        Confirmation::Confirmed => "confirmed",
+        Confirmation::Flaky => "flaky: fewer than half of its replays broke it; not shrunk",
+        Confirmation::SeenOnce => {
+            "seen once: none of its replays broke it; not a confirmed finding, not shrunk"
+        }
+    };
+    let _ = writeln!(
+        out,
+        "{}: {} — seed {}, reproduced {n}/{of} ({verdict})",
+        finding.clause,
+        finding.clause.statement(),
+        finding.seed
+    );
+    let _ = writeln!(out, "what the play that broke it saw:");
+    for v in &finding.seen {
+        let _ = writeln!(
+            out,
+            "  [{}] {:.3}s {}",
+            v.clause,
+            v.at_ms as f64 / 1000.0,
+            render::escape(&v.message)
+        );
+        for event in v.evidence.iter().take(8) {
             let _ = writeln!(
                 out,
-                "{}: {} — seed {}, reproduced {n}/{of}",
-                finding.clause,
-                finding.clause.statement(),
-                finding.seed
+                "      {}",
+                render::escape(&crate::trace::render_event(event))
             );
-            let _ = writeln!(
-                out,
-                "shrunk in {} candidates to {} ({m}/{mof} of its plays broke {}):",
-                finding.shrink_runs,
-                render::shape(&finding.minimal),
-                finding.clause
-            );
-            render::steps(&finding.minimal, &mut out);
-            let _ = writeln!(out, "scenario: {}", path.display());
-            let _ = writeln!(out, "replay: {replay}");
-            print!("{out}");
         }
     }
-    Exit::Violations
+    if let Some(t) = timers {
+        let _ = writeln!(
+            out,
+            "timing: the server's pingInterval {} ms, pingTimeout {} ms; the judges' bounds scale with --timeout-scale",
+            t.ping_interval_ms, t.ping_timeout_ms
+        );
+    }
+    if let Some((at_play, at_replays)) = &finding.load {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let _ = writeln!(
+            out,
+            "machine load (1/5/15 min, {cores} cores): {at_play} when it broke, {at_replays} after the replays"
+        );
+    }
+    let _ = writeln!(out, "its trace: {}", trace_path.display());
+    if finding.confirmation == Confirmation::Confirmed {
+        let _ = writeln!(
+            out,
+            "shrunk in {} candidates to {} ({m}/{mof} of its plays broke {}):",
+            finding.shrink_runs,
+            render::shape(&finding.minimal),
+            finding.clause
+        );
+        render::steps(&finding.minimal, &mut out);
+    } else {
+        let _ = writeln!(
+            out,
+            "not shrunk: the scenario as generated ({}):",
+            render::shape(&finding.minimal)
+        );
+    }
+    let _ = writeln!(out, "scenario: {}", path.display());
+    let _ = writeln!(out, "replay: {replay}");
+    out
 }
 
 /// The progress line both hunts draw.

@@ -24,6 +24,9 @@ pub enum Exit {
     Violations,
     /// 2: bad arguments, unreadable input, an unreachable target, a failed run.
     Usage,
+    /// 3: a live hunt saw a clause broken once, and none of its replays broke
+    /// it again: not a confirmed finding (its evidence is printed and kept).
+    SeenOnce,
 }
 
 impl From<Exit> for ExitCode {
@@ -32,6 +35,7 @@ impl From<Exit> for ExitCode {
             Exit::Clean => 0,
             Exit::Violations => 1,
             Exit::Usage => 2,
+            Exit::SeenOnce => 3,
         })
     }
 }

@@ -67,7 +67,23 @@ pub struct Progress {
     pub phase: &'static str,
 }
 
-/// A violation found live, measured and shrunk.
+/// How far a live violation held up under its replays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    /// A strict majority of the replays broke the clause again: shrunk.
+    /// (Reports written before this was recorded were all shrunk: confirmed.)
+    #[default]
+    Confirmed,
+    /// Some replays broke it, not a majority: a flaky finding, not shrunk
+    /// (the shrinker keeps only candidates a majority of plays break).
+    Flaky,
+    /// No replay broke it: seen once. Not a finding yet: a slow play on a
+    /// busy machine, or a rare race; its evidence and trace are kept.
+    SeenOnce,
+}
+
+/// A violation found live, measured and (when confirmed) shrunk.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LiveFinding {
     /// The seed whose scenario broke the contract.
@@ -76,6 +92,21 @@ pub struct LiveFinding {
     pub clause: Clause,
     /// Plays of the found scenario that broke `clause`, of `confirmations`.
     pub reproduced: (usize, usize),
+    /// What the replays make of it.
+    #[serde(default)]
+    pub confirmation: Confirmation,
+    /// The violations of `clause` in the play that first broke it, with
+    /// their evidence: what was seen, whether or not it comes again.
+    #[serde(default)]
+    pub seen: Vec<crate::judge::Violation>,
+    /// That play's whole trace, rendered (the file `hunt` saves beside the scenario).
+    #[serde(default)]
+    pub seen_trace: String,
+    /// The machine's load average (1, 5, 15 min) when the play broke the
+    /// clause and while it was replayed, where the OS tells it: a busy
+    /// machine stretches every wait the contract bounds.
+    #[serde(default)]
+    pub load: Option<(String, String)>,
     /// The scenario as generated.
     pub scenario: Scenario,
     /// The smallest scenario that still broke `clause` in a majority of plays.
@@ -174,7 +205,9 @@ pub async fn hunt_live(
             played += 1;
             if let Some(clause) = replay.main_clause_among(&plan.clauses) {
                 violating += 1;
-                first_failing = first_failing.or(Some((seed, clause)));
+                if first_failing.is_none() {
+                    first_failing = Some((seed, clause, replay, load_average()));
+                }
             }
         }
         progress(Progress {
@@ -189,13 +222,19 @@ pub async fn hunt_live(
     };
     let finding = match found {
         None => None,
-        Some((seed, clause)) => {
+        Some((seed, clause, seen, load)) => {
             let tally = Tally {
                 started,
                 played,
                 violating,
             };
-            let found = (seed, clause, scenario_of(seed));
+            let found = Found {
+                seed,
+                clause,
+                scenario: scenario_of(seed),
+                seen,
+                load,
+            };
             Some(investigate(target, plan, options, found, tally, &mut progress).await?)
         }
     };
@@ -217,15 +256,41 @@ struct Tally {
     violating: u64,
 }
 
-/// Measures the found scenario's reproduction rate and shrinks it.
+/// The play that first broke a clause while exploring.
+struct Found {
+    seed: u64,
+    clause: Clause,
+    scenario: Scenario,
+    seen: LiveReplay,
+    load: Option<String>,
+}
+
+/// The load average, as `/proc/loadavg` tells it (1, 5 and 15 minutes);
+/// `None` where there is no such file. Outside any simulation: a live hunt
+/// runs on the wall clock anyway.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let three: Vec<&str> = text.split_whitespace().take(3).collect();
+    (three.len() == 3).then(|| three.join(" "))
+}
+
+/// Measures the found scenario's reproduction rate and, when a majority of
+/// its replays break the clause again, shrinks it.
 async fn investigate(
     target: &Target,
     plan: &LiveHuntPlan,
     options: &CheckOptions,
-    (seed, first_clause, scenario): (u64, Clause, Scenario),
+    found: Found,
     tally: Tally,
     progress: &mut impl FnMut(Progress),
 ) -> Result<LiveFinding, CheckError> {
+    let Found {
+        seed,
+        clause: first_clause,
+        scenario,
+        seen,
+        load,
+    } = found;
     let mut report = |phase| {
         progress(Progress {
             played: tally.played,
@@ -241,6 +306,45 @@ async fn investigate(
         .main_clause_among(&plan.clauses)
         .unwrap_or(first_clause);
     let reproduced = (replays.reproduced(Some(clause)), replays.runs.len());
+    let load = load.zip(load_average());
+    let seen_run = seen
+        .runs
+        .iter()
+        .find(|r| r.violations.iter().any(|v| v.clause == clause))
+        .or(seen.runs.first());
+    let seen_violations: Vec<crate::judge::Violation> = seen_run
+        .map(|r| {
+            r.violations
+                .iter()
+                .filter(|v| v.clause == clause || v.clause == first_clause)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let seen_trace = seen_run.map_or_else(String::new, |r| r.trace.render());
+    let confirmation = match reproduced.0 {
+        0 => Confirmation::SeenOnce,
+        n if n * 2 > reproduced.1 => Confirmation::Confirmed,
+        _ => Confirmation::Flaky,
+    };
+    if confirmation != Confirmation::Confirmed {
+        // Never shrunk as if confirmed: the shrinker keeps a candidate only
+        // when a majority of its plays break the clause, which this
+        // scenario itself does not.
+        return Ok(LiveFinding {
+            seed,
+            clause,
+            reproduced,
+            confirmation,
+            seen: seen_violations,
+            seen_trace,
+            load,
+            minimal: scenario.clone(),
+            scenario,
+            minimal_reproduced: reproduced,
+            shrink_runs: 0,
+        });
+    }
     report("shrinking");
     // The shrinker is synchronous: it runs on a blocking thread and plays the
     // next `concurrency` candidates side by side on this runtime, each
@@ -275,6 +379,10 @@ async fn investigate(
         seed,
         clause,
         reproduced,
+        confirmation,
+        seen: seen_violations,
+        seen_trace,
+        load,
         scenario,
         minimal_reproduced: (again.reproduced(Some(clause)), again.runs.len()),
         minimal,

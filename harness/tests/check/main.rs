@@ -468,3 +468,81 @@ async fn hunting_a_live_server_finds_measures_shrinks_and_saves_a_replayable_sce
     assert!(out.contains("— M3"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 29: a violation its replays do not break again is reported as seen
+/// once (evidence kept, never shrunk as if confirmed). The "server" is a
+/// switch: never_push while the hunt explores, the correct reference server
+/// from the moment it starts measuring the reproduction rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_violation_no_replay_breaks_again_is_seen_once_not_shrunk() {
+    use harness::hunt::live::{hunt_live, Confirmation, LiveHuntPlan};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let broken = start(quick(&[Bug::NeverPush])).await;
+    let correct = start(quick(&[])).await;
+    let fixed = Arc::new(AtomicBool::new(false));
+    let switch = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", switch.local_addr().unwrap());
+    let upstream = |s: &Server| s.url.trim_start_matches("http://").to_owned();
+    let (to_broken, to_correct) = (upstream(&broken), upstream(&correct));
+    let forwarding = {
+        let fixed = Arc::clone(&fixed);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = switch.accept().await {
+                let to = if fixed.load(Ordering::SeqCst) {
+                    &to_correct
+                } else {
+                    &to_broken
+                };
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        })
+    };
+    let target = Target::resolve(&url).await.unwrap();
+    let plan = LiveHuntPlan {
+        seeds: harness::hunt::Seeds::Range(1..4),
+        users: 4,
+        active_ms: 4_000,
+        faults: harness::FaultMenu::parse("none").unwrap(),
+        concurrency: 3,
+        confirmations: 2,
+        shrink_budget: 4,
+        ack_timeout_ms: 500,
+        clauses: vec![],
+    };
+    let options = CheckOptions {
+        level: Level::Core,
+        seed: 1,
+        timeout_scale: 2.0,
+        tokens: None,
+    };
+    let report = hunt_live(&target, &plan, &options, |p| {
+        if p.phase != "exploring" {
+            fixed.store(true, Ordering::SeqCst);
+        }
+    })
+    .await
+    .expect("the hunt runs");
+    forwarding.abort();
+    let finding = report
+        .finding
+        .expect("never_push broke a clause while exploring");
+    assert_eq!(finding.confirmation, Confirmation::SeenOnce, "{finding:#?}");
+    assert_eq!(finding.reproduced, (0, 2));
+    assert_eq!(finding.shrink_runs, 0, "never shrunk as if confirmed");
+    assert_eq!(finding.minimal, finding.scenario);
+    assert!(
+        finding
+            .seen
+            .iter()
+            .any(|v| v.clause == finding.clause && !v.evidence.is_empty()),
+        "the play that broke it is kept with its evidence: {:#?}",
+        finding.seen
+    );
+    assert!(!finding.seen_trace.is_empty());
+}
