@@ -188,6 +188,23 @@ impl<C: Connector> Session<'_, C> {
             .into_iter()
             .next();
         let handshake = self.opened(first_packet)?;
+        // A balancer's stickiness cookie (N2: HAProxy's `cookie … insert`)
+        // goes back on every later request of the session, as a browser's
+        // and Node's cookie-keeping clients send it.
+        let cookie = first.cookie_header();
+        let polling_owned: Vec<(&str, &str)> = polling_headers
+            .iter()
+            .copied()
+            .chain(cookie.as_deref().map(|c| ("cookie", c)))
+            .collect();
+        let ws_owned: Option<Vec<(&str, &str)>> = ws_headers.map(|ws| {
+            ws.iter()
+                .copied()
+                .chain(cookie.as_deref().map(|c| ("cookie", c)))
+                .collect()
+        });
+        let polling_headers = &polling_owned[..];
+        let ws_headers = ws_owned.as_deref();
         let session = format!("{base}&sid={}", handshake.sid);
         let connect =
             EioPacket::Message(SioPacket::Connect(self.shared.connect_auth()).encode()).encode();

@@ -163,6 +163,22 @@ pub struct Response {
     pub allow_origin: Option<String>,
     /// Body as UTF-8 (lossy).
     pub body: String,
+    /// The `name=value` of each `Set-Cookie` (at most [`MAX_COOKIES`], each
+    /// at most [`MAX_COOKIE_BYTES`]): a balancer's stickiness cookie, which
+    /// the session's later requests carry back as a browser would.
+    pub cookies: Vec<String>,
+}
+
+/// Most `Set-Cookie`s of one answer kept.
+pub const MAX_COOKIES: usize = 8;
+/// Longest `name=value` kept (browsers keep 4096 bytes a cookie).
+pub const MAX_COOKIE_BYTES: usize = 4096;
+
+impl Response {
+    /// The `Cookie` header that sends this answer's cookies back, if any.
+    pub fn cookie_header(&self) -> Option<String> {
+        (!self.cookies.is_empty()).then(|| self.cookies.join("; "))
+    }
 }
 
 /// Largest HTTP response body the harness reads (a full mailbox page of the
@@ -306,6 +322,17 @@ async fn exchange(
     };
     let content_type = header(http::header::CONTENT_TYPE);
     let allow_origin = header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    let cookies = response
+        .headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::trim)
+        .filter(|c| c.contains('=') && c.len() <= MAX_COOKIE_BYTES)
+        .take(MAX_COOKIES)
+        .map(str::to_owned)
+        .collect();
     // A hostile server can answer an endless body: read at most this much.
     let bytes = http_body_util::Limited::new(response.into_body(), MAX_BODY_BYTES)
         .collect()
@@ -321,6 +348,7 @@ async fn exchange(
         content_type,
         allow_origin,
         body: String::from_utf8_lossy(&bytes).into_owned(),
+        cookies,
     })
 }
 
