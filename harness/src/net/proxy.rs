@@ -137,6 +137,23 @@ pub struct FaultProxy {
     addr: SocketAddr,
     mode: watch::Sender<Mode>,
     accept: tokio::task::JoinHandle<()>,
+    relays: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a relay while it lives (its two sockets with it).
+struct Live(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Live {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl FaultProxy {
@@ -146,16 +163,33 @@ impl FaultProxy {
         let addr = listener.local_addr()?;
         let (mode, watcher) = watch::channel(Mode::default());
         let rng = Arc::new(Mutex::new(SmallRng::seed_from_u64(seed)));
+        let relays = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&relays);
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
-                tokio::spawn(relay(client, target, watcher.clone(), Arc::clone(&rng)));
+                let live = Live::new(&counted);
+                let relay = relay(client, target, watcher.clone(), Arc::clone(&rng));
+                tokio::spawn(async move {
+                    relay.await;
+                    drop(live);
+                });
             }
         });
-        Ok(Self { addr, mode, accept })
+        Ok(Self {
+            addr,
+            mode,
+            accept,
+            relays,
+        })
+    }
+
+    /// Connections being relayed now (each holds two sockets until it ends).
+    pub fn open_connections(&self) -> usize {
+        self.relays.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Where clients connect.
@@ -231,10 +265,18 @@ async fn relay(
             &conn,
         );
         let idle = idle_close(mode.clone(), &conn);
-        tokio::pin!(up, down, idle);
+        let gone = proxy_gone(mode.clone());
+        tokio::pin!(up, down, idle, gone);
         let (mut up_done, mut down_done) = (false, false);
         loop {
+            // Both ways closed: the relay is over. (Waiting on `idle` here
+            // held both sockets for ever: a live hunt ran out of file
+            // descriptors after some 250 plays.)
+            if up_done && down_done {
+                break None;
+            }
             tokio::select! {
+                () = &mut gone => break Some(End::Abort),
                 end = &mut up, if !up_done => match end {
                     End::Eof => up_done = true,
                     End::Abort => break Some(End::Abort),
@@ -260,6 +302,11 @@ async fn relay(
         }
         None => {}
     }
+}
+
+/// Resolves when the proxy is dropped: its open connections end with it.
+async fn proxy_gone(mut mode: watch::Receiver<Mode>) {
+    while mode.changed().await.is_ok() {}
 }
 
 /// One proxied connection's state, shared by its two pumps.
@@ -540,6 +587,46 @@ mod tests {
             .expect("the quiet connection is closed");
         assert_eq!(read.unwrap(), 0);
         assert_eq!(round_trip(&mut busy, b"on").await.unwrap(), b"on");
+    }
+
+    /// Waits up to 2 s for `proxy` to relay no connection.
+    async fn drained(proxy: &FaultProxy) -> bool {
+        for _ in 0..200 {
+            if proxy.open_connections() == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_releases_its_sockets_and_a_dropped_proxy_ends_its_own() {
+        let proxy = FaultProxy::start(echo_server().await, 1).await.unwrap();
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(round_trip(&mut stream, b"hi").await.unwrap(), b"hi");
+        assert_eq!(proxy.open_connections(), 1);
+        // The client closes; the echo server closes back: both ways done.
+        stream.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut rest)).await;
+        drop(stream);
+        assert!(drained(&proxy).await, "a closed connection still relayed");
+        // One left open when the proxy goes: it ends too.
+        let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(round_trip(&mut open, b"on").await.unwrap(), b"on");
+        let relays = Arc::clone(&proxy.relays);
+        drop(proxy);
+        let mut rest = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(2), open.read_to_end(&mut rest)).await;
+        assert!(ended.is_ok(), "the connection outlived its proxy");
+        for _ in 0..200 {
+            if relays.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the relay outlived its proxy");
     }
 
     #[tokio::test]
