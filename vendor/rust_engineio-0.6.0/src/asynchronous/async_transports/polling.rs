@@ -31,18 +31,35 @@ impl PollingTransport {
         tls_config: Option<TlsConnector>,
         opening_headers: Option<HeaderMap>,
     ) -> Self {
+        Self::with_cookies(
+            base_url,
+            tls_config,
+            opening_headers,
+            Arc::new(reqwest::cookie::Jar::default()),
+        )
+    }
+
+    /// A polling transport whose requests keep their cookies in `cookies`,
+    /// as a browser does: a load balancer's sticky-session cookie set on the
+    /// handshake goes back on every later request of the session, and a
+    /// client builder that shares the jar between its transports carries it
+    /// on to the websocket upgrade.
+    pub fn with_cookies(
+        base_url: Url,
+        tls_config: Option<TlsConnector>,
+        opening_headers: Option<HeaderMap>,
+        cookies: Arc<reqwest::cookie::Jar>,
+    ) -> Self {
+        let builder = ClientBuilder::new().cookie_provider(cookies);
         let client = match (tls_config, opening_headers) {
-            (Some(config), Some(map)) => ClientBuilder::new()
+            (Some(config), Some(map)) => builder
                 .use_preconfigured_tls(config)
                 .default_headers(map)
                 .build()
                 .unwrap(),
-            (Some(config), None) => ClientBuilder::new()
-                .use_preconfigured_tls(config)
-                .build()
-                .unwrap(),
-            (None, Some(map)) => ClientBuilder::new().default_headers(map).build().unwrap(),
-            (None, None) => Client::new(),
+            (Some(config), None) => builder.use_preconfigured_tls(config).build().unwrap(),
+            (None, Some(map)) => builder.default_headers(map).build().unwrap(),
+            (None, None) => builder.build().unwrap(),
         };
 
         let mut url = base_url;

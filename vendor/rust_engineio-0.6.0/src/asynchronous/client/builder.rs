@@ -13,6 +13,8 @@ use crate::{
 use bytes::Bytes;
 use futures_util::{future::BoxFuture, StreamExt};
 use native_tls::TlsConnector;
+use reqwest::cookie::CookieStore;
+use std::sync::Arc;
 use url::Url;
 
 use super::Client;
@@ -22,6 +24,10 @@ pub struct ClientBuilder {
     url: Url,
     tls_config: Option<TlsConnector>,
     headers: Option<HeaderMap>,
+    /// Cookies the server set, kept for the whole session as a browser keeps
+    /// them: a load balancer's sticky-session cookie from the handshake must
+    /// reach the same node on every later poll and on the upgrade.
+    cookies: Arc<reqwest::cookie::Jar>,
     handshake: Option<HandshakePacket>,
     on_error: OptionalCallback<String>,
     on_open: OptionalCallback<()>,
@@ -43,6 +49,7 @@ impl ClientBuilder {
         ClientBuilder {
             url,
             headers: None,
+            cookies: Arc::default(),
             tls_config: None,
             handshake: None,
             on_close: OptionalCallback::default(),
@@ -153,8 +160,12 @@ impl ClientBuilder {
         };
 
         // Start with polling transport
-        let mut transport =
-            PollingTransport::new(self.url.clone(), self.tls_config.clone(), headers);
+        let mut transport = PollingTransport::with_cookies(
+            self.url.clone(),
+            self.tls_config.clone(),
+            headers,
+            Arc::clone(&self.cookies),
+        );
 
         self.handshake_with_transport(&mut transport).await
     }
@@ -175,10 +186,11 @@ impl ClientBuilder {
         self.handshake().await?;
 
         // Make a polling transport with new sid
-        let transport = PollingTransport::new(
+        let transport = PollingTransport::with_cookies(
             self.url,
             self.tls_config,
             self.headers.map(|v| v.try_into().unwrap()),
+            self.cookies,
         );
 
         // SAFETY: handshake function called previously.
@@ -206,11 +218,18 @@ impl ClientBuilder {
 
     /// Build socket with only a websocket transport
     pub async fn build_websocket(mut self) -> Result<Client> {
-        let headers = if let Some(map) = self.headers.clone() {
+        let mut headers: Option<http::HeaderMap> = if let Some(map) = self.headers.clone() {
             Some(map.try_into()?)
         } else {
             None
         };
+        // The upgrade of a session opened over polling carries the cookies
+        // its polls got, a sticky-session cookie among them.
+        if let Some(cookie) = self.cookies.cookies(&self.url) {
+            headers
+                .get_or_insert_with(http::HeaderMap::new)
+                .insert(http::header::COOKIE, cookie);
+        }
 
         match self.url.scheme() {
             "http" | "ws" => {
