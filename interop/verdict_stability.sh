@@ -61,9 +61,9 @@ run() { # name, level, n
   printf '%-26s %-6s %3s seeds  FAIL: %-20s unstable clauses: %s\n' "$name" "$level" "$n" "${fails:-none}" "$unstable"
 }
 
-# The core checks side by side (each waits on its server's timers, not on a
-# core); the robust ones, which wait out heartbeats through fault proxies,
-# one server at a time. A count of 0 skips that level.
+# The checks of the eight servers side by side (each waits on its server's
+# timers, not on a core), one level after the other. A count of 0 skips
+# that level.
 if [ "$core_n" -gt 0 ]; then
   for entry in "${servers[@]}"; do
     name=${entry%%|*}
@@ -74,6 +74,7 @@ fi
 if [ "$robust_n" -gt 0 ]; then
   for entry in "${servers[@]}"; do
     name=${entry%%|*}
-    run "$name" robust "$robust_n"
+    run "$name" robust "$robust_n" &
   done
+  wait
 fi
