@@ -326,6 +326,7 @@ fn suite() -> Vec<(&'static str, &'static [Client], TestFn)> {
             &[Python]
         ),
         t!(harness_check_finds_the_seeds_backend_bugs, &[Python]),
+        t!(check_verdicts_do_not_depend_on_the_seed, &[Node, Python]),
         t!(
             node_and_python_clients_run_the_flows_with_tokens_v2,
             &[Node, Python]
@@ -639,6 +640,100 @@ async fn python_server_with(seed_mode: bool, secret_file: Option<&Path>) -> Pyth
         .unwrap_or_else(|| panic!("unexpected first line: {line}"))
         .to_owned();
     PythonServer { url, _child: child }
+}
+
+/// `interop/node_server.mjs` (Node's socket.io) with 1 s timers and `defect`.
+async fn node_server(defect: &str) -> PythonServer {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new("node")
+        .arg(interop_dir().join("node_server.mjs"))
+        .args(["--port", "0", "--ping-interval", "1", "--ping-timeout", "1"])
+        .args(["--ack-timeout", "1", "--defect", defect])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the server prints its address within 20 s")
+        .expect("readable")
+        .expect("a line");
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    PythonServer { url, _child: child }
+}
+
+/// Issue 29: a verdict does not depend on the seed. Three independent
+/// correct servers (the reference, python-socketio, Node's socket.io) pass
+/// core on every seed tried, and two planted defects fail it with the same
+/// clauses on every seed. The servers are checked side by side, the seeds
+/// of one server one after the other (`interop/verdict_stability.sh` runs
+/// the README's 50 and 10 seeds).
+async fn check_verdicts_do_not_depend_on_the_seed() {
+    use harness::check::{check, CheckOptions, Target};
+    use harness::spec::{Clause, Level};
+    async fn verdicts(url: String, seeds: std::ops::Range<u64>) -> Vec<(u64, Vec<Clause>, String)> {
+        let target = Target::resolve(&url).await.unwrap();
+        let mut all = Vec::new();
+        for seed in seeds {
+            let options = CheckOptions {
+                level: Level::Core,
+                seed,
+                timeout_scale: 2.0,
+                tokens: None,
+            };
+            let report = check(&target, &options).await.expect("the server is up");
+            all.push((seed, report.failed(), harness::check::report::text(&report)));
+        }
+        all
+    }
+    let reference = start_with(Config {
+        ping_interval_ms: 1_000,
+        ping_timeout_ms: 1_000,
+        ack_timeout_ms: 1_000,
+        ..Config::default()
+    })
+    .await;
+    let python = python_server(false).await;
+    let node = node_server("none").await;
+    let seed_backend = python_server(true).await;
+    let by_user = node_server("one_sid_per_user").await;
+    let (reference_v, python_v, node_v, seed_v, by_user_v) = tokio::join!(
+        verdicts(reference.url.clone(), 101..104),
+        verdicts(python.url.clone(), 101..104),
+        verdicts(node.url.clone(), 101..104),
+        verdicts(seed_backend.url.clone(), 101..103),
+        verdicts(by_user.url.clone(), 101..103),
+    );
+    for (name, runs) in [
+        ("reference", reference_v),
+        ("python-socketio", python_v),
+        ("node", node_v),
+    ] {
+        for (seed, failed, text) in runs {
+            assert!(
+                failed.is_empty(),
+                "{name} failed {failed:?} on seed {seed}:\n{text}"
+            );
+        }
+    }
+    for (name, runs) in [
+        ("the seed's backend", seed_v),
+        ("node one_sid_per_user", by_user_v),
+    ] {
+        for (seed, failed, text) in runs {
+            assert_eq!(
+                failed,
+                vec![Clause::P2, Clause::P3],
+                "{name} on seed {seed}:\n{text}"
+            );
+        }
+    }
 }
 
 async fn check_python(seed_mode: bool) -> harness::check::CheckReport {
