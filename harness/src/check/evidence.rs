@@ -18,13 +18,7 @@ use crate::trace::What;
 /// The clauses `run` produced evidence for, whatever the verdict.
 pub fn exercised(run: &Run) -> BTreeSet<Clause> {
     let events = &run.trace.events;
-    let registrable = |actor: &str| {
-        run.scenario.as_ref().is_some_and(|s| {
-            s.users
-                .iter()
-                .any(|u| u.name == user_of(actor) && u.can_register())
-        })
-    };
+    let registrable = |actor: &str| registrable(run, actor);
     let any = |f: &dyn Fn(&What) -> bool| events.iter().any(|e| f(&e.what));
     let mut set = run.reached.clone();
     let answered = events.iter().any(|e| {
@@ -109,6 +103,15 @@ pub fn exercised(run: &Run) -> BTreeSet<Clause> {
     set
 }
 
+/// Whether `actor` is a user of `run`'s scenario who can register.
+fn registrable(run: &Run, actor: &str) -> bool {
+    run.scenario.as_ref().is_some_and(|s| {
+        s.users
+            .iter()
+            .any(|u| u.name == user_of(actor) && u.can_register())
+    })
+}
+
 /// Whether a sentence's kind asks for evidence before its clause may pass.
 pub fn binding(kind: &str) -> bool {
     matches!(kind, "MUST" | "MUST NOT")
@@ -119,13 +122,7 @@ pub fn binding(kind: &str) -> bool {
 pub fn sentences(run: &Run) -> BTreeSet<String> {
     let clauses = exercised(run);
     let events = &run.trace.events;
-    let registrable = |actor: &str| {
-        run.scenario.as_ref().is_some_and(|s| {
-            s.users
-                .iter()
-                .any(|u| u.name == user_of(actor) && u.can_register())
-        })
-    };
+    let registrable = |actor: &str| registrable(run, actor);
     let any = |f: &dyn Fn(&What) -> bool| events.iter().any(|e| f(&e.what));
     let connected = events
         .iter()

@@ -604,7 +604,6 @@ async fn python_server(seed_mode: bool) -> PythonServer {
 
 /// [`python_server`], a contract v2 server when `secret_file` is given.
 async fn python_server_with(seed_mode: bool, secret_file: Option<&Path>) -> PythonServer {
-    use tokio::io::AsyncBufReadExt;
     let mut command = tokio::process::Command::new("python3");
     command
         .arg(interop_dir().join("python_server.py"))
@@ -627,7 +626,12 @@ async fn python_server_with(seed_mode: bool, secret_file: Option<&Path>) -> Pyth
     if let Some(path) = secret_file {
         command.arg("--jwt-secret-file").arg(path);
     }
-    let mut child = command.spawn().expect("python3 starts");
+    listening(command.spawn().expect("python3 starts")).await
+}
+
+/// A server process that prints `listening on URL` first, and its URL.
+async fn listening(mut child: tokio::process::Child) -> PythonServer {
+    use tokio::io::AsyncBufReadExt;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
@@ -644,8 +648,7 @@ async fn python_server_with(seed_mode: bool, secret_file: Option<&Path>) -> Pyth
 
 /// `interop/node_server.mjs` (Node's socket.io) with 1 s timers and `defect`.
 async fn node_server(defect: &str) -> PythonServer {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new("node")
+    let child = tokio::process::Command::new("node")
         .arg(interop_dir().join("node_server.mjs"))
         .args(["--port", "0", "--ping-interval", "1", "--ping-timeout", "1"])
         .args(["--ack-timeout", "1", "--defect", defect])
@@ -654,18 +657,7 @@ async fn node_server(defect: &str) -> PythonServer {
         .kill_on_drop(true)
         .spawn()
         .expect("node starts");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the server prints its address within 20 s")
-        .expect("readable")
-        .expect("a line");
-    let url = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_owned();
-    PythonServer { url, _child: child }
+    listening(child).await
 }
 
 /// Issue 29: a verdict does not depend on the seed. Three independent
