@@ -275,6 +275,9 @@ enum Client {
     Browser,
     /// python3 with python-socketio, aiohttp and PyJWT.
     Python,
+    /// A real Redis and a real HAProxy (Debian's redis-server and haproxy),
+    /// and redis-py for the python-socketio nodes.
+    Cluster,
 }
 
 impl Client {
@@ -298,6 +301,19 @@ impl Client {
             .then_some(
                 "python-socketio, aiohttp and PyJWT: python3 -m pip install -r interop/requirements.txt",
             ),
+            Client::Cluster => {
+                return Client::Python.missing().or_else(|| {
+                    (!(runs("redis-server", "--version")
+                        && runs("haproxy", "-v")
+                        && Command::new("python3")
+                            .args(["-c", "import redis"])
+                            .output()
+                            .is_ok_and(|o| o.status.success())))
+                    .then(|| {
+                        "redis-server, haproxy and redis-py: apt-get install redis-server haproxy; python3 -m pip install -r interop/requirements.txt".to_owned()
+                    })
+                })
+            }
         };
         why.map(str::to_owned)
     }
@@ -309,7 +325,7 @@ type TestFn = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 /// missing is reported as ignored, with what to install, unless
 /// `HARNESS_INTEROP=require` (CI), where it fails.
 fn suite() -> Vec<(&'static str, &'static [Client], TestFn)> {
-    use Client::{Browser, Node, Python};
+    use Client::{Browser, Cluster, Node, Python};
     macro_rules! t {
         ($f:path, $needs:expr) => {
             (stringify!($f), $needs, || Box::pin($f()))
@@ -327,6 +343,10 @@ fn suite() -> Vec<(&'static str, &'static [Client], TestFn)> {
         ),
         t!(harness_check_finds_the_seeds_backend_bugs, &[Python]),
         t!(check_verdicts_do_not_depend_on_the_seed, &[Node, Python]),
+        t!(
+            a_python_socketio_cluster_behind_haproxy_is_checked_through_its_public_url,
+            &[Cluster]
+        ),
         t!(
             node_and_python_clients_run_the_flows_with_tokens_v2,
             &[Node, Python]
@@ -726,6 +746,68 @@ async fn check_verdicts_do_not_depend_on_the_seed() {
             );
         }
     }
+}
+
+/// `harness check` through the public URL of `interop/cluster.sh`: a real
+/// Redis, two python-socketio nodes sharing it (AsyncRedisManager) and a
+/// real HAProxy in front, `balance` `sticky` (by cookie) or `roundrobin`,
+/// the nodes with `defect`. The report's failed clauses.
+async fn check_cluster(balance: &'static str, defect: &'static str) -> (Vec<String>, String) {
+    let out = tokio::process::Command::new("bash")
+        .arg(interop_dir().join("cluster.sh"))
+        .args([balance, defect, "--", "sh", "-c"])
+        .arg(r#""$HARNESS" check "$PUBLIC" --level core --seed 5 --timeout-scale 2 --format json"#)
+        .env("HARNESS", env!("CARGO_BIN_EXE_harness"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(240), out)
+        .await
+        .expect("the cluster's check ends within 240 s")
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("a JSON report ({e}): {stderr}"));
+    let failed = report["clauses"]
+        .as_array()
+        .expect("clauses")
+        .iter()
+        .filter(|c| c["verdict"] == "FAIL")
+        .map(|c| c["clause"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (failed, format!("{stderr}{report:#}"))
+}
+
+/// Issue 31, with the real parts users have: two python-socketio nodes
+/// sharing a real Redis behind a real HAProxy, checked through the public
+/// URL. Sticky by cookie and sharing all state, the deployment keeps the
+/// contract; behind a balancer that is not sticky, polling sessions are
+/// refused by the other node (`400 Session ID unknown`, N2) and T1 fails;
+/// with presence kept per process (the seed's dict on each node, N1),
+/// a user on the other node is not online and P2 fails.
+async fn a_python_socketio_cluster_behind_haproxy_is_checked_through_its_public_url() {
+    let (sticky, roundrobin, per_process) = tokio::join!(
+        check_cluster("sticky", "none"),
+        check_cluster("roundrobin", "none"),
+        check_cluster("sticky", "presence_per_process"),
+    );
+    assert!(
+        sticky.0.is_empty(),
+        "a correct cluster failed {:?}:\n{}",
+        sticky.0,
+        sticky.1
+    );
+    assert!(
+        roundrobin.0.contains(&"T1".to_owned()),
+        "a balancer that is not sticky: {:?}\n{}",
+        roundrobin.0,
+        roundrobin.1
+    );
+    assert!(
+        per_process.0.contains(&"P2".to_owned()),
+        "presence per process: {:?}\n{}",
+        per_process.0,
+        per_process.1
+    );
 }
 
 async fn check_python(seed_mode: bool) -> harness::check::CheckReport {
