@@ -17,19 +17,15 @@ import argparse
 import asyncio
 import json
 import logging
-import re
 import time
 
 import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
-VALID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+from python_server import cursor, error, serve, valid
+
 log = logging.getLogger("cluster")
-
-
-def valid(name):
-    return isinstance(name, str) and VALID.match(name) is not None
 
 
 class Cluster:
@@ -173,9 +169,6 @@ def build(args):
             return {"error": "send_message takes exactly one argument"}
         return await chat.send(sid, data)
 
-    def error(status, reason):
-        return web.json_response({"error": reason}, status=status)
-
     async def health(_):
         return web.json_response({"status": "ok"})
 
@@ -186,18 +179,15 @@ def build(args):
         username = request.headers.get("username")
         if not valid(username):
             return error(401, "a valid username header is required")
-        afters = request.query.getall("after", [])
-        if len(afters) > 1:
-            return error(400, "'after' given more than once")
-        after = afters[0] if afters else "0"
-        if not re.fullmatch(r"[0-9]+", after) or int(after) >= 2 ** 64:
-            return error(400, "'after' must be a base-10 u64")
+        after, refused = cursor(request)
+        if refused is not None:
+            return refused
         latest = int(await r.get(f"chat:seq:{username}") or 0)
-        if int(after) > latest:
+        if after > latest:
             return web.json_response(
                 {"error": "cursor above the latest seq", "latest": latest}, status=409)
         entries = [json.loads(e) for e in await r.lrange(f"chat:mail:{username}", 0, -1)]
-        return web.json_response({"messages": [e for e in entries if e["seq"] > int(after)]})
+        return web.json_response({"messages": [e for e in entries if e["seq"] > after]})
 
     app.router.add_get("/health", health)
     app.router.add_get("/api/online", online)
@@ -211,13 +201,7 @@ def build(args):
 
 
 async def main(args):
-    runner = web.AppRunner(build(args))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    print(f"listening on http://127.0.0.1:{port}", flush=True)
-    await asyncio.Event().wait()
+    await serve(build(args), args.port)
 
 
 if __name__ == "__main__":

@@ -190,9 +190,6 @@ def build(args):
             return {"error": "send_message takes exactly one argument"}
         return await chat.send(sid, data)
 
-    def error(status, reason):
-        return web.json_response({"error": reason}, status=status)
-
     async def health(_):
         if tokens is not None:
             return web.json_response({"status": "ok", "contract": "v2", "auth": "jwt-hs256"})
@@ -211,17 +208,14 @@ def build(args):
             username = request.headers.get("username")
         if not valid(username):
             return error(401, "a valid username header is required")
-        afters = request.query.getall("after", [])
-        if len(afters) > 1:
-            return error(400, "'after' given more than once")
-        after = afters[0] if afters else "0"
-        if not re.fullmatch(r"[0-9]+", after) or int(after) >= 2 ** 64:
-            return error(400, "'after' must be a base-10 u64")
+        after, refused = cursor(request)
+        if refused is not None:
+            return refused
         next_seq, entries = chat.mailboxes.get(username, (1, []))
-        if int(after) > next_seq - 1:  # L4: a stale cursor discards nothing
+        if after > next_seq - 1:  # L4: a stale cursor discards nothing
             return web.json_response(
                 {"error": "cursor above the latest seq", "latest": next_seq - 1}, status=409)
-        return web.json_response({"messages": [e for e in entries if e["seq"] > int(after)]})
+        return web.json_response({"messages": [e for e in entries if e["seq"] > after]})
 
     app.router.add_get("/health", health)
     app.router.add_get("/api/online", online)
@@ -229,14 +223,34 @@ def build(args):
     return app
 
 
-async def main(args):
-    runner = web.AppRunner(build(args))
+def error(status, reason):
+    return web.json_response({"error": reason}, status=status)
+
+
+def cursor(request):
+    """A poll's `after` (L1) as an int, or the 400 answer for a bad one."""
+    afters = request.query.getall("after", [])
+    if len(afters) > 1:
+        return None, error(400, "'after' given more than once")
+    after = afters[0] if afters else "0"
+    if not re.fullmatch(r"[0-9]+", after) or int(after) >= 2 ** 64:
+        return None, error(400, "'after' must be a base-10 u64")
+    return int(after), None
+
+
+async def serve(app, port):
+    """Serves `app` on 127.0.0.1:`port` (0: a free one), printed first."""
+    runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     print(f"listening on http://127.0.0.1:{port}", flush=True)
     await asyncio.Event().wait()
+
+
+async def main(args):
+    await serve(build(args), args.port)
 
 
 if __name__ == "__main__":
