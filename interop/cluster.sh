@@ -26,16 +26,22 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-node() { # id: starts a node, prints its URL
+# Each node is started from this shell (not inside $(…), whose PIDs would be
+# lost with its subshell and the nodes left running).
+start_node() { # id
   python3 python_cluster.py --redis "redis://127.0.0.1:$redis_port/0" --node-id "$1" \
     --port 0 --ping-interval 1 --ping-timeout 1 --ack-timeout 1 --defect "$defect" \
     >"$work/node-$1.log" 2>&1 &
   pids+=($!)
+}
+url_of() { # id: waits for the node's URL and prints it
   for _ in $(seq 100); do grep -q "listening on" "$work/node-$1.log" && break; sleep 0.1; done
   grep -o "http://[0-9.:]*" "$work/node-$1.log" | head -1
 }
-NODE_A=$(node a)
-NODE_B=$(node b)
+start_node a
+start_node b
+NODE_A=$(url_of a)
+NODE_B=$(url_of b)
 
 public_port=$(free_port)
 sticky_line=""

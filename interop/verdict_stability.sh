@@ -22,15 +22,17 @@ mkdir -p "$out"
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-start() { # name, command...: starts a server, waits for its URL
+start() { # name, command...: starts a server (from this shell, so its PID is kept)
   local name=$1; shift
   "$@" >"$out/$name.server.log" 2>&1 &
   pids+=($!)
+}
+url_of() { # name: waits for the server's URL
   for _ in $(seq 100); do
-    grep -q "listening on" "$out/$name.server.log" && break
+    grep -q "listening on" "$out/$1.server.log" && break
     sleep 0.1
   done
-  grep -o "http://[0-9.:]*" "$out/$name.server.log" | head -1
+  grep -o "http://[0-9.:]*" "$out/$1.server.log" | head -1
 }
 
 ref=(./target/debug/server-under-test --addr 127.0.0.1:0 --ping-interval-ms 1000 --ping-timeout-ms 1000 --ack-timeout-ms 1000)
@@ -52,13 +54,19 @@ run() { # name, level, n
   local name=$1 level=$2 n=$3 cmd url
   cmd=$(printf '%s\n' "${servers[@]}" | grep "^$name|" | cut -d'|' -f2)
   # shellcheck disable=SC2086
-  url=$(start "$name.$level" $cmd)
+  start "$name.$level" $cmd
+  local server=$!
+  url=$(url_of "$name.$level")
   "$harness" check "$url" --level "$level" --seed "$first" --repeat "$n" \
     >"$out/$name.$level.txt" 2>"$out/$name.$level.log" || true
   local fails unstable
-  fails=$(grep -E '^[A-Z][0-9] +[0-9]+ +[1-9]' "$out/$name.$level.txt" | awk '$3>0 {print $1"×"$3}' | tr '\n' ' ' || true)
+  # The stability table (N > 1), or the single report's FAIL lines (N = 1).
+  fails=$({ grep -E '^[A-Z][0-9] +[0-9]+ +[1-9]' "$out/$name.$level.txt" | awk '$3>0 {print $1"×"$3}'
+            grep -E '^[A-Z][0-9] +FAIL ' "$out/$name.$level.txt" | awk '{print $1"×1"}'; } | tr '\n' ' ' || true)
   unstable=$(grep -c UNSTABLE "$out/$name.$level.txt" || true)
   printf '%-26s %-6s %3s seeds  FAIL: %-20s unstable clauses: %s\n' "$name" "$level" "$n" "${fails:-none}" "$unstable"
+  # run() goes in the background, in a subshell the EXIT trap does not see.
+  kill "$server" 2>/dev/null || true
 }
 
 # The checks of the eight servers side by side (each waits on its server's
