@@ -151,7 +151,10 @@ pub fn sentences(run: &Run) -> BTreeSet<String> {
         request.starts_with("GET /health") && !answer.starts_with("error")
     });
     let mut set = BTreeSet::new();
-    let mut own = |id: &str, held: bool| {
+    // The sentences with a probe of their own, held or not.
+    let mut probed: BTreeSet<&'static str> = BTreeSet::new();
+    let mut own = |id: &'static str, held: bool| {
+        probed.insert(id);
         if held {
             set.insert(id.to_owned());
         }
@@ -209,14 +212,9 @@ pub fn sentences(run: &Run) -> BTreeSet<String> {
         "B1.4",
         abuser_registered && abuser(&|request, _| request.starts_with(&unknown)),
     );
-    let own_probe: BTreeSet<&str> = [
-        "T1.2", "I2.2", "I3.1", "P1.3", "P1.2", "M1.4", "M1.2", "M2.2", "M2.3", "M2.4", "B1.1",
-        "B1.2", "B1.3", "B1.4",
-    ]
-    .into();
     for clause in clauses {
         for sentence in clause.sentences() {
-            if !own_probe.contains(sentence.id.as_str()) {
+            if !probed.contains(sentence.id.as_str()) {
                 set.insert(sentence.id.clone());
             }
         }

@@ -50,6 +50,12 @@ impl LiveReplay {
             .count()
     }
 
+    /// Whether a strict majority of the plays broke `clause`: what makes a
+    /// live finding confirmed, and a shrink candidate kept.
+    pub fn broke_in_majority(&self, clause: Option<Clause>) -> bool {
+        self.reproduced(clause) * 2 > self.runs.len()
+    }
+
     /// The clause broken most often (ties: the contract's order), if any.
     pub fn main_clause(&self) -> Option<Clause> {
         self.main_clause_among(&[])

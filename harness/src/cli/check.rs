@@ -91,16 +91,8 @@ pub fn run(args: &CheckArgs) -> Exit {
             .unwrap_or_default() + "\n",
             _ => table.clone(),
         };
-        match &args.out {
-            Some(path) => {
-                if let Err(e) = std::fs::write(path, &rendered) {
-                    eprintln!("error: cannot write {}: {e}", path.display());
-                    return Exit::Usage;
-                }
-                print!("{table}");
-                println!("report: {}", path.display());
-            }
-            None => print!("{rendered}"),
+        if let Err(exit) = deliver(args, &rendered, &table) {
+            return exit;
         }
         for failed in reports.iter().filter(|r| !r.passed()) {
             println!("again: {}", failed.rerun);
@@ -117,22 +109,31 @@ pub fn run(args: &CheckArgs) -> Exit {
         CheckFormat::Json => report::json(&report),
         CheckFormat::Junit => report::junit(&report),
     };
-    match &args.out {
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, &rendered) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return Exit::Usage;
-            }
-            print!("{}", report::text(&report));
-            println!("report: {}", path.display());
-        }
-        None => print!("{rendered}"),
+    if let Err(exit) = deliver(args, &rendered, &report::text(&report)) {
+        return exit;
     }
     if report.passed() {
         Exit::Clean
     } else {
         Exit::Violations
     }
+}
+
+/// Writes `rendered` to `--out` and prints `text` with the file's name, or
+/// prints `rendered` when there is no `--out`.
+fn deliver(args: &CheckArgs, rendered: &str, text: &str) -> Result<(), Exit> {
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, rendered) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return Err(Exit::Usage);
+            }
+            print!("{text}");
+            println!("report: {}", path.display());
+        }
+        None => print!("{rendered}"),
+    }
+    Ok(())
 }
 
 /// Starts the reference server on a free loopback port, in this process, for

@@ -324,28 +324,48 @@ async fn investigate(
     let seen_trace = seen_run.map_or_else(String::new, |r| r.trace.render());
     let confirmation = match reproduced.0 {
         0 => Confirmation::SeenOnce,
-        n if n * 2 > reproduced.1 => Confirmation::Confirmed,
+        _ if replays.broke_in_majority(Some(clause)) => Confirmation::Confirmed,
         _ => Confirmation::Flaky,
     };
-    if confirmation != Confirmation::Confirmed {
-        // Never shrunk as if confirmed: the shrinker keeps a candidate only
-        // when a majority of its plays break the clause, which this
-        // scenario itself does not.
-        return Ok(LiveFinding {
-            seed,
-            clause,
-            reproduced,
-            confirmation,
-            seen: seen_violations,
-            seen_trace,
-            load,
-            minimal: scenario.clone(),
-            scenario,
-            minimal_reproduced: reproduced,
-            shrink_runs: 0,
-        });
-    }
-    report("shrinking");
+    // Never shrunk as if confirmed: the shrinker keeps a candidate only when
+    // a majority of its plays break the clause, which a flaky or once-seen
+    // scenario itself does not.
+    let (minimal, minimal_reproduced, shrink_runs) = if confirmation == Confirmation::Confirmed {
+        report("shrinking");
+        let (minimal, shrink_runs) =
+            shrink_live(target, plan, options, &client, &scenario, clause).await?;
+        report("measuring the minimal scenario");
+        let again = plays(target, &minimal, plan.confirmations, options, &client).await?;
+        let measured = (again.reproduced(Some(clause)), again.runs.len());
+        (minimal, measured, shrink_runs)
+    } else {
+        (scenario.clone(), reproduced, 0)
+    };
+    Ok(LiveFinding {
+        seed,
+        clause,
+        reproduced,
+        confirmation,
+        seen: seen_violations,
+        seen_trace,
+        load,
+        scenario,
+        minimal_reproduced,
+        minimal,
+        shrink_runs,
+    })
+}
+
+/// Shrinks `scenario` live, a candidate kept when a strict majority of its
+/// plays break `clause`; the minimal scenario and the candidates tried.
+async fn shrink_live(
+    target: &Target,
+    plan: &LiveHuntPlan,
+    options: &CheckOptions,
+    client: &ClientConfig,
+    scenario: &Scenario,
+    clause: Clause,
+) -> Result<(Scenario, usize), CheckError> {
     // The shrinker is synchronous: it runs on a blocking thread and plays the
     // next `concurrency` candidates side by side on this runtime, each
     // `confirmations` times, keeping the first whose plays break the same
@@ -364,7 +384,7 @@ async fn investigate(
             handle
                 .block_on(futures_util::future::join_all(each))
                 .into_iter()
-                .map(|r| r.is_ok_and(|r| r.reproduced(Some(clause)) * 2 > r.runs.len()))
+                .map(|r| r.is_ok_and(|r| r.broke_in_majority(Some(clause))))
                 .collect()
         })
     })
@@ -373,21 +393,7 @@ async fn investigate(
         url: target.url.clone(),
         reason: format!("the shrinker stopped: {e}"),
     })?;
-    report("measuring the minimal scenario");
-    let again = plays(target, &minimal, plan.confirmations, options, &client).await?;
-    Ok(LiveFinding {
-        seed,
-        clause,
-        reproduced,
-        confirmation,
-        seen: seen_violations,
-        seen_trace,
-        load,
-        scenario,
-        minimal_reproduced: (again.reproduced(Some(clause)), again.runs.len()),
-        minimal,
-        shrink_runs,
-    })
+    Ok((minimal, shrink_runs))
 }
 
 /// `count` plays of `scenario` side by side (each with its own user names).
