@@ -12,6 +12,11 @@ the same --redis, behind a load balancer:
   presence_per_process  online users kept in the node's memory (the seed's
                         dict): a user on another node is "not online", so its
                         messages go to the mailbox and /api/online differs by node
+  presence_without_expiry
+                        a node's presence entries count after it died: its
+                        users stay "online" for good (N3)
+  ack_when_cut          a node cut off from Redis acks sends as pushed anyway,
+                        and they are lost (N4)
 """
 import argparse
 import asyncio
@@ -20,6 +25,7 @@ import logging
 import time
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 import socketio
 from aiohttp import web
 
@@ -40,20 +46,55 @@ class Cluster:
         return f"chat:presence:{node or self.node}"
 
     async def refresh(self):
-        """N3: this node's presence entries live while it refreshes them."""
+        """N3: a node is alive while it refreshes its key (ttl ms); the
+        presence entries of a node whose key expired no longer count, and
+        every live node tells its own connections that those users left."""
+        mourned = set()
         while True:
-            await self.r.expire(self.presence_key(), self.ttl)
-            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.sweep(mourned)
+            except RedisError:
+                pass  # cut off from the shared state (N4): again next round
+            await asyncio.sleep(self.ttl / 3000)
+
+    async def sweep(self, mourned):
+        await self.r.set(f"chat:alive:{self.node}", "1", px=self.ttl)
+        await self.r.pexpire(self.presence_key(), 10 * self.ttl)
+        if self.defect == "presence_without_expiry":
+            return
+        for node, users in (await self.presence()).items():
+            alive = await self.r.exists(f"chat:alive:{node}")
+            if alive:
+                mourned.discard(node)
+            if alive or node in mourned:
+                continue
+            mourned.add(node)
+            online = await self.online()
+            for user in users - set(online):
+                await self.tell_local(user, "user_offline")
+
+    async def presence(self):
+        """Users per node, as the nodes wrote them."""
+        nodes = {}
+        async for key in self.r.scan_iter(match="chat:presence:*"):
+            node = key.split(":", 2)[2]
+            nodes[node] = {u for u, n in (await self.r.hgetall(key)).items() if int(n) > 0}
+        return nodes
 
     async def online(self):
         if self.defect == "presence_per_process":
             return sorted(u for u, n in self.local.items() if n > 0)
         users = set()
-        async for key in self.r.scan_iter(match="chat:presence:*"):
-            for user, count in (await self.r.hgetall(key)).items():
-                if int(count) > 0:
-                    users.add(user)
+        for node, on_node in (await self.presence()).items():
+            alive = node == self.node or await self.r.exists(f"chat:alive:{node}")
+            if alive or self.defect == "presence_without_expiry":
+                users |= on_node
         return sorted(users)
+
+    async def tell_local(self, username, event):
+        for sid, user in list(self.user_of.items()):
+            if user != username:
+                await self.sio.emit(event, {"username": username}, to=sid)
 
     async def is_online(self, username):
         return username in await self.online()
@@ -67,7 +108,6 @@ class Cluster:
         came_online = not await self.is_online(username)
         self.local[username] = self.local.get(username, 0) + 1
         await self.r.hincrby(self.presence_key(), username, 1)
-        await self.r.expire(self.presence_key(), self.ttl)
         await self.r.sadd(f"chat:sids:{username}", sid)
         self.user_of[sid] = username
         await self.sio.enter_room(sid, f"user:{username}")
@@ -96,6 +136,16 @@ class Cluster:
         await self.r.rpush(f"chat:mail:{message['to']}", json.dumps({"seq": seq, **message}))
 
     async def send(self, sid, data):
+        try:
+            return await self.accept(sid, data)
+        except RedisError:
+            if self.defect == "ack_when_cut":
+                # The classic "don't let Redis slow sends down": pretend.
+                return {"id": int(time.time() * 1000), "delivery": "websocket"}
+            # N4: nothing is acked that was not stored or handed on.
+            return {"error": "the shared state is unreachable; try again"}
+
+    async def accept(self, sid, data):
         sender = self.user_of.get(sid)
         if sender is None:
             return {"error": "not registered"}
@@ -147,7 +197,9 @@ def build(args):
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager,
                                cors_allowed_origins="*",
                                ping_interval=args.ping_interval, ping_timeout=args.ping_timeout)
-    ttl = max(2, int(3 * (args.ping_interval + args.ping_timeout)))
+    # N3: a dead node's users are offline within 2 x (pingInterval +
+    # pingTimeout); its key outlives it by at most one of those.
+    ttl = max(500, int(1000 * (args.ping_interval + args.ping_timeout)))
     chat = Cluster(sio, r, args.node_id, args.ack_timeout, ttl, args.defect)
     app = web.Application()
     sio.attach(app)
@@ -212,6 +264,8 @@ if __name__ == "__main__":
     parser.add_argument("--ping-interval", type=float, default=25)
     parser.add_argument("--ping-timeout", type=float, default=20)
     parser.add_argument("--ack-timeout", type=float, default=5)
-    parser.add_argument("--defect", choices=["none", "presence_per_process"], default="none")
+    parser.add_argument("--defect", default="none",
+                        choices=["none", "presence_per_process", "presence_without_expiry",
+                                 "ack_when_cut"])
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     asyncio.run(main(parser.parse_args()))

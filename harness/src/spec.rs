@@ -60,10 +60,19 @@ pub enum Clause {
     A5,
     /// v2 (SHOULD): tokens never appear in responses, errors or acks.
     A6,
+    /// Several nodes: every clause holds for the deployment as a whole.
+    N1,
+    /// Several nodes: every request of a session reaches the node that holds it.
+    N2,
+    /// Several nodes (SHOULD): a node that dies takes its users offline; nothing is lost.
+    N3,
+    /// Several nodes (SHOULD): losing the adapter loses nothing.
+    N4,
 }
 
 /// Conformance level: every MUST is core; the SHOULDs under faults are robust;
-/// secure is core plus contract v2's authenticated identity (H2, A1–A6).
+/// secure is core plus contract v2's authenticated identity (H2, A1–A6);
+/// cluster is core plus the deployment of several nodes (N1–N4).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
 )]
@@ -75,6 +84,9 @@ pub enum Level {
     Robust,
     /// Core plus authenticated identity (contract v2): a v1 server fails it.
     Secure,
+    /// Core plus a deployment of several nodes (N1–N4), judged through the
+    /// public URL and each node's own.
+    Cluster,
 }
 
 impl Level {
@@ -84,6 +96,7 @@ impl Level {
             Level::Core => "core",
             Level::Robust => "robust",
             Level::Secure => "secure",
+            Level::Cluster => "cluster",
         }
     }
 
@@ -102,7 +115,7 @@ impl std::fmt::Display for Level {
 
 impl Clause {
     /// Every clause, in contract order.
-    pub const ALL: [Clause; 27] = [
+    pub const ALL: [Clause; 31] = [
         Clause::T1,
         Clause::T2,
         Clause::I1,
@@ -130,6 +143,10 @@ impl Clause {
         Clause::A4,
         Clause::A5,
         Clause::A6,
+        Clause::N1,
+        Clause::N2,
+        Clause::N3,
+        Clause::N4,
     ];
 
     /// The clause id as the contract writes it.
@@ -162,6 +179,10 @@ impl Clause {
             Clause::A4 => "A4",
             Clause::A5 => "A5",
             Clause::A6 => "A6",
+            Clause::N1 => "N1",
+            Clause::N2 => "N2",
+            Clause::N3 => "N3",
+            Clause::N4 => "N4",
         }
     }
 
@@ -181,8 +202,18 @@ impl Clause {
             | Clause::A4
             | Clause::A5
             | Clause::A6 => Level::Secure,
+            Clause::N1 | Clause::N2 | Clause::N3 | Clause::N4 => Level::Cluster,
             _ => Level::Core,
         }
+    }
+
+    /// The clauses a report at `level` lists: every clause, but those of a
+    /// deployment of several nodes only at `--level cluster` (a one-node
+    /// report reads as it did before the N clauses existed).
+    pub fn reported(level: Level) -> impl Iterator<Item = Clause> {
+        Clause::ALL
+            .into_iter()
+            .filter(move |c| c.level() != Level::Cluster || level == Level::Cluster)
     }
 
     /// Its normative sentences, from `specs/clauses.json`.

@@ -219,6 +219,7 @@ pub fn sentences(run: &Run) -> BTreeSet<String> {
             }
         }
     }
+    set.extend(run.sentences.iter().cloned());
     set
 }
 
@@ -270,6 +271,8 @@ mod tests {
             wall_ms: 0,
             reached: BTreeSet::new(),
             note: None,
+            sentences: BTreeSet::new(),
+            clause_notes: Default::default(),
         }
     }
 

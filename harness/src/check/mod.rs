@@ -11,12 +11,15 @@
 //! - `cursor`: the mailbox cursor over HTTP, before and after re-polls (L1, L2);
 //! - `rust_socketio`: the core flow with a second, independent client;
 //! - `robust` (`--level robust`): the scenario again through the seeded fault
-//!   proxy: black hole until the ping timeout, reset, hold, lost poll response.
+//!   proxy: black hole until the ping timeout, reset, hold, lost poll response;
+//! - `cluster` (`--level cluster`, `--node URL` per node): a deployment of
+//!   several nodes as one server (N1–N3), users pinned to chosen nodes.
 //!
 //! Nothing here assumes more than the contract: a server may refuse or keep an
 //! unregistered connection, may name its errors as it likes, may discard polled
 //! entries or not.
 
+mod cluster;
 mod evidence;
 mod interop;
 mod probes;
@@ -128,6 +131,9 @@ pub enum CheckError {
         /// When the first restart is due.
         at_ms: u64,
     },
+    /// `--node` without `--level cluster`.
+    #[error("--node names the nodes of a deployment of several nodes: it needs --level cluster")]
+    NodesNeedCluster,
     /// The restart command failed, or the server did not come back after it.
     #[error("{url}: {reason}")]
     Restart {
@@ -173,6 +179,14 @@ pub struct Run {
     /// Why the run could not judge what it is for, when that is so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Sentences (`N2.1`) the run's own probes exercised, besides what its
+    /// trace shows ([`evidence::sentences`]).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub sentences: BTreeSet<String>,
+    /// Why one clause the run is for could not be judged (N3 without
+    /// `--kill-node-cmd`), when the others could.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub clause_notes: BTreeMap<Clause, String>,
 }
 
 impl Run {
@@ -193,6 +207,8 @@ impl Run {
             wall_ms: elapsed_ms(started),
             reached: BTreeSet::new(),
             note: None,
+            sentences: BTreeSet::new(),
+            clause_notes: BTreeMap::new(),
         }
     }
 }
@@ -283,6 +299,9 @@ impl CheckReport {
 /// Runs the check.
 pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
+    if !target.reach.nodes.is_empty() && options.level != Level::Cluster {
+        return Err(CheckError::NodesNeedCluster);
+    }
     let connector = target.connector();
     wait_until_up(
         target,
@@ -322,11 +341,37 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
     if options.level == Level::Secure {
         runs.push(secure::secure_run(&connector, &names, options, &version).await);
     }
+    if options.level == Level::Cluster {
+        let mut nodes = Vec::new();
+        for url in &target.reach.nodes {
+            let reach = Reach {
+                socketio_path: target.reach.socketio_path.clone(),
+                ca_cert: target.reach.ca_cert.clone(),
+                ..Reach::default()
+            };
+            let node = Target::resolve_with(url, &reach).await?;
+            wait_until_up(&node, &node.connector(), options.patience()).await?;
+            nodes.push(cluster::Node {
+                url: url.clone(),
+                connector: node.connector(),
+            });
+        }
+        let kill = target.reach.kill_node.as_deref();
+        let adapter = target
+            .reach
+            .adapter
+            .as_ref()
+            .map(|(cut, heal)| (cut.as_str(), heal.as_str()));
+        runs.push(
+            cluster::cluster_run(&connector, &nodes, &names, options, timers, (kill, adapter))
+                .await,
+        );
+    }
 
-    let clauses = Clause::ALL
-        .into_iter()
-        // Every clause, so a report always has the same lines (those above
-        // the level are SKIP with the reason).
+    let clauses = Clause::reported(options.level)
+        // Every clause of a one-node report, so a report always has the same
+        // lines (those above the level are SKIP with the reason); N1–N4 at
+        // --level cluster.
         .map(|clause| judge(clause, options.level, &runs))
         .collect();
     Ok(CheckReport {
@@ -413,6 +458,7 @@ fn runs_for(clause: Clause) -> &'static [&'static str] {
         | Clause::A4
         | Clause::A5
         | Clause::A6 => &["secure"],
+        Clause::N1 | Clause::N2 | Clause::N3 | Clause::N4 => &["cluster"],
     }
 }
 
@@ -467,8 +513,16 @@ fn judge(clause: Clause, level: Level, runs: &[Run]) -> ClauseReport {
     } else if !level.judges(clause.level()) {
         Verdict::Skip(match clause.level() {
             Level::Secure => "contract v2 identity: run with --level secure".into(),
+            Level::Cluster => "a deployment of several nodes: run with --level cluster and --node URL for each node".into(),
             _ => "judged under faults: run with --level robust".into(),
         })
+    } else if let Some(note) = runs
+        .iter()
+        .filter(|r| runs_for(clause).contains(&r.name))
+        .find_map(|r| r.clause_notes.get(&clause))
+        .filter(|_| !reached)
+    {
+        Verdict::Skip(note.clone())
     } else if let Some(note) = runs
         .iter()
         .filter(|r| runs_for(clause).contains(&r.name))

@@ -87,8 +87,16 @@ pub fn text(report: &CheckReport) -> String {
         );
     }
     let _ = writeln!(out);
+    // The level column fits the longest level listed (`cluster` only at
+    // --level cluster: a one-node report reads as before).
+    let width = report
+        .clauses
+        .iter()
+        .map(|c| level_name(c.level).len())
+        .max()
+        .unwrap_or(6);
     for clause in &report.clauses {
-        line(clause, &mut out);
+        line(clause, width, &mut out);
     }
     let failed = report
         .clauses
@@ -115,10 +123,10 @@ pub fn text(report: &CheckReport) -> String {
     out
 }
 
-fn line(clause: &ClauseReport, out: &mut String) {
+fn line(clause: &ClauseReport, width: usize, out: &mut String) {
     let _ = write!(
         out,
-        "{:<3} {}  {:<6}  {}",
+        "{:<3} {}  {:<width$}  {}",
         clause.clause.id(),
         verdict_name(&clause.verdict),
         level_name(clause.level),

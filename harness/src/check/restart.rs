@@ -49,11 +49,7 @@ impl RestartCommand {
 
     /// The options that give it again, quoted for a shell.
     pub fn flags(&self) -> String {
-        let quoted = shlex::try_quote(&self.command).map_or_else(
-            |_| "'<a command with a NUL byte>'".into(),
-            |q| q.into_owned(),
-        );
-        let mut flags = format!(" --restart-cmd {quoted}");
+        let mut flags = format!(" --restart-cmd {}", quoted(&self.command));
         if self.keeps_store {
             flags.push_str(" --restart-keeps-store");
         }
@@ -62,52 +58,70 @@ impl RestartCommand {
 
     /// Runs the command, bounded; `Err` says why it is not a restart.
     pub async fn run(&self) -> Result<(), String> {
-        let mut child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
-        let mut stderr = child.stderr.take();
-        let outcome = tokio::time::timeout(COMMAND_TIMEOUT, async {
-            let mut kept = Vec::new();
-            if let Some(stderr) = stderr.as_mut() {
-                // Read to the end (a full pipe would block the command), keep
-                // the first STDERR_CAP bytes.
-                let mut chunk = [0u8; 1024];
-                while let Ok(n) = stderr.read(&mut chunk).await {
-                    if n == 0 {
-                        break;
-                    }
-                    let room = STDERR_CAP.saturating_sub(kept.len()).min(n);
-                    kept.extend_from_slice(&chunk[..room]);
+        run_shell(&self.command, &[]).await
+    }
+}
+
+/// `command` quoted for a shell, for the lines that rerun a command.
+pub(crate) fn quoted(command: &str) -> String {
+    shlex::try_quote(command).map_or_else(
+        |_| "'<a command with a NUL byte>'".into(),
+        |q| q.into_owned(),
+    )
+}
+
+/// Runs `command` with `sh -c`, `args` as its `$1`, `$2` …, bounded by
+/// [`COMMAND_TIMEOUT`]; `Err` says how it failed, with the start of its stderr.
+pub(crate) async fn run_shell(command: &str, args: &[&str]) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .arg("harness")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
+    let mut stderr = child.stderr.take();
+    let outcome = tokio::time::timeout(COMMAND_TIMEOUT, async {
+        let mut kept = Vec::new();
+        if let Some(stderr) = stderr.as_mut() {
+            // Read to the end (a full pipe would block the command), keep
+            // the first STDERR_CAP bytes.
+            let mut chunk = [0u8; 1024];
+            while let Ok(n) = stderr.read(&mut chunk).await {
+                if n == 0 {
+                    break;
                 }
-            }
-            (child.wait().await, kept)
-        })
-        .await;
-        match outcome {
-            Err(_) => Err(format!(
-                "still running after {} s: killed",
-                COMMAND_TIMEOUT.as_secs()
-            )),
-            Ok((Err(e), _)) => Err(format!("cannot wait for it: {e}")),
-            Ok((Ok(status), _)) if status.success() => Ok(()),
-            Ok((Ok(status), stderr)) => {
-                let said = String::from_utf8_lossy(&stderr);
-                let said = said.trim();
-                Err(if said.is_empty() {
-                    format!("it exited with {status}")
-                } else {
-                    format!("it exited with {status}: {said}")
-                })
+                let room = STDERR_CAP.saturating_sub(kept.len()).min(n);
+                kept.extend_from_slice(&chunk[..room]);
             }
         }
+        (child.wait().await, kept)
+    })
+    .await;
+    match outcome {
+        Err(_) => Err(format!(
+            "still running after {} s: killed",
+            COMMAND_TIMEOUT.as_secs()
+        )),
+        Ok((Err(e), _)) => Err(format!("cannot wait for it: {e}")),
+        Ok((Ok(status), _)) if status.success() => Ok(()),
+        Ok((Ok(status), stderr)) => {
+            let said = String::from_utf8_lossy(&stderr);
+            let said = said.trim();
+            Err(if said.is_empty() {
+                format!("it exited with {status}")
+            } else {
+                format!("it exited with {status}: {said}")
+            })
+        }
     }
+}
 
+impl RestartCommand {
     /// Restarts the server as a fault: recorded when the command starts and
     /// once `/health` answers again (the server is up), on `recorder`.
     pub(crate) async fn restart(

@@ -85,6 +85,38 @@ pub const RULES: &[Rule] = &[
             Clause::A6,
         ],
     },
+    Rule {
+        name: "cluster_play",
+        clauses: &[Clause::N1],
+    },
+    Rule {
+        name: "every_node_agrees",
+        clauses: &[Clause::N1],
+    },
+    Rule {
+        name: "one_mailbox",
+        clauses: &[Clause::N1],
+    },
+    Rule {
+        name: "retry_on_any_node",
+        clauses: &[Clause::N1],
+    },
+    Rule {
+        name: "sessions_stay",
+        clauses: &[Clause::N2],
+    },
+    Rule {
+        name: "foreign_session",
+        clauses: &[Clause::N2],
+    },
+    Rule {
+        name: "dead_node",
+        clauses: &[Clause::N3],
+    },
+    Rule {
+        name: "adapter_loss",
+        clauses: &[Clause::N4],
+    },
 ];
 
 /// The abuser's ack ids for the two sends that share a `client_id` (M1).

@@ -22,6 +22,17 @@ pub struct Reach {
     pub ca_cert: Option<PathBuf>,
     /// How to restart the server, for scenarios that restart it.
     pub restart: Option<super::RestartCommand>,
+    /// Each node's own URL (`--node`), for a deployment of several nodes
+    /// behind the public URL (`--level cluster`): users are placed on chosen
+    /// nodes through them.
+    pub nodes: Vec<String>,
+    /// A command that kills one node without a word (`--kill-node-cmd`, run
+    /// with `sh -c`, the node's URL as `$1`), for N3.
+    pub kill_node: Option<String>,
+    /// Commands that cut the last node off from the shared state and heal it
+    /// (`--adapter-cut-cmd`, `--adapter-heal-cmd`, the node's URL as `$1`),
+    /// for N4.
+    pub adapter: Option<(String, String)>,
 }
 
 impl Reach {
@@ -38,6 +49,22 @@ impl Reach {
         }
         if let Some(restart) = &self.restart {
             flags.push_str(&restart.flags());
+        }
+        for node in &self.nodes {
+            flags.push_str(&format!(" --node {node}"));
+        }
+        if let Some(kill) = &self.kill_node {
+            flags.push_str(&format!(
+                " --kill-node-cmd {}",
+                super::restart::quoted(kill)
+            ));
+        }
+        if let Some((cut, heal)) = &self.adapter {
+            flags.push_str(&format!(
+                " --adapter-cut-cmd {} --adapter-heal-cmd {}",
+                super::restart::quoted(cut),
+                super::restart::quoted(heal)
+            ));
         }
         flags
     }

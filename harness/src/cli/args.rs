@@ -227,6 +227,25 @@ pub struct ReachArgs {
     /// with Redis behind it): what it held must still arrive after.
     #[arg(long, requires = "restart_cmd")]
     pub restart_keeps_store: bool,
+    /// One node's own URL in a deployment of several nodes behind the public
+    /// URL (repeat it for each node; --level cluster): users are placed on
+    /// chosen nodes so every pair of nodes is exercised.
+    #[arg(long = "node", value_name = "URL")]
+    pub nodes: Vec<String>,
+    /// A command (run with sh -c, the node's URL as $1) that kills one node
+    /// without a word, for N3 (--level cluster): run mid-check on the last
+    /// --node. It must exit 0 within 120 s.
+    #[arg(long, value_name = "CMD", value_parser = non_empty_command, requires = "nodes")]
+    pub kill_node_cmd: Option<String>,
+    /// A command (sh -c, the node's URL as $1) that cuts the last --node off
+    /// from the deployment's shared state (its Redis) while it keeps serving,
+    /// for N4 (--level cluster); --adapter-heal-cmd undoes it.
+    #[arg(long, value_name = "CMD", value_parser = non_empty_command, requires_all = ["nodes", "adapter_heal_cmd"])]
+    pub adapter_cut_cmd: Option<String>,
+    /// A command (sh -c, the node's URL as $1) that reconnects the node
+    /// --adapter-cut-cmd cut off.
+    #[arg(long, value_name = "CMD", value_parser = non_empty_command, requires = "adapter_cut_cmd")]
+    pub adapter_heal_cmd: Option<String>,
 }
 
 fn non_empty_command(text: &str) -> Result<String, String> {
@@ -240,7 +259,10 @@ fn non_empty_command(text: &str) -> Result<String, String> {
 impl ReachArgs {
     /// Whether any of them was given (they need a live server).
     pub fn given(&self) -> bool {
-        self.socketio_path.is_some() || self.ca_cert.is_some() || self.restart_cmd.is_some()
+        self.socketio_path.is_some()
+            || self.ca_cert.is_some()
+            || self.restart_cmd.is_some()
+            || !self.nodes.is_empty()
     }
 
     /// As the library takes it.
@@ -255,6 +277,12 @@ impl ReachArgs {
                     command,
                     keeps_store: self.restart_keeps_store,
                 }),
+            nodes: self.nodes.clone(),
+            kill_node: self.kill_node_cmd.clone(),
+            adapter: self
+                .adapter_cut_cmd
+                .clone()
+                .zip(self.adapter_heal_cmd.clone()),
         }
     }
 }

@@ -44,7 +44,7 @@ impl From<Exit> for ExitCode {
 /// checks (a test keeps the clause list in step with [`Clause::ALL`](crate::spec::Clause::ALL)).
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    " (contract v1: T1-T2 I1-I3 P1-P4 M1-M5 L1-L4 H1 B1; contract v2: H2 A1-A6)"
+    " (contract v1: T1-T2 I1-I3 P1-P4 M1-M5 L1-L4 H1 B1; contract v2: H2 A1-A6; several nodes: N1-N4)"
 );
 
 /// Deterministic simulation and conformance harness for the chat presence protocol.

@@ -117,6 +117,17 @@ pub async fn probe_online<C: Connector>(
     recorder: &Recorder,
     request_timeout: Duration,
 ) {
+    probe_online_as(connector, recorder, "observer", request_timeout).await;
+}
+
+/// As [`probe_online`], recorded as `actor` (one observer per node of a
+/// deployment of several nodes).
+pub async fn probe_online_as<C: Connector>(
+    connector: &C,
+    recorder: &Recorder,
+    actor: &str,
+    request_timeout: Duration,
+) {
     let outcome = timeout(
         request_timeout,
         transport::request(connector, http::Method::GET, "/api/online", &[], None),
@@ -140,5 +151,5 @@ pub async fn probe_online<C: Connector>(
             reason: e.to_string(),
         },
     };
-    recorder.record("observer", what);
+    recorder.record(actor, what);
 }

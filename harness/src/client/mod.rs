@@ -9,7 +9,7 @@ mod http;
 mod link;
 mod session;
 
-pub use http::probe_online;
+pub use http::{probe_online, probe_online_as};
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -753,23 +753,35 @@ async fn check_verdicts_do_not_depend_on_the_seed() {
 /// real HAProxy in front, `balance` `sticky` (by cookie) or `roundrobin`,
 /// the nodes with `defect`. The report's failed clauses.
 async fn check_cluster(balance: &'static str, defect: &'static str) -> (Vec<String>, String) {
+    // Node b is killed for N3, and cut off from Redis (its relay resets
+    // every connection) and healed for N4.
+    let check = r#""$HARNESS" check "$PUBLIC" --level cluster --node "$NODE_A" --node "$NODE_B" \
+        --kill-node-cmd "kill -9 $NODE_B_PID" \
+        --adapter-cut-cmd "kill -USR1 $RELAY_B_PID" --adapter-heal-cmd "kill -USR2 $RELAY_B_PID" \
+        --seed 5 --timeout-scale 2 --format json"#;
     let out = tokio::process::Command::new("bash")
         .arg(interop_dir().join("cluster.sh"))
-        .args([balance, defect, "--", "sh", "-c"])
-        .arg(r#""$HARNESS" check "$PUBLIC" --level core --seed 5 --timeout-scale 2 --format json"#)
+        .args([balance, defect, "--", "sh", "-c", check])
         .env("HARNESS", env!("CARGO_BIN_EXE_harness"))
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(240), out)
+    let out = tokio::time::timeout(Duration::from_secs(300), out)
         .await
-        .expect("the cluster's check ends within 240 s")
+        .expect("the cluster's check ends within 300 s")
         .expect("bash runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("a JSON report ({e}): {stderr}"));
-    let failed = report["clauses"]
-        .as_array()
-        .expect("clauses")
+    let verdicts = report["clauses"].as_array().expect("clauses");
+    let listed: Vec<&str> = verdicts
+        .iter()
+        .filter_map(|c| c["clause"].as_str())
+        .collect();
+    assert!(
+        ["N1", "N2", "N3", "N4"].iter().all(|n| listed.contains(n)),
+        "a cluster report lists N1-N4: {listed:?}"
+    );
+    let failed = verdicts
         .iter()
         .filter(|c| c["verdict"] == "FAIL")
         .map(|c| c["clause"].as_str().unwrap_or_default().to_owned())
@@ -778,12 +790,15 @@ async fn check_cluster(balance: &'static str, defect: &'static str) -> (Vec<Stri
 }
 
 /// Issue 31, with the real parts users have: two python-socketio nodes
-/// sharing a real Redis behind a real HAProxy, checked through the public
-/// URL. Sticky by cookie and sharing all state, the deployment keeps the
-/// contract; behind a balancer that is not sticky, polling sessions are
-/// refused by the other node (`400 Session ID unknown`, N2) and T1 fails;
-/// with presence kept per process (the seed's dict on each node, N1),
-/// a user on the other node is not online and P2 fails.
+/// sharing a real Redis behind a real HAProxy, checked at `--level cluster`
+/// through the public URL and each node's own, with node b killed (N3) and
+/// cut off from Redis (N4). Sticky by cookie and sharing all state, the
+/// deployment passes every clause, N1–N4 included. Each defect fails the
+/// clause that names it: a balancer that is not sticky N2 (and T1: polling
+/// clients cannot connect); presence kept per process (the seed's dict on
+/// each node) N1; presence entries that outlive their node N3 and nothing
+/// else; a node that acks what it could not store while cut off N4 and
+/// nothing else.
 async fn a_python_socketio_cluster_behind_haproxy_is_checked_through_its_public_url() {
     let (sticky, roundrobin, per_process) = tokio::join!(
         check_cluster("sticky", "none"),
@@ -797,16 +812,32 @@ async fn a_python_socketio_cluster_behind_haproxy_is_checked_through_its_public_
         sticky.1
     );
     assert!(
-        roundrobin.0.contains(&"T1".to_owned()),
+        roundrobin.0.contains(&"N2".to_owned()) && roundrobin.0.contains(&"T1".to_owned()),
         "a balancer that is not sticky: {:?}\n{}",
         roundrobin.0,
         roundrobin.1
     );
     assert!(
-        per_process.0.contains(&"P2".to_owned()),
+        per_process.0.contains(&"N1".to_owned()) && !per_process.0.contains(&"N2".to_owned()),
         "presence per process: {:?}\n{}",
         per_process.0,
         per_process.1
+    );
+    let (no_expiry, ack_when_cut) = tokio::join!(
+        check_cluster("sticky", "presence_without_expiry"),
+        check_cluster("sticky", "ack_when_cut"),
+    );
+    assert_eq!(
+        no_expiry.0,
+        ["N3"],
+        "presence without expiry:\n{}",
+        no_expiry.1
+    );
+    assert_eq!(
+        ack_when_cut.0,
+        ["N4"],
+        "acks while cut off from Redis:\n{}",
+        ack_when_cut.1
     );
 }
 
