@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A deployment of two nodes on loopback, as the seed's stack runs in
 # production: a real Redis (Debian's redis-server), two python-socketio nodes
-# sharing it (python_cluster.py, AsyncRedisManager), and a real HAProxy in
-# front, sticky by cookie as socket.io's docs recommend, or not.
+# sharing it (python_cluster.py, AsyncRedisManager) -- or, with
+# REFERENCE_SERVER=path/to/server-under-test, two reference nodes (--redis,
+# --node-id; DEFECT is then a --bug switch) -- and a real HAProxy in front,
+# sticky by cookie as socket.io's docs recommend, or not.
 #
 #   interop/cluster.sh [sticky|roundrobin] [DEFECT] -- COMMAND...
 #
@@ -39,9 +41,17 @@ RELAY_B_PID=$!
 for _ in $(seq 50); do grep -q "^relay" "$work/relay.log" && break; sleep 0.1; done
 
 start_node() { # id redis-port
-  python3 python_cluster.py --redis "redis://127.0.0.1:$2/0" --node-id "$1" \
-    --port 0 --ping-interval 1 --ping-timeout 1 --ack-timeout 1 --defect "$defect" \
-    >"$work/node-$1.log" 2>&1 &
+  if [ -n "${REFERENCE_SERVER:-}" ]; then
+    bug=()
+    [ "$defect" != none ] && bug=(--bug "$defect")
+    "$REFERENCE_SERVER" --addr 127.0.0.1:0 --redis "redis://127.0.0.1:$2/0" --node-id "$1" \
+      --ping-interval-ms 1000 --ping-timeout-ms 1000 --ack-timeout-ms 1000 "${bug[@]}" \
+      >"$work/node-$1.log" 2>&1 &
+  else
+    python3 python_cluster.py --redis "redis://127.0.0.1:$2/0" --node-id "$1" \
+      --port 0 --ping-interval 1 --ping-timeout 1 --ack-timeout 1 --defect "$defect" \
+      >"$work/node-$1.log" 2>&1 &
+  fi
   pids+=($!)
   eval "NODE_$(echo "$1" | tr a-z A-Z)_PID=$!"
 }

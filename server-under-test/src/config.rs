@@ -142,11 +142,37 @@ pub enum Bug {
     /// alone answers (breaks M1: a client that restarts its counter loses
     /// every message it sends under a used id).
     AckByClientIdOnly,
+    /// Several nodes: presence is kept per process, the seed's dict once per
+    /// node: a user on another node is "not online", its messages go to the
+    /// mailbox, and `/api/online` differs by node (breaks N1).
+    PresencePerProcess,
+    /// Several nodes: a message is pushed only to the accepting node's
+    /// connections of the recipient, acked `websocket` all the same, with no
+    /// fallback: a recipient on another node never gets it (breaks N1).
+    PushLocalOnly,
+    /// Several nodes: ids come from a counter per process, so two nodes hand
+    /// out the same id (breaks N1: ids unique and increasing across nodes).
+    IdsPerProcess,
+    /// Several nodes: a dead node's presence entries never expire, so its
+    /// users stay online for good (breaks N3).
+    PresenceWithoutExpiry,
 }
 
 impl Bug {
+    /// Whether the switch only changes a node of several (`--redis`): a
+    /// single process behaves the same with it.
+    pub fn cluster_only(self) -> bool {
+        matches!(
+            self,
+            Bug::PresencePerProcess
+                | Bug::PushLocalOnly
+                | Bug::IdsPerProcess
+                | Bug::PresenceWithoutExpiry
+        )
+    }
+
     /// Every switch, in a fixed order.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 17] = [
         Bug::RegisterAnonymous,
         Bug::NeverPush,
         Bug::LastSidWins,
@@ -160,6 +186,10 @@ impl Bug {
         Bug::MailboxByHeader,
         Bug::IgnoreStaleCursor,
         Bug::AckByClientIdOnly,
+        Bug::PresencePerProcess,
+        Bug::PushLocalOnly,
+        Bug::IdsPerProcess,
+        Bug::PresenceWithoutExpiry,
     ];
 
     /// The switch's name on the command line and in reports.
@@ -178,6 +208,10 @@ impl Bug {
             Bug::MailboxByHeader => "mailbox_by_header",
             Bug::IgnoreStaleCursor => "ignore_stale_cursor",
             Bug::AckByClientIdOnly => "ack_by_client_id_only",
+            Bug::PresencePerProcess => "presence_per_process",
+            Bug::PushLocalOnly => "push_local_only",
+            Bug::IdsPerProcess => "ids_per_process",
+            Bug::PresenceWithoutExpiry => "presence_without_expiry",
         }
     }
 

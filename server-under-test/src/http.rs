@@ -11,6 +11,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tracing::info;
 
+use socketioxide::adapter::Adapter;
+
 use crate::chat::Chat;
 use crate::config::Bug;
 use crate::store::MailboxEntry;
@@ -36,11 +38,11 @@ pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
 }
 
 /// The HTTP routes, with JSON answers for unknown paths and methods too.
-pub fn routes(chat: Arc<Chat>) -> Router {
+pub fn routes<A: Adapter>(chat: Arc<Chat<A>>) -> Router {
     Router::new()
-        .route("/health", get(health))
-        .route("/api/online", get(online))
-        .route("/api/messages", get(messages))
+        .route("/health", get(health::<A>))
+        .route("/api/online", get(online::<A>))
+        .route("/api/messages", get(messages::<A>))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .method_not_allowed_fallback(|| async {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
@@ -85,7 +87,7 @@ fn error(status: StatusCode, reason: impl std::fmt::Display) -> Response {
 }
 
 /// H1, and H2 for a v2 server: `{"status", "contract": "v2", "auth"}`.
-async fn health(State(chat): State<Arc<Chat>>) -> Json<Health> {
+async fn health<A: Adapter>(State(chat): State<Arc<Chat<A>>>) -> Json<Health> {
     let v2 = chat.config().auth.is_some();
     Json(Health {
         status: "ok",
@@ -94,14 +96,25 @@ async fn health(State(chat): State<Arc<Chat>>) -> Json<Health> {
     })
 }
 
-async fn online(State(chat): State<Arc<Chat>>) -> Json<Online> {
-    Json(Online {
-        users: chat.online_users(),
-    })
+async fn online<A: Adapter>(State(chat): State<Arc<Chat<A>>>) -> Response {
+    match chat.online_everywhere().await {
+        Ok(users) => Json(Online { users }).into_response(),
+        Err(e) => unavailable(&e),
+    }
 }
 
-async fn messages(
-    State(chat): State<Arc<Chat>>,
+/// A node of several that cannot reach the shared state says so (N4)
+/// instead of answering from what it alone knows.
+fn unavailable(e: &redis::RedisError) -> Response {
+    info!("🚫 the shared state is unreachable: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the shared state is unreachable; try again",
+    )
+}
+
+async fn messages<A: Adapter>(
+    State(chat): State<Arc<Chat<A>>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -124,7 +137,13 @@ async fn messages(
     };
     // L4: a cursor above every seq this mailbox ever assigned (a cursor from
     // before a restart with a fresh store, or a client bug) discards nothing.
-    let latest = chat.store().last_seq(username.as_str());
+    let latest = match chat.cluster() {
+        Some(cluster) => match cluster.last_seq(username.as_str()).await {
+            Ok(latest) => latest,
+            Err(e) => return unavailable(&e),
+        },
+        None => chat.store().last_seq(username.as_str()),
+    };
     if after > latest && !chat.config().has_bug(Bug::IgnoreStaleCursor) {
         info!("🚫 stale cursor from {username}: after={after}, latest={latest}");
         let body = Stale {
@@ -133,7 +152,13 @@ async fn messages(
         };
         return (StatusCode::CONFLICT, Json(body)).into_response();
     }
-    let mut messages = chat.store().mailbox_after(username.as_str(), after);
+    let mut messages = match chat.cluster() {
+        Some(cluster) => match cluster.mailbox_after(username.as_str(), after).await {
+            Ok(messages) => messages,
+            Err(e) => return unavailable(&e),
+        },
+        None => chat.store().mailbox_after(username.as_str(), after),
+    };
     let more = messages.len() > PAGE_ENTRIES;
     messages.truncate(PAGE_ENTRIES);
     Json(Messages { messages, more }).into_response()

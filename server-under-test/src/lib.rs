@@ -7,6 +7,7 @@
 //! - [`wire`]: event names, payload validation, error shapes (M1, B1)
 //! - [`chat`]: the Socket.IO handlers (I3, P1–P3, M2–M5)
 //! - [`http`]: `/api/online`, `/api/messages`, `/health` (P4, L1, H1)
+//! - [`cluster`]: the shared state of a deployment of several nodes, in Redis (N1–N4)
 //! - [`config`]: timers, limits, and the bug switches
 //! - [`observe`]: what the server saw of itself, for a harness's referee
 //!
@@ -16,6 +17,7 @@
 
 pub mod chat;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod observe;
@@ -119,9 +121,84 @@ pub async fn serve_tcp(
     config: Config,
     limits: Limits,
 ) -> std::io::Result<()> {
+    let (router, _chat) = app(config);
+    serve_router_tcp(listener, router, limits).await
+}
+
+/// Why a node of several could not join its deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// Redis refused, or is not there.
+    #[error("cannot reach the deployment's Redis at {url}: {source}")]
+    Redis {
+        /// As given (without credentials).
+        url: String,
+        /// What redis-rs said.
+        source: redis::RedisError,
+    },
+    /// socketioxide's Redis adapter could not subscribe.
+    #[error("socketioxide's Redis adapter could not start: {0}")]
+    Adapter(String),
+}
+
+/// One node of a deployment of several (contract N1–N4): the whole server as
+/// one router, its shared state in the Redis at `redis_url` (mailboxes, ids,
+/// retries, presence per node with a liveness key), and its pushes, acks and
+/// presence events crossing nodes through socketioxide's Redis adapter.
+/// Starts the node's heartbeat (N3).
+pub async fn cluster_app(
+    config: Config,
+    redis_url: &str,
+    node: &str,
+) -> Result<(axum::Router, Arc<Chat<chat::ClusterAdapter>>), JoinError> {
+    let shown = redis_url
+        .split('@')
+        .next_back()
+        .unwrap_or(redis_url)
+        .to_owned();
+    let redis_error = |source| JoinError::Redis {
+        url: shown.clone(),
+        source,
+    };
+    // socketioxide-redis speaks RESP3 (pushes on one connection).
+    let url = if redis_url.contains("protocol=") {
+        redis_url.to_owned()
+    } else if redis_url.contains('?') {
+        format!("{redis_url}&protocol=resp3")
+    } else {
+        format!("{redis_url}?protocol=resp3")
+    };
+    let client = redis::Client::open(url).map_err(redis_error)?;
+    let manager = client.get_connection_manager().await.map_err(redis_error)?;
+    // A dead node's entry outlives it by at most one heartbeat period
+    // (pingInterval + pingTimeout): its users are offline within N3's
+    // 2 × (pingInterval + pingTimeout).
+    let ttl_ms = config.ping_interval_ms + config.ping_timeout_ms;
+    let cluster = cluster::Cluster::join(node, manager, ttl_ms)
+        .await
+        .map_err(redis_error)?;
+    let adapter = socketioxide_redis::RedisAdapterCtr::new_with_redis(&client)
+        .await
+        .map_err(redis_error)?;
+    let store = Arc::new(MemoryStore::booted_at(config.epoch_unix_ms));
+    let chat = Arc::new(Chat::new(config, store).clustered(cluster));
+    let layer = chat::clustered_socket_io_layer(Arc::clone(&chat), adapter)
+        .await
+        .map_err(|e| JoinError::Adapter(e.to_string()))?;
+    let cors = http::cors(&chat.config().cors_origins);
+    let router = http::routes(Arc::clone(&chat)).layer(layer).layer(cors);
+    chat.spawn_heartbeat();
+    Ok((router, chat))
+}
+
+/// Serves `router` on real TCP through hyper's builder with `limits`.
+pub async fn serve_router_tcp(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: Limits,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
-    let (router, _chat) = app(config);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer) = match listener.accept().await {

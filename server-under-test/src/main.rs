@@ -19,7 +19,8 @@ struct Args {
     addr: SocketAddr,
     /// Turn on a deliberate defect (repeatable): register_anonymous, never_push,
     /// last_sid_wins, no_ack_fallback, stale_presence, trust_payload_from, extra_args,
-    /// ignore_stale_cursor, ack_by_client_id_only; with --auth jwt also trust_header, skip_exp, accept_alg_none, mailbox_by_header.
+    /// ignore_stale_cursor, ack_by_client_id_only; with --auth jwt also trust_header, skip_exp, accept_alg_none, mailbox_by_header;
+    /// with --redis also presence_per_process, push_local_only, ids_per_process, presence_without_expiry.
     #[arg(long = "bug", value_name = "NAME", value_parser = parse_bug)]
     bugs: Vec<Bug>,
     /// Engine.IO ping interval in milliseconds (50 to 600000: 0 would stop
@@ -68,6 +69,29 @@ struct Args {
     #[arg(long = "path", value_name = "PATH", default_value = "/socket.io",
           value_parser = parse_path)]
     socketio_path: String,
+    /// Run as one node of a deployment of several sharing this Redis
+    /// (redis://HOST:PORT[/DB]): presence, ids, mailboxes and retries live
+    /// there, and pushes cross nodes through socketioxide's Redis adapter
+    /// (contract N1-N4). Without it, one process as before.
+    #[arg(long, value_name = "URL", requires = "node_id")]
+    redis: Option<String>,
+    /// This node's id in the deployment (with --redis), unique per node.
+    #[arg(long, value_name = "ID", requires = "redis", value_parser = parse_node_id)]
+    node_id: Option<String>,
+}
+
+fn parse_node_id(text: &str) -> Result<String, String> {
+    if text.is_empty()
+        || text.len() > 64
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(format!(
+            "'{text}' is not a node id: 1 to 64 of [A-Za-z0-9_.-]"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_path(path: &str) -> Result<String, String> {
@@ -166,18 +190,36 @@ async fn main() -> anyhow::Result<()> {
         None => "",
         Some(_) => " (contract v2, jwt-hs256)",
     };
-    if bugs.is_empty() {
-        println!("listening on http://{addr}{contract}");
-    } else {
-        println!(
-            "listening on http://{addr}{contract} with bugs: {}",
-            bugs.join(", ")
-        );
-    }
     let limits = server_under_test::Limits {
         header_read_timeout: std::time::Duration::from_millis(args.header_read_timeout_ms),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
     };
-    server_under_test::serve_tcp(listener, config, limits).await?;
+    let node = match (&args.redis, &args.node_id) {
+        (Some(redis), Some(node)) => {
+            let (router, _chat) =
+                server_under_test::cluster_app(config.clone(), redis, node).await?;
+            Some((
+                router,
+                format!(" as node {node} of a deployment sharing Redis"),
+            ))
+        }
+        _ => None,
+    };
+    let cluster = node.as_ref().map_or("", |(_, said)| said.as_str());
+    if bugs.is_empty() {
+        println!("listening on http://{addr}{contract}{cluster}");
+    } else {
+        println!(
+            "listening on http://{addr}{contract}{cluster} with bugs: {}",
+            bugs.join(", ")
+        );
+    }
+    match node {
+        Some((router, _)) => server_under_test::serve_router_tcp(listener, router, limits).await?,
+        None => {
+            let (router, _chat) = server_under_test::app(config);
+            server_under_test::serve_router_tcp(listener, router, limits).await?
+        }
+    }
     Ok(())
 }

@@ -122,9 +122,7 @@ impl<T> Presence<T> {
         })
     }
 
-    /// Whether `username` has a registered connection (the unit tests' view;
-    /// the server answers presence with [`Self::online_users`]).
-    #[cfg(test)]
+    /// Whether `username` has a registered connection here.
     pub fn is_online(&self, username: &str) -> bool {
         self.users.get(username).is_some_and(|c| !c.is_empty())
     }

@@ -80,6 +80,10 @@ pub enum Refusal {
     /// The recipient's mailbox is full.
     #[error("the recipient's mailbox is full")]
     MailboxFull,
+    /// A node of several cannot reach the deployment's shared state: it
+    /// accepts nothing it could not store or hand on (N4).
+    #[error("the shared state is unreachable; try again")]
+    Unavailable,
 }
 
 impl SendMessage {

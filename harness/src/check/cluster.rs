@@ -106,7 +106,10 @@ fn cluster_scenario(names: &Names, options: &CheckOptions, nodes: usize) -> Scen
                 send(&who(ws(i + 1)), "over polling, across nodes"),
             ),
             step(
-                2_300 + gap,
+                // One recipient, from every node in turn and back to the
+                // first, each send after the previous one's ack: ids must
+                // increase (M2 across nodes).
+                2_300 + 250 * i as u64,
                 poll(i),
                 send(&who(ws(0)), "to one recipient, from every node"),
             ),
@@ -124,6 +127,11 @@ fn cluster_scenario(names: &Names, options: &CheckOptions, nodes: usize) -> Scen
             step(5_000 + gap, mail(i), Action::Poll),
         ]);
     }
+    steps.push(step(
+        2_300 + 250 * nodes as u64,
+        poll(0),
+        send(&who(ws(0)), "to one recipient, from the first node again"),
+    ));
     steps.sort_by_key(|s| s.at_ms);
     let ack_ms = check_client(options).ack_timeout_ms;
     for_contract(
@@ -215,6 +223,7 @@ pub(super) async fn cluster_run(
         .map(|v| across_nodes(v, &scenario))
         .collect();
     violations.extend(every_node_agrees(&facts, slack));
+    violations.extend(ids_increase(&facts, &scenario));
     violations.extend(one_mailbox(&trace.events, &mailboxes));
     violations.extend(retry_on_any_node(&trace.events));
     violations.extend(sessions_stay(&trace.events));
@@ -411,6 +420,56 @@ pub(crate) fn every_node_agrees(facts: &Facts<'_>, slack: u64) -> Vec<Violation>
     // One finding per user and node is enough to see it.
     let mut seen = BTreeSet::new();
     found.retain(|v| seen.insert((v.subject.user.clone(), v.evidence[0].actor.clone())));
+    found
+}
+
+/// N1 (M2 across nodes): a message sent after another to the same recipient
+/// was acked carries a higher id, whichever nodes accepted them; no two
+/// share an id.
+pub(crate) fn ids_increase(facts: &Facts<'_>, scenario: &Scenario) -> Vec<Violation> {
+    use crate::judge::{user_of, Sent};
+    let mut found = Vec::new();
+    let mut by_recipient: std::collections::BTreeMap<&str, Vec<&Sent>> =
+        std::collections::BTreeMap::new();
+    for sent in facts.sent.values().filter(|s| s.accepted.is_some()) {
+        by_recipient.entry(sent.to.as_str()).or_default().push(sent);
+    }
+    let node = |s: &Sent| node_of_name(scenario, user_of(&s.conn)).map_or(0, |n| n + 1);
+    for (to, sends) in by_recipient {
+        for a in &sends {
+            let Some((a_ack, a_id, _)) = &a.accepted else {
+                continue;
+            };
+            for b in &sends {
+                let Some((b_ack, b_id, _)) = &b.accepted else {
+                    continue;
+                };
+                let wrong = if a.event == b.event {
+                    None
+                } else if a_id == b_id {
+                    (a.event.at_ms < b.event.at_ms).then(|| format!("both got id {a_id}"))
+                } else if b.event.at_ms > a_ack.at_ms && b_id < a_id {
+                    Some(format!("id {b_id} after id {a_id}"))
+                } else {
+                    None
+                };
+                let Some(wrong) = wrong else { continue };
+                found.push(Violation {
+                    clause: Clause::N1,
+                    at_ms: b_ack.at_ms,
+                    message: format!(
+                        "M2 across nodes: two messages to {to}, accepted on n{} then n{}, {wrong}: ids are not unique and increasing per recipient across nodes",
+                        node(a),
+                        node(b)
+                    ),
+                    evidence: vec![a.event.clone(), a_ack.clone(), b.event.clone(), b_ack.clone()],
+                    subject: Default::default(),
+                    ruling: None,
+                });
+            }
+        }
+    }
+    found.truncate(3);
     found
 }
 

@@ -94,6 +94,10 @@ pub const RULES: &[Rule] = &[
         clauses: &[Clause::N1],
     },
     Rule {
+        name: "ids_increase",
+        clauses: &[Clause::N1],
+    },
+    Rule {
         name: "one_mailbox",
         clauses: &[Clause::N1],
     },

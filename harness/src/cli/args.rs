@@ -393,10 +393,20 @@ fn parse_clause(id: &str) -> Result<Clause, String> {
 }
 
 fn parse_bug(name: &str) -> Result<Bug, String> {
-    Bug::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+    let bug = Bug::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Bug::ALL
+            .iter()
+            .filter(|b| !b.cluster_only())
+            .map(|b| b.name())
+            .collect();
         format!("unknown bug '{name}'; known: {}", known.join(", "))
-    })
+    })?;
+    if bug.cluster_only() {
+        return Err(format!(
+            "'{name}' changes a node of a deployment of several (server-under-test --redis URL --node-id ID), and the simulated world has one server node: start two nodes behind a balancer and run harness check --level cluster against them (interop/cluster.sh)"
+        ));
+    }
+    Ok(bug)
 }
 
 fn with_bugs(mut line: String, bugs: &[Bug]) -> String {

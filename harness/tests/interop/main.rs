@@ -348,6 +348,10 @@ fn suite() -> Vec<(&'static str, &'static [Client], TestFn)> {
             &[Cluster]
         ),
         t!(
+            two_reference_nodes_behind_haproxy_pass_and_each_cluster_bug_fails,
+            &[Cluster]
+        ),
+        t!(
             node_and_python_clients_run_the_flows_with_tokens_v2,
             &[Node, Python]
         ),
@@ -753,18 +757,59 @@ async fn check_verdicts_do_not_depend_on_the_seed() {
 /// real HAProxy in front, `balance` `sticky` (by cookie) or `roundrobin`,
 /// the nodes with `defect`. The report's failed clauses.
 async fn check_cluster(balance: &'static str, defect: &'static str) -> (Vec<String>, String) {
+    check_deployment(None, balance, defect).await
+}
+
+/// The reference server's binary, built if this test run did not build it
+/// (it sits beside the test executable's directory when it did).
+fn reference_server() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let bin = dir.join("server-under-test");
+    if !bin.exists() {
+        let built = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "server-under-test",
+                "--bin",
+                "server-under-test",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "cargo build -p server-under-test");
+    }
+    assert!(bin.exists(), "{} after cargo build", bin.display());
+    bin
+}
+
+/// Checks a deployment of two nodes from interop/cluster.sh at --level
+/// cluster: python-socketio nodes, or reference nodes from `server` (the
+/// defect then a --bug switch). The failed clauses, and everything said.
+async fn check_deployment(
+    server: Option<&std::path::Path>,
+    balance: &'static str,
+    defect: &'static str,
+) -> (Vec<String>, String) {
     // Node b is killed for N3, and cut off from Redis (its relay resets
     // every connection) and healed for N4.
     let check = r#""$HARNESS" check "$PUBLIC" --level cluster --node "$NODE_A" --node "$NODE_B" \
         --kill-node-cmd "kill -9 $NODE_B_PID" \
         --adapter-cut-cmd "kill -USR1 $RELAY_B_PID" --adapter-heal-cmd "kill -USR2 $RELAY_B_PID" \
         --seed 5 --timeout-scale 2 --format json"#;
-    let out = tokio::process::Command::new("bash")
+    let mut command = tokio::process::Command::new("bash");
+    command
         .arg(interop_dir().join("cluster.sh"))
         .args([balance, defect, "--", "sh", "-c", check])
         .env("HARNESS", env!("CARGO_BIN_EXE_harness"))
-        .kill_on_drop(true)
-        .output();
+        .kill_on_drop(true);
+    if let Some(server) = server {
+        command.env("REFERENCE_SERVER", server);
+    }
+    let out = command.output();
     let out = tokio::time::timeout(Duration::from_secs(300), out)
         .await
         .expect("the cluster's check ends within 300 s")
@@ -838,6 +883,63 @@ async fn a_python_socketio_cluster_behind_haproxy_is_checked_through_its_public_
         ["N4"],
         "acks while cut off from Redis:\n{}",
         ack_when_cut.1
+    );
+}
+
+/// Issue 31: two reference nodes (`server-under-test --redis --node-id`)
+/// sharing a real Redis behind a real HAProxy pass every clause at --level
+/// cluster, N3 and N4 included (node b killed; node b cut off from Redis and
+/// healed). Each cluster bug switch fails the clause that names it: presence
+/// per process, pushes to the accepting node's connections only, and ids per
+/// process N1; presence without expiry N3 and nothing else; and the same
+/// correct nodes behind a round-robin balancer N2.
+async fn two_reference_nodes_behind_haproxy_pass_and_each_cluster_bug_fails() {
+    let server = reference_server();
+    let server = Some(server.as_path());
+    let (correct, per_process, local_push) = tokio::join!(
+        check_deployment(server, "sticky", "none"),
+        check_deployment(server, "sticky", "presence_per_process"),
+        check_deployment(server, "sticky", "push_local_only"),
+    );
+    assert!(
+        correct.0.is_empty(),
+        "two correct reference nodes failed {:?}:\n{}",
+        correct.0,
+        correct.1
+    );
+    for (found, bug) in [
+        (&per_process, "presence_per_process"),
+        (&local_push, "push_local_only"),
+    ] {
+        assert!(
+            found.0.contains(&"N1".to_owned()),
+            "{bug}: {:?}\n{}",
+            found.0,
+            found.1
+        );
+    }
+    let (ids, no_expiry, roundrobin) = tokio::join!(
+        check_deployment(server, "sticky", "ids_per_process"),
+        check_deployment(server, "sticky", "presence_without_expiry"),
+        check_deployment(server, "roundrobin", "none"),
+    );
+    assert!(
+        ids.0.contains(&"N1".to_owned()),
+        "ids_per_process: {:?}\n{}",
+        ids.0,
+        ids.1
+    );
+    assert_eq!(
+        no_expiry.0,
+        ["N3"],
+        "presence_without_expiry:\n{}",
+        no_expiry.1
+    );
+    assert!(
+        roundrobin.0.contains(&"N2".to_owned()),
+        "round robin: {:?}\n{}",
+        roundrobin.0,
+        roundrobin.1
     );
 }
 
