@@ -180,7 +180,7 @@ pub struct Run {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Sentences (`N2.1`) the run's own probes exercised, besides what its
-    /// trace shows ([`evidence::sentences`]).
+    /// trace shows.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub sentences: BTreeSet<String>,
     /// Why one clause the run is for could not be judged (N3 without
