@@ -146,6 +146,21 @@ pub async fn replay_live_with(
         }
     }
     let scenario = &scenario;
+    // A deployment of several nodes (`--node`): user `u` is pinned to node
+    // `u % n` through its own proxy, so every pair of nodes meets; the
+    // observer asks the public URL.
+    let mut upstreams = Vec::new();
+    for url in &target.reach.nodes {
+        let reach = super::Reach {
+            socketio_path: target.reach.socketio_path.clone(),
+            ca_cert: target.reach.ca_cert.clone(),
+            ..super::Reach::default()
+        };
+        upstreams.push(super::Target::resolve_with(url, &reach).await?.addr);
+    }
+    if upstreams.is_empty() {
+        upstreams.push(target.addr);
+    }
     let mut runs = Vec::new();
     for i in 0..repeat.max(1) {
         // Fresh per play and per invocation, as a check's: a long-lived
@@ -160,7 +175,8 @@ pub async fn replay_live_with(
         let tagged = retag(scenario, &tag);
         let mut proxies = Vec::new();
         for u in 0..tagged.users.len() {
-            let proxy = FaultProxy::start(target.addr, options.seed ^ (i * 1_000 + u) as u64)
+            let upstream = upstreams[u % upstreams.len()];
+            let proxy = FaultProxy::start(upstream, options.seed ^ (i * 1_000 + u) as u64)
                 .await
                 .map_err(|e| CheckError::Unreachable {
                     url: target.url.clone(),

@@ -265,6 +265,19 @@ impl ReachArgs {
             || !self.nodes.is_empty()
     }
 
+    /// The options only `check` uses (a hunt or a replay plays scenarios;
+    /// killing a node or cutting it off is a check's own run): their names,
+    /// when given.
+    pub fn check_only(&self) -> Option<&'static str> {
+        if self.kill_node_cmd.is_some() {
+            Some("--kill-node-cmd")
+        } else if self.adapter_cut_cmd.is_some() {
+            Some("--adapter-cut-cmd")
+        } else {
+            None
+        }
+    }
+
     /// As the library takes it.
     pub fn reach(&self) -> crate::check::Reach {
         crate::check::Reach {

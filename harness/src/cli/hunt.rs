@@ -10,11 +10,15 @@ use crate::render;
 
 /// The `hunt` command.
 pub fn run(args: &HuntArgs) -> Exit {
+    if let Some(flag) = args.reach.check_only() {
+        eprintln!("error: {flag} is for harness check --level cluster, not for a hunt");
+        return Exit::Usage;
+    }
     if let Some(url) = &args.target {
         return run_live(args, url);
     }
     if args.reach.given() {
-        eprintln!("error: --path and --ca-cert are for a live server: add --target URL");
+        eprintln!("error: --path, --ca-cert, --restart-cmd and --node are for a live server: add --target URL");
         return Exit::Usage;
     }
     let plan = args.plan();

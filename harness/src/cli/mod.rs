@@ -178,6 +178,13 @@ pub fn main() -> ExitCode {
     };
     let exit = match cli.command {
         Command::Sim(args) => sim::run(&args, sim::Show::Report),
+        Command::Replay { reach, .. } if reach.check_only().is_some() => {
+            eprintln!(
+                "error: {} is for harness check --level cluster, not for a replay",
+                reach.check_only().unwrap_or_default()
+            );
+            Exit::Usage
+        }
         Command::Replay {
             sim,
             mermaid,
@@ -198,7 +205,7 @@ pub fn main() -> ExitCode {
             },
         ),
         Command::Replay { reach, .. } if reach.given() => {
-            eprintln!("error: --path and --ca-cert are for a live server: add --target URL");
+            eprintln!("error: --path, --ca-cert, --restart-cmd and --node are for a live server: add --target URL");
             Exit::Usage
         }
         Command::Replay { sim, mermaid, .. } => sim::run(

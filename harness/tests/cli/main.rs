@@ -80,6 +80,35 @@ fn bad_arguments_exit_2_with_a_clear_message() {
             vec!["bench", "--only", "everything"],
             "possible values: simulation",
         ),
+        (
+            vec!["sim", "--bug", "presence_per_process"],
+            "deployment of several",
+        ),
+        (
+            vec![
+                "check",
+                "http://127.0.0.1:1",
+                "--node",
+                "http://127.0.0.1:2",
+            ],
+            "needs --level cluster",
+        ),
+        (
+            vec![
+                "hunt",
+                "--target",
+                "http://127.0.0.1:1",
+                "--node",
+                "http://127.0.0.1:2",
+                "--kill-node-cmd",
+                "true",
+            ],
+            "not for a hunt",
+        ),
+        (
+            vec!["check", "http://127.0.0.1:1", "--kill-node-cmd", "true"],
+            "--node",
+        ),
     ] {
         let (code, _, err) = harness(&args);
         assert_eq!(code, 2, "{args:?}");
