@@ -15,12 +15,18 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::{send, step, CheckOptions, Names};
+use tokio::time::Instant;
+
+use super::{
+    check_client, drive_faults, send, step, CheckError, CheckOptions, Names, Run, Target,
+    PROBE_EVERY_MS,
+};
 use crate::faults::{FaultKind, FaultPlan};
+use crate::judge::check_all;
 use crate::net::transport::{self, TcpConnector};
 use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario};
-use crate::trace::{Recorder, What};
-use crate::world::SERVER_HOST;
+use crate::trace::{Recorder, TraceClock, What};
+use crate::world::{play, SERVER_HOST};
 
 /// How long a restart command may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -254,6 +260,55 @@ pub(crate) fn scenario(
             open_world: true,
         },
     )
+}
+
+/// `restart` (`--level robust` with `--restart-cmd`): the server restarted
+/// mid-scenario by the user's command, mail on both sides of it, every user
+/// reconnecting at once, a stale cursor, presence after
+/// ([`restart::scenario`]); judged by the same checkers, what a store the
+/// command does not keep lost exempted.
+pub(super) async fn restart_run(
+    target: &Target,
+    connector: &TcpConnector,
+    names: &Names,
+    options: &CheckOptions,
+    command: &RestartCommand,
+) -> Result<Run, CheckError> {
+    let started = Instant::now();
+    let recorder = Recorder::new(TraceClock::Real(started));
+    let scenario = scenario(names, options, command);
+    let connectors = vec![connector.clone(); scenario.users.len()];
+    let patience = Duration::from_millis(grace_ms(options));
+    let client = check_client(options);
+    let (_, restarted) = tokio::join!(
+        play(
+            &scenario,
+            connectors,
+            connector.clone(),
+            &recorder,
+            &client,
+            PROBE_EVERY_MS
+        ),
+        drive_faults(
+            &scenario,
+            &[],
+            &recorder,
+            Some((command, connector, patience))
+        )
+    );
+    restarted.map_err(|reason| CheckError::Restart {
+        url: target.url.clone(),
+        reason,
+    })?;
+    let trace = recorder.trace();
+    let violations = check_all(&trace, &scenario);
+    Ok(Run::new(
+        "restart",
+        Some(scenario),
+        trace,
+        violations,
+        started,
+    ))
 }
 
 #[cfg(test)]
