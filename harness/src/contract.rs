@@ -8,6 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// L3: the reference client polls its mailbox every 30 s.
+pub const POLL_INTERVAL_MS: u64 = 30_000;
+
 /// Longest valid username, in characters (I2).
 pub const MAX_USERNAME_LEN: usize = 32;
 

@@ -157,7 +157,7 @@ pub enum FaultKind {
     /// (sessions, presence, timers) lost; its store — mailboxes, message ids,
     /// retry memory — is kept across the restart when `keeps_store` (Redis
     /// with persistence) and lost otherwise (an in-memory store). A rolling
-    /// deploy. Its host is the server's ([`crate::world::SERVER_HOST`]); in the
+    /// deploy. Its host is the server's ([`crate::topology::SERVER_HOST`]); in the
     /// simulation the server's host is bounced, on real TCP `--restart-cmd`
     /// runs.
     Restart {
@@ -219,7 +219,7 @@ impl Fault {
 
     /// Whether it strikes the server itself rather than one client's link.
     pub fn is_on_server(&self) -> bool {
-        self.host == crate::world::SERVER_HOST
+        self.host == crate::topology::SERVER_HOST
     }
 }
 
@@ -303,7 +303,7 @@ impl FaultPlan {
         Some(Fault {
             at_ms,
             duration_ms,
-            host: crate::world::SERVER_HOST.into(),
+            host: crate::topology::SERVER_HOST.into(),
             kind: FaultKind::Restart { keeps_store },
         })
     }

@@ -19,8 +19,9 @@
 //!
 //! - the contract: [`spec`] (clauses and levels), [`contract`] (the wire's data
 //!   model: usernames, acks, messages)
-//! - what a run is: [`scenario`] (users, steps, [`faults`]), [`trace`] (events,
-//!   recorder, renderer)
+//! - what a run is: [`scenario`] (users, steps, [`faults`], the server's
+//!   timers), [`topology`] (which hosts exist, who runs where), [`trace`]
+//!   (events, recorder, renderer)
 //! - who runs: [`net`] (packets, connectors, the TCP fault proxy), [`client`]
 //!   (the reference client), [`world`] (the turmoil simulation, and how any
 //!   server plugs into it)
@@ -45,6 +46,7 @@ pub mod render;
 pub mod scenario;
 pub mod spec;
 pub mod token;
+pub mod topology;
 pub mod trace;
 pub mod world;
 

@@ -73,20 +73,6 @@ impl TokenPolicy {
         }
     }
 
-    /// The v2 counterpart of a v1 header policy: the valid header becomes a
-    /// valid token, no header no token, and each broken header a broken token,
-    /// so a scenario written for v1 keeps its registered and refused users.
-    pub fn in_place_of(header: crate::scenario::HeaderPolicy) -> Self {
-        use crate::scenario::HeaderPolicy;
-        match header {
-            HeaderPolicy::Valid => TokenPolicy::Valid,
-            HeaderPolicy::Absent => TokenPolicy::Absent,
-            HeaderPolicy::Empty => TokenPolicy::Forged,
-            HeaderPolicy::Invalid => TokenPolicy::AlgNone,
-            HeaderPolicy::TooLong => TokenPolicy::Tampered,
-        }
-    }
-
     /// Whether a conforming v2 server registers a connection presenting this
     /// token at connect time (A1, A2), as the token's user.
     pub fn registers(self) -> bool {

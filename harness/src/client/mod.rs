@@ -54,7 +54,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         Self {
-            poll_interval_ms: 30_000,
+            poll_interval_ms: crate::contract::POLL_INTERVAL_MS,
             reconnect_delay_ms: 1_000,
             reconnect_delay_max_ms: 5_000,
             reconnect_attempts: 5,

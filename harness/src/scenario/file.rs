@@ -153,7 +153,7 @@ impl Scenario {
                 user.name
             ));
         }
-        let hosts = crate::world::client_hosts(self.users.len());
+        let hosts = crate::topology::client_hosts(self.users.len());
         for fault in &self.faults.faults {
             let on_server = matches!(fault.kind, FaultKind::Restart { .. });
             if on_server != fault.is_on_server() {
@@ -161,7 +161,7 @@ impl Scenario {
                     "a {} fault names host {:?}: a restart strikes host {:?}, every other fault a client host",
                     fault.kind.name(),
                     fault.host,
-                    crate::world::SERVER_HOST
+                    crate::topology::SERVER_HOST
                 ));
             }
             if !on_server && !hosts.contains(&fault.host) {

@@ -3,10 +3,10 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::ServerTimers;
 use super::{Action, GenerateOptions, HeaderPolicy, OpenMode, Profile, Scenario, Step, UserSpec};
 use crate::faults::FaultPlan;
 use crate::token::TokenPolicy;
-use crate::world::ServerTimers;
 
 /// Names the generator picks from, then `u10`, `u11` … beyond them.
 const NAMES: [&str; 10] = [
@@ -45,7 +45,7 @@ impl Scenario {
         let active_ms = options.active_ms.max(1_000);
         let sleeps = options.faults.freeze.then(|| freeze_range(&options.timers));
         let steps = generate_steps(&mut rng, &users, active_ms, options.faults.crash, sleeps);
-        let hosts = crate::world::client_hosts(users.len());
+        let hosts = crate::topology::client_hosts(users.len());
         let mut faults = FaultPlan::swarm(&mut rng, &options.faults, &hosts, active_ms);
         // A server restart, from a stream of its own (every other draw of a
         // seed stays what it was).
@@ -82,10 +82,7 @@ impl Scenario {
         for user in users.iter_mut().filter(|_| options.client_mix) {
             user.socketio_js = js.random_bool(0.4);
         }
-        let heal_ms = Self::heal_ms_for(
-            &options.timers,
-            crate::client::ClientConfig::default().poll_interval_ms,
-        );
+        let heal_ms = Self::heal_ms_for(&options.timers, crate::contract::POLL_INTERVAL_MS);
         let mut scenario = Self {
             seed,
             users,

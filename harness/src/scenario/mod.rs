@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::faults::{FaultMenu, FaultPlan};
 use crate::token::TokenPolicy;
-use crate::world::ServerTimers;
 
 mod file;
 mod generate;
@@ -50,6 +49,22 @@ pub enum HeaderPolicy {
     Invalid,
     /// The name padded past 32 characters.
     TooLong,
+}
+
+impl HeaderPolicy {
+    /// The v2 counterpart of this v1 header policy: the valid header becomes
+    /// a valid token, no header no token, and each broken header a broken
+    /// token, so a scenario written for v1 keeps its registered and refused
+    /// users.
+    pub fn token_in_place(self) -> TokenPolicy {
+        match self {
+            HeaderPolicy::Valid => TokenPolicy::Valid,
+            HeaderPolicy::Absent => TokenPolicy::Absent,
+            HeaderPolicy::Empty => TokenPolicy::Forged,
+            HeaderPolicy::Invalid => TokenPolicy::AlgNone,
+            HeaderPolicy::TooLong => TokenPolicy::Tampered,
+        }
+    }
 }
 
 impl HeaderPolicy {
@@ -290,12 +305,11 @@ impl Scenario {
     }
 
     /// Makes every user a contract v2 client (A2): each presents the token
-    /// [`TokenPolicy::in_place_of`] its header policy. Users who already
+    /// [`HeaderPolicy::token_in_place`] of its header policy. Users who already
     /// have a token policy keep it.
     pub fn identify_by_token(&mut self) {
         for user in &mut self.users {
-            user.token
-                .get_or_insert(TokenPolicy::in_place_of(user.header));
+            user.token.get_or_insert(user.header.token_in_place());
         }
     }
 
@@ -327,5 +341,36 @@ impl Scenario {
             .saturating_add(17_000)
             .saturating_add(poll_interval_ms)
             .saturating_add(5_000)
+    }
+}
+
+/// The server's timers as the harness must assume them: Engine.IO's heartbeat
+/// (a client reads it from the handshake, but the scenario's heal phase is
+/// planned before any handshake) and the M5 ack timeout, which no handshake
+/// announces. Defaults are socket.io's and the contract's reference values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerTimers {
+    /// Engine.IO `pingInterval` (socket.io default 25 s).
+    pub ping_interval_ms: u64,
+    /// Engine.IO `pingTimeout` (socket.io default 20 s).
+    pub ping_timeout_ms: u64,
+    /// How long a push waits for the recipient's ack before falling back (M5).
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for ServerTimers {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            ack_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl ServerTimers {
+    /// How long a silently dead connection may take to be noticed.
+    pub fn dead_peer_ms(&self) -> u64 {
+        self.ping_interval_ms.saturating_add(self.ping_timeout_ms)
     }
 }

@@ -19,9 +19,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::scenario::ServerTimers;
+pub use crate::topology::{client_hosts, host_of, MAX_CLIENT_HOSTS, SERVER_HOST, SERVER_PORT};
 pub use reference::Reference;
 pub use script::{play, sleep_until_ms, HostScript, Observer};
-pub use server::{Listener, Server, ServerEnv, ServerExit, ServerTimers, SharedServer, SimClock};
+pub use server::{Listener, Server, ServerEnv, ServerExit, SharedServer, SimClock};
 
 use crate::client::ClientConfig;
 use crate::net::transport::SimConnector;
@@ -29,15 +31,6 @@ use crate::scenario::Scenario;
 use crate::trace::{Recorder, ServerRecord, Trace, TraceClock, What};
 use links::Links;
 
-/// The server's turmoil host name.
-pub const SERVER_HOST: &str = "server";
-/// The server's port.
-pub const SERVER_PORT: u16 = 80;
-/// Client hosts beyond which users share hosts. Turmoil's cost is per host per
-/// tick, idle or not (measured: ~1.2 µs), so the world's hosts, not its users,
-/// set the speed: 10 users on 10 hosts ran 513× real time, on 5 hosts 1000×,
-/// and with the observer moved onto the server's host 1170×.
-pub const MAX_CLIENT_HOSTS: usize = 5;
 /// Before the end, every user polls once more and the observer probes presence.
 pub const DRAIN_MS: u64 = 3_000;
 /// The default longest step while the network is idle ([`WorldOptions::idle_tick_ms`]).
@@ -155,23 +148,6 @@ impl WorldOptions {
 /// The HS256 secret the v2 reference server and the client share in the
 /// simulation.
 pub const SIM_JWT_SECRET: &[u8] = b"the simulation's shared secret";
-
-/// Client host names for `users` users.
-pub fn client_hosts(users: usize) -> Vec<String> {
-    let per_host = users_per_host(users);
-    (0..users.div_ceil(per_host))
-        .map(|h| format!("c{h}"))
-        .collect()
-}
-
-/// The host a user runs on.
-pub fn host_of(user: usize, users: usize) -> String {
-    format!("c{}", user / users_per_host(users))
-}
-
-fn users_per_host(users: usize) -> usize {
-    users.div_ceil(MAX_CLIENT_HOSTS).max(1)
-}
 
 /// What a run produced.
 #[derive(Debug)]

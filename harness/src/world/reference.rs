@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use server_under_test::{Bug, Config, Observed, Observer};
 
-use super::server::{Listener, Server, ServerEnv, ServerTimers, Serving};
+use super::server::{Listener, Server, ServerEnv, Serving};
+use crate::scenario::ServerTimers;
 use crate::trace::ServerEvent;
 
 /// The reference server with a configuration (timers, bug switches).

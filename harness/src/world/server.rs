@@ -11,40 +11,9 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 
+use crate::scenario::ServerTimers;
 use crate::trace::{Recorder, ServerEvent};
-
-/// The server's timers as the harness must assume them: Engine.IO's heartbeat
-/// (a client reads it from the handshake, but the scenario's heal phase is
-/// planned before any handshake) and the M5 ack timeout, which no handshake
-/// announces. Defaults are socket.io's and the contract's reference values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerTimers {
-    /// Engine.IO `pingInterval` (socket.io default 25 s).
-    pub ping_interval_ms: u64,
-    /// Engine.IO `pingTimeout` (socket.io default 20 s).
-    pub ping_timeout_ms: u64,
-    /// How long a push waits for the recipient's ack before falling back (M5).
-    pub ack_timeout_ms: u64,
-}
-
-impl Default for ServerTimers {
-    fn default() -> Self {
-        Self {
-            ping_interval_ms: 25_000,
-            ping_timeout_ms: 20_000,
-            ack_timeout_ms: 5_000,
-        }
-    }
-}
-
-impl ServerTimers {
-    /// How long a silently dead connection may take to be noticed.
-    pub fn dead_peer_ms(&self) -> u64 {
-        self.ping_interval_ms.saturating_add(self.ping_timeout_ms)
-    }
-}
 
 /// turmoil's TCP listener, as an axum listener: `axum::serve(listener, app)`
 /// works on it unchanged. Servers not built on axum take the raw listener with
