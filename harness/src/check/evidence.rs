@@ -227,7 +227,7 @@ pub fn sentences(run: &Run) -> BTreeSet<String> {
 fn stale_cursor_answered(run: &Run) -> bool {
     run.trace.events.iter().any(|e| {
         matches!(&e.what, What::Exchange { request, answer }
-            if request.contains(super::probes::STALE_CURSOR_POLL) && !answer.starts_with("error"))
+            if request.contains(super::endpoints::STALE_CURSOR_POLL) && !answer.starts_with("error"))
     })
 }
 

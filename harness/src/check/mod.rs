@@ -1,19 +1,24 @@
 //! `harness check`: black-box conformance of anyone's server, over real TCP.
 //!
 //! The same reference client, scenario format, trace and checkers as the
-//! simulation, pointed at a URL. A check is a handful of runs, each recorded as
-//! a trace and judged by pure functions:
-//! - `http`: the plain endpoints' shapes and refusals (H1, T2, L1, B1);
+//! simulation, pointed at a URL. A check is a list of runs, one file each,
+//! each recorded as a trace and judged by pure functions; this module only
+//! sequences them ([`check`]) and judges each clause on their evidence:
+//! - `http` (`endpoints.rs`): the plain endpoints' shapes and refusals (H1, T2,
+//!   L1, L4, P4);
 //! - `handshake`: an Engine.IO polling handshake, for the server's timers (T1);
-//! - `core`: one calm scenario covering identity (every bad header, a browser's
-//!   stripped websocket header, both username bounds), two tabs, pushes, the
-//!   mailbox, refusals, malformed sends, and a raw-packet abuser (B1);
+//! - `core`: one calm scenario covering identity (every bad header, a
+//!   browser's stripped websocket header, both username bounds), two tabs,
+//!   pushes, the mailbox, refusals, malformed sends, with the raw-packet
+//!   `abuse`r beside it (B1);
 //! - `cursor`: the mailbox cursor over HTTP, before and after re-polls (L1, L2);
 //! - `rust_socketio`: the core flow with a second, independent client;
-//! - `robust` (`--level robust`): the scenario again through the seeded fault
-//!   proxy: black hole until the ping timeout, reset, hold, lost poll response;
+//! - `robust` (`--level robust`): the scenario again through the seeded
+//!   fault proxy: black hole until the ping timeout, reset, hold, lost poll
+//!   response; and [`restart`] with `--restart-cmd`;
+//! - [`secure`] (`--level secure`): contract v2's authenticated identity;
 //! - `cluster` (`--level cluster`, `--node URL` per node): a deployment of
-//!   several nodes as one server (N1–N3), users pinned to chosen nodes.
+//!   several nodes as one server (N1–N4), users pinned to chosen nodes.
 //!
 //! Nothing here assumes more than the contract: a server may refuse or keep an
 //! unregistered connection, may name its errors as it likes, may discard polled
@@ -22,14 +27,17 @@
 mod abuse;
 mod cluster;
 mod core;
+mod cursor;
+mod endpoints;
 mod evidence;
-mod interop;
+mod handshake;
 mod probes;
 pub mod replay;
 pub mod report;
 pub mod restart;
 mod robust;
 pub mod rules;
+mod rust_socketio;
 pub mod secure;
 mod target;
 
@@ -42,9 +50,12 @@ use restart::restart_run;
 use robust::{drive_faults, robust_run};
 pub use target::{Reach, Target};
 
-use interop::rust_socketio_run;
-use probes::{abbreviate, cursor_run, handshake_run, http_run};
+use cursor::cursor_run;
+use endpoints::http_run;
+use handshake::handshake_run;
+use probes::abbreviate;
 use rules::{calm_deliveries, presence_is_announced, sessions_open};
+use rust_socketio::rust_socketio_run;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -324,7 +335,7 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
         ..options.clone()
     };
     let mut runs = vec![http_run(&connector, &names, options).await];
-    let findings = vec![probes::cors_finding(&connector, options.patience()).await];
+    let findings = vec![endpoints::cors_finding(&connector, options.patience()).await];
     let (handshake, timers) = handshake_run(&connector, &names, options).await;
     runs.push(handshake);
     let core = core_run(&connector, &names, options, timers).await;
@@ -393,7 +404,9 @@ pub async fn check(target: &Target, options: &CheckOptions) -> Result<CheckRepor
 pub async fn announced_timers(target: &Target, options: &CheckOptions) -> Option<AnnouncedTimers> {
     let connector = target.connector();
     let names = Names::new(options.seed, fresh_tag_source());
-    probes::handshake_run(&connector, &names, options).await.1
+    handshake::handshake_run(&connector, &names, options)
+        .await
+        .1
 }
 
 /// The token issuer live runs against `target` need: `None` for a v1 server

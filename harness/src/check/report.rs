@@ -65,7 +65,7 @@ pub fn text(report: &CheckReport) -> String {
                     out,
                     "finding: the server announced pingInterval {interval} ms, pingTimeout {timeout} ms; \
                      the check waits at most {} ms for each",
-                    super::probes::TIMER_CAP_MS
+                    super::handshake::TIMER_CAP_MS
                 );
             }
         }
