@@ -692,11 +692,16 @@ pub(crate) fn retry_on_any_node(events: &[Event]) -> Vec<Violation> {
 // N2: sessions through the public URL, and a session asked of the wrong node
 
 const PUBLIC: &str = "session@public";
+/// An event no handler has, without an ack request (B1: ignored).
+const N2_PROBE_EVENT: &str = "42[\"n2_session_probe\"]";
 const FOREIGN: &str = "session@other-node";
 
 /// Opens [`PUBLIC_SESSIONS`] polling sessions through the public URL and
-/// walks each through five requests (CONNECT, its answer, two pongs, the
-/// close), each carrying the cookies the handshake set.
+/// walks each through five requests (CONNECT, its answer, two events no
+/// handler has, the close), each carrying the cookies the handshake set.
+/// Every one is answered at once by a server that keeps B1 (an unknown
+/// event without an ack request is ignored); a long-poll after the first
+/// would wait for the server's next ping, so there is none.
 async fn public_sessions(
     public: &TcpConnector,
     names: &Names,
@@ -715,8 +720,8 @@ async fn public_sessions(
         for (method, body) in [
             (http::Method::POST, Some(connect.as_str())),
             (http::Method::GET, None),
-            (http::Method::POST, Some("3")),
-            (http::Method::POST, Some("3")),
+            (http::Method::POST, Some(N2_PROBE_EVENT)),
+            (http::Method::POST, Some(N2_PROBE_EVENT)),
             (http::Method::POST, Some("1")),
         ] {
             let (_, ok) = polling_request(
