@@ -698,7 +698,8 @@ const FOREIGN: &str = "session@other-node";
 
 /// Opens [`PUBLIC_SESSIONS`] polling sessions through the public URL and
 /// walks each through five requests (CONNECT, its answer, two events no
-/// handler has, the close), each carrying the cookies the handshake set.
+/// handler has, the close) and the pong to a ping the long-poll brought,
+/// each carrying the cookies the handshake set.
 /// Every one is answered at once by a server that keeps B1 (an unknown
 /// event without an ack request is ignored); a long-poll after the first
 /// would wait for the server's next ping, so there is none.
@@ -724,7 +725,7 @@ async fn public_sessions(
             (http::Method::POST, Some(N2_PROBE_EVENT)),
             (http::Method::POST, Some("1")),
         ] {
-            let (_, ok) = polling_request(
+            let (response, ok) = polling_request(
                 public,
                 recorder,
                 &actor,
@@ -736,6 +737,23 @@ async fn public_sessions(
             .await;
             if !ok {
                 break;
+            }
+            // A ping the long-poll brought is answered, as a client does,
+            // or the server would end the session at its ping timeout.
+            let pinged = response
+                .as_ref()
+                .is_some_and(|r| r.body.split('\u{1e}').any(|packet| packet == "2"));
+            if pinged {
+                polling_request(
+                    public,
+                    recorder,
+                    &actor,
+                    (http::Method::POST, &path, Some("3")),
+                    &name,
+                    cookie.as_deref(),
+                    options,
+                )
+                .await;
             }
         }
     }
