@@ -718,44 +718,76 @@ async fn public_sessions(
         };
         let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
         let connect = connect_packet(&name, options);
-        for (method, body) in [
-            (http::Method::POST, Some(connect.as_str())),
-            (http::Method::GET, None),
-            (http::Method::POST, Some(N2_PROBE_EVENT)),
-            (http::Method::POST, Some(N2_PROBE_EVENT)),
-            (http::Method::POST, Some("1")),
-        ] {
-            let (response, ok) = polling_request(
-                public,
-                recorder,
-                &actor,
-                (method, &path, body),
-                &name,
-                cookie.as_deref(),
-                options,
-            )
-            .await;
-            if !ok {
+        let session = PollingSession {
+            connector: public,
+            recorder,
+            actor: &actor,
+            path: &path,
+            name: &name,
+            cookie: cookie.as_deref(),
+            options,
+        };
+        if !session.request(http::Method::POST, Some(&connect)).await.1 {
+            continue;
+        }
+        // Long-polls until the namespace's CONNECT answer came (a client
+        // sends nothing else before it), answering pings as a client does,
+        // or the server would end the session at its ping timeout.
+        let mut connected = false;
+        for _ in 0..3 {
+            let (response, ok) = session.request(http::Method::GET, None).await;
+            let Some(response) = response.filter(|_| ok) else {
+                break;
+            };
+            let packets: Vec<&str> = response.body.split('\u{1e}').collect();
+            if packets.contains(&"2") && !session.request(http::Method::POST, Some("3")).await.1 {
                 break;
             }
-            // A ping the long-poll brought is answered, as a client does,
-            // or the server would end the session at its ping timeout.
-            let pinged = response
-                .as_ref()
-                .is_some_and(|r| r.body.split('\u{1e}').any(|packet| packet == "2"));
-            if pinged {
-                polling_request(
-                    public,
-                    recorder,
-                    &actor,
-                    (http::Method::POST, &path, Some("3")),
-                    &name,
-                    cookie.as_deref(),
-                    options,
-                )
-                .await;
+            if packets.iter().any(|p| p.starts_with("40")) {
+                connected = true;
+                break;
             }
         }
+        if !connected {
+            continue;
+        }
+        for body in [N2_PROBE_EVENT, N2_PROBE_EVENT, "1"] {
+            if !session.request(http::Method::POST, Some(body)).await.1 {
+                break;
+            }
+        }
+    }
+}
+
+/// One Engine.IO polling session of a probe: where its requests go, as whom,
+/// with which cookies, recorded as which actor.
+struct PollingSession<'a> {
+    connector: &'a TcpConnector,
+    recorder: &'a Recorder,
+    actor: &'a str,
+    path: &'a str,
+    name: &'a str,
+    cookie: Option<&'a str>,
+    options: &'a CheckOptions,
+}
+
+impl PollingSession<'_> {
+    /// One request of the session, recorded ([`polling_request`]).
+    async fn request(
+        &self,
+        method: http::Method,
+        body: Option<&str>,
+    ) -> (Option<transport::Response>, bool) {
+        polling_request(
+            self.connector,
+            self.recorder,
+            self.actor,
+            (method, self.path, body),
+            self.name,
+            self.cookie,
+            self.options,
+        )
+        .await
     }
 }
 
