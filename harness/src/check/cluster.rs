@@ -1910,4 +1910,127 @@ mod tests {
         assert_eq!(split.len(), 1);
         assert!(split[0].message.contains("disagree"));
     }
+
+    /// Two users on each of two nodes, as [`cluster_scenario`] places them.
+    fn two_node_scenario() -> Scenario {
+        Scenario {
+            seed: 1,
+            users: ["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"]
+                .iter()
+                .map(|n| crate::scenario::UserSpec::node(n))
+                .collect(),
+            steps: vec![],
+            faults: FaultPlan::calm(),
+            active_ms: 6_000,
+            heal_ms: 4_000,
+            open_world: true,
+        }
+    }
+
+    fn ev(at_ms: u64, actor: &str, what: What) -> Event {
+        Event {
+            at_ms,
+            actor: actor.into(),
+            what,
+        }
+    }
+
+    fn sent_and_acked(at_ms: u64, conn: &str, client_id: &str, to: &str, id: u64) -> [Event; 2] {
+        [
+            ev(
+                at_ms,
+                conn,
+                What::Sent {
+                    client_id: client_id.into(),
+                    to: to.into(),
+                },
+            ),
+            ev(
+                at_ms + 5,
+                conn,
+                What::Accepted {
+                    client_id: client_id.into(),
+                    id,
+                    delivery: crate::contract::Delivery::Polling,
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn ids_that_go_back_or_repeat_across_nodes_are_n1() {
+        let scenario = two_node_scenario();
+        let judge = |ids: [u64; 3]| {
+            let mut events = Vec::new();
+            events.extend(sent_and_acked(100, "a1#1", "x-1", "a0", ids[0]));
+            events.extend(sent_and_acked(400, "b1#1", "x-2", "a0", ids[1]));
+            events.extend(sent_and_acked(700, "a1#1", "x-3", "a0", ids[2]));
+            let trace = crate::trace::Trace { events };
+            let facts = Facts::new(&trace, &scenario);
+            ids_increase(&facts, &scenario)
+        };
+        assert!(judge([1, 2, 3]).is_empty());
+        // Gaps are fine: another recipient's messages took the ids between.
+        assert!(judge([4, 9, 30]).is_empty());
+        let back = judge([600, 12, 601]);
+        assert_eq!(back.len(), 1, "{back:?}");
+        assert_eq!(back[0].clause, Clause::N1);
+        assert!(back[0].message.contains("n2"), "{}", back[0].message);
+        let twice = judge([5, 5, 6]);
+        assert!(
+            twice.iter().any(|v| v.message.contains("both got id 5")),
+            "{twice:?}"
+        );
+    }
+
+    #[test]
+    fn a_node_whose_online_list_leaves_out_another_nodes_user_is_n1() {
+        let scenario = two_node_scenario();
+        let judge = |listed_by_n2: Vec<&str>| {
+            let mut events = vec![
+                ev(0, "a0#1", What::Connected),
+                ev(0, "b0#1", What::Connected),
+                ev(
+                    3_000,
+                    "observer@n1",
+                    What::OnlineProbe {
+                        users: vec!["a0".into(), "b0".into()],
+                    },
+                ),
+                ev(
+                    3_050,
+                    "observer@n2",
+                    What::OnlineProbe {
+                        users: listed_by_n2.iter().map(|u| u.to_string()).collect(),
+                    },
+                ),
+            ];
+            // A probe racing a change proves nothing.
+            events.push(ev(3_900, "a1#1", What::Connected));
+            events.push(ev(
+                4_000,
+                "observer@n2",
+                What::OnlineProbe {
+                    users: listed_by_n2.iter().map(|u| u.to_string()).collect(),
+                },
+            ));
+            let trace = crate::trace::Trace { events };
+            let facts = Facts::new(&trace, &scenario);
+            every_node_agrees(&facts, 1_000)
+        };
+        assert!(judge(vec!["a0", "b0"]).is_empty());
+        let found = judge(vec!["b0"]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].clause, Clause::N1);
+        assert!(
+            found[0].message.contains("n2: /api/online leaves out a0"),
+            "{}",
+            found[0].message
+        );
+        let stale = judge(vec!["a0", "b0", "b3"]);
+        assert!(
+            stale.iter().any(|v| v.message.contains("lists b3")),
+            "{stale:?}"
+        );
+    }
 }
