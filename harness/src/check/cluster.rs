@@ -28,13 +28,12 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{
-    abbreviate, answers_to, calm_deliveries, check_client, for_contract, presence_is_announced,
+    abbreviate, answers_to, calm_deliveries, calm_scenario, check_client, presence_is_announced,
     send, send_and_answer, sessions_open, step, user, AnnouncedTimers, CheckOptions, Names, Run,
     PROBE_EVERY_MS,
 };
 use crate::client::probe_online_as;
-use crate::faults::FaultPlan;
-use crate::judge::{check_all, Facts, Violation, PUSH_BOUND_MS};
+use crate::judge::{check_all, Facts, Violation};
 use crate::net::malformed::Out;
 use crate::net::transport::{self, TcpConnector, TcpWebSocket};
 use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario};
@@ -132,25 +131,7 @@ fn cluster_scenario(names: &Names, options: &CheckOptions, nodes: usize) -> Scen
         poll(0),
         send(&who(ws(0)), "to one recipient, from the first node again"),
     ));
-    steps.sort_by_key(|s| s.at_ms);
-    let ack_ms = check_client(options).ack_timeout_ms;
-    for_contract(
-        options,
-        Scenario {
-            seed: options.seed,
-            users,
-            steps,
-            faults: FaultPlan {
-                latency_ms_min: 0,
-                latency_ms_max: 0,
-                faults: Vec::new(),
-                push_bound_ms: (options.timeout_scale > 1.0).then(|| options.scaled(PUSH_BOUND_MS)),
-            },
-            active_ms: 6_000,
-            heal_ms: (2_500 + ack_ms + 1_000).saturating_sub(6_000).max(2_000) + DRAIN_MS + 1_000,
-            open_world: true,
-        },
-    )
+    calm_scenario(options, users, steps, 2_500)
 }
 
 /// The cluster run: the scenario across nodes, the mailboxes and a retry
@@ -621,13 +602,7 @@ async fn retry_probe(nodes: &[Node], names: &Names, recorder: &Recorder, options
         };
         let packet = format!("42{ack}{}", json!(["send_message", body]));
         let (answer, _) = send_and_answer(ws, &[Out::Text(packet.clone())], window).await;
-        recorder.record(
-            &format!("{RETRY}n{}", node + 1),
-            What::Exchange {
-                request: abbreviate(&packet),
-                answer,
-            },
-        );
+        record(recorder, &format!("{RETRY}n{}", node + 1), &packet, answer);
     }
     for ws in sockets.into_iter().flatten() {
         let mut ws = ws;
@@ -988,21 +963,9 @@ async fn dead_node_phase(
         victim_alive.abort();
         return Some("the watcher could not register on the first node".into());
     };
-    let sent = |ack: u64, to: &str, content: &str| {
-        format!(
-            "42{ack}{}",
-            json!(["send_message", {"to": to, "content": content, "client_id": format!("n3-{ack}-{}", names.tag)}])
-        )
-    };
-    let exchange = |actor: &str, request: &str, answer: String| {
-        recorder.record(
-            actor,
-            What::Exchange {
-                request: abbreviate(request),
-                answer,
-            },
-        )
-    };
+    let sent = |ack: u64, to: &str, content: &str| send_packet(ack, to, content, names, "n3");
+    let exchange =
+        |actor: &str, request: &str, answer: String| record(recorder, actor, request, answer);
     let before = sent(BEFORE_ACK, &keeper, "stored before a node died");
     let (answer, _) = send_and_answer(&mut watch, &[Out::Text(before.clone())], window).await;
     exchange(WATCHER, &before, answer);
@@ -1202,21 +1165,11 @@ async fn adapter_phase(
     };
     // The far user keeps reading (and answering pings) throughout.
     let far_alive = keep_alive(far_ws, recorder.clone(), FAR.to_owned());
-    let exchange = |actor: &str, request: &str, answer: String| {
-        recorder.record(
-            actor,
-            What::Exchange {
-                request: abbreviate(request),
-                answer,
-            },
-        )
-    };
+    let exchange =
+        |actor: &str, request: &str, answer: String| record(recorder, actor, request, answer);
     let command = |which: &str| format!("adapter-{which}-cmd {}", last.url);
     let sent = |ack: u64, to: &str| {
-        format!(
-            "42{ack}{}",
-            json!(["send_message", {"to": to, "content": "sent while cut off from the adapter", "client_id": format!("n4-{ack}-{}", names.tag)}])
-        )
+        send_packet(ack, to, "sent while cut off from the adapter", names, "n4")
     };
     if let Err(why) = super::restart::run_shell(cut, &[&last.url]).await {
         exchange(ADAPTER, &command("cut"), format!("error: {why}"));
@@ -1415,6 +1368,27 @@ pub(crate) fn adapter_loss(events: &[Event]) -> Vec<Violation> {
 // ---------------------------------------------------------------------------
 // Requests and sessions of the probes
 
+/// Records one exchange of a probe as `actor`, the request abbreviated.
+fn record(recorder: &Recorder, actor: &str, request: &str, answer: String) {
+    recorder.record(
+        actor,
+        What::Exchange {
+            request: abbreviate(request),
+            answer,
+        },
+    );
+}
+
+/// A `send_message` asking for ack `ack`, its `client_id` unique to this
+/// check (`{probe}-{ack}-{tag}`).
+fn send_packet(ack: u64, to: &str, content: &str, names: &Names, probe: &str) -> String {
+    let client_id = format!("{probe}-{ack}-{}", names.tag);
+    format!(
+        "42{ack}{}",
+        json!(["send_message", {"to": to, "content": content, "client_id": client_id}])
+    )
+}
+
 /// What a connection that only listens records its frames under.
 const WATCHING: &str = "(watching)";
 
@@ -1432,13 +1406,7 @@ async fn read_for(ws: &mut TcpWebSocket, span: Duration, recorder: &Recorder, ac
         )
         .await;
         if answer != super::NOTHING {
-            recorder.record(
-                actor,
-                What::Exchange {
-                    request: WATCHING.into(),
-                    answer,
-                },
-            );
+            record(recorder, actor, WATCHING, answer);
         }
         if closed {
             return true;
@@ -1637,6 +1605,7 @@ async fn http_exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::FaultPlan;
 
     fn at(at_ms: u64, actor: &str, request: &str, answer: &str) -> Event {
         Event {

@@ -13,11 +13,10 @@ use super::rules::{
     sessions_open,
 };
 use super::{
-    check_client, for_contract, send, step, user, AnnouncedTimers, CheckOptions, Names, Run,
+    calm_scenario, check_client, send, step, user, AnnouncedTimers, CheckOptions, Names, Run,
     PROBE_EVERY_MS,
 };
-use crate::faults::FaultPlan;
-use crate::judge::{check_all, Facts, PUSH_BOUND_MS};
+use crate::judge::{check_all, Facts};
 use crate::net::transport::TcpConnector;
 use crate::scenario::{Action, HeaderPolicy, OpenMode, Profile, Scenario};
 use crate::trace::{Recorder, TraceClock};
@@ -101,25 +100,7 @@ pub(super) fn core_scenario(names: &Names, options: &CheckOptions) -> Scenario {
         step(5_000, 2, Action::Poll),
         step(5_500, 1, send(&n(9), "to a user who left")),
     ]);
-    steps.sort_by_key(|s| s.at_ms);
-    let ack_ms = check_client(options).ack_timeout_ms;
-    for_contract(
-        options,
-        Scenario {
-            seed: options.seed,
-            users,
-            steps,
-            faults: FaultPlan {
-                latency_ms_min: 0,
-                latency_ms_max: 0,
-                faults: Vec::new(),
-                push_bound_ms: (options.timeout_scale > 1.0).then(|| options.scaled(PUSH_BOUND_MS)),
-            },
-            active_ms: 6_000,
-            heal_ms: (2_900 + ack_ms + 1_000).saturating_sub(6_000).max(2_000) + DRAIN_MS + 1_000,
-            open_world: true,
-        },
-    )
+    calm_scenario(options, users, steps, 2_900)
 }
 
 pub(super) async fn core_run(

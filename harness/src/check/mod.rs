@@ -701,6 +701,43 @@ fn send(to: &str, content: &str) -> Action {
 /// How often the check's observer probes `/api/online`.
 const PROBE_EVERY_MS: u64 = 1_000;
 
+/// A scenario on the check's calm network: `steps` in time order over a 6 s
+/// active phase, a heal long enough for the last send (at `last_send_ms`) to
+/// be acked or fall back to the mailbox, and M3's bound scaled with
+/// `--timeout-scale`; identified by token for a v2 server.
+fn calm_scenario(
+    options: &CheckOptions,
+    users: Vec<UserSpec>,
+    mut steps: Vec<Step>,
+    last_send_ms: u64,
+) -> Scenario {
+    steps.sort_by_key(|s| s.at_ms);
+    let ack_ms = check_client(options).ack_timeout_ms;
+    let active_ms = 6_000;
+    for_contract(
+        options,
+        Scenario {
+            seed: options.seed,
+            users,
+            steps,
+            faults: crate::faults::FaultPlan {
+                latency_ms_min: 0,
+                latency_ms_max: 0,
+                faults: Vec::new(),
+                push_bound_ms: (options.timeout_scale > 1.0)
+                    .then(|| options.scaled(crate::judge::PUSH_BOUND_MS)),
+            },
+            active_ms,
+            heal_ms: (last_send_ms + ack_ms + 1_000)
+                .saturating_sub(active_ms)
+                .max(2_000)
+                + crate::world::DRAIN_MS
+                + 1_000,
+            open_world: true,
+        },
+    )
+}
+
 /// A v2 server (the check has its secret): every user of `scenario`
 /// identifies by token ([`Scenario::identify_by_token`]); a v1 one is unchanged.
 fn for_contract(options: &CheckOptions, mut scenario: Scenario) -> Scenario {
