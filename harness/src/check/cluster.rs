@@ -468,14 +468,11 @@ async fn read_mailboxes(
 ) {
     for name in mailboxes {
         for (i, node) in nodes.iter().enumerate() {
-            http_exchange(
+            read_mailbox(
                 &node.connector,
                 recorder,
                 &format!("{MAILBOX}n{}", i + 1),
-                http::Method::GET,
-                "/api/messages?after=0",
-                Some(name),
-                None,
+                name,
                 options,
             )
             .await;
@@ -1012,17 +1009,7 @@ async fn dead_node_phase(
     victim_alive.abort();
     let _ = watch.close(None).await;
     for name in [&keeper, &victim] {
-        http_exchange(
-            &nodes[0].connector,
-            recorder,
-            DEAD_MAIL,
-            http::Method::GET,
-            "/api/messages?after=0",
-            Some(name),
-            None,
-            options,
-        )
-        .await;
+        read_mailbox(&nodes[0].connector, recorder, DEAD_MAIL, name, options).await;
     }
     None
 }
@@ -1211,17 +1198,7 @@ async fn adapter_phase(
         .err()
         .map(|why| format!("--adapter-heal-cmd failed: {why}"));
     for name in [&far, &mailbox] {
-        http_exchange(
-            &nodes[0].connector,
-            recorder,
-            CUT_MAIL,
-            http::Method::GET,
-            "/api/messages?after=0",
-            Some(name),
-            None,
-            options,
-        )
-        .await;
+        read_mailbox(&nodes[0].connector, recorder, CUT_MAIL, name, options).await;
     }
     note
 }
@@ -1553,35 +1530,29 @@ async fn polling_request(
     (outcome.ok(), ok)
 }
 
-/// One plain HTTP request as `name` (the header, or a token for a v2
-/// server), recorded as `actor` with `username="…"` in the request.
-#[allow(clippy::too_many_arguments)]
-async fn http_exchange(
+/// Reads `name`'s whole mailbox (`GET /api/messages?after=0`) as that user
+/// (the header, or a token for a v2 server), recorded as `actor` with
+/// `username="…"` in the request and the body whole, for comparing.
+async fn read_mailbox(
     connector: &TcpConnector,
     recorder: &Recorder,
     actor: &str,
-    method: http::Method,
-    path: &str,
-    name: Option<&str>,
-    body: Option<String>,
+    name: &str,
     options: &CheckOptions,
 ) {
-    let token = name.and_then(|n| {
-        options
-            .tokens
-            .as_ref()
-            .and_then(|issuer| issuer.mint(crate::token::TokenPolicy::Valid, n))
-    });
-    let bearer = token.map(|t| format!("Bearer {t}"));
-    let mut headers = Vec::new();
-    match (name, &bearer) {
-        (_, Some(bearer)) => headers.push(("authorization", bearer.as_str())),
-        (Some(name), None) => headers.push(("username", name)),
-        (None, None) => {}
-    }
+    let path = "/api/messages?after=0";
+    let bearer = options
+        .tokens
+        .as_ref()
+        .and_then(|issuer| issuer.mint(crate::token::TokenPolicy::Valid, name))
+        .map(|token| format!("Bearer {token}"));
+    let headers = match &bearer {
+        Some(bearer) => [("authorization", bearer.as_str())],
+        None => [("username", name)],
+    };
     let outcome = tokio::time::timeout(
         options.patience(),
-        transport::request(connector, method.clone(), path, &headers, body),
+        transport::request(connector, http::Method::GET, path, &headers, None),
     )
     .await
     .unwrap_or(Err(transport::TransportError::Timeout));
@@ -1595,10 +1566,7 @@ async fn http_exchange(
         ),
         Err(e) => format!("error: {e}"),
     };
-    let request = match name {
-        Some(name) => format!("{method} {path} username={name:?}"),
-        None => format!("{method} {path}"),
-    };
+    let request = format!("GET {path} username={name:?}");
     recorder.record(actor, What::Exchange { request, answer });
 }
 
