@@ -404,13 +404,7 @@ impl<A: Adapter> Chat<A> {
             .await
             .map_err(unavailable)?
         {
-            if self.config.has_bug(Bug::AckByClientIdOnly) {
-                return Ok(original.accepted);
-            }
-            if original.to == request.to.as_str() && original.content == request.content {
-                return Ok(original.accepted);
-            }
-            return Err(Refusal::ClientIdReused);
+            return self.answer_repeat(from, &request, original);
         }
         let to = request.to.as_str().to_owned();
         let id = cluster
@@ -515,6 +509,25 @@ impl<A: Adapter> Chat<A> {
         Ok(accepted)
     }
 
+    /// M1: a repeat of a used `(from, client_id)`. Only the same message
+    /// again is a retry, answered with the original ack; another one under
+    /// a used id would otherwise be answered with the old ack and lost.
+    fn answer_repeat(
+        &self,
+        from: &str,
+        request: &SendMessage,
+        original: Remembered,
+    ) -> Result<Accepted, Refusal> {
+        if self.config.has_bug(Bug::AckByClientIdOnly) {
+            return Ok(original.accepted);
+        }
+        if original.to == request.to.as_str() && original.content == request.content {
+            debug!("retry of client_id {} from {from}", request.client_id);
+            return Ok(original.accepted);
+        }
+        Err(Refusal::ClientIdReused)
+    }
+
     /// M2–M5: accepts a validated message from `from` and delivers it.
     fn accept(self: &Arc<Self>, from: &str, request: SendMessage) -> Result<Accepted, Refusal> {
         let mut state = self.state();
@@ -522,16 +535,7 @@ impl<A: Adapter> Chat<A> {
             return Err(Refusal::RateLimited(self.config.send_rate_per_s));
         }
         if let Some(original) = self.store.recall(from, &request.client_id) {
-            // M1: only the same message again is a retry; another one under a
-            // used id would otherwise be answered with the old ack and lost.
-            if self.config.has_bug(Bug::AckByClientIdOnly) {
-                return Ok(original.accepted);
-            }
-            if original.to == request.to.as_str() && original.content == request.content {
-                debug!("retry of client_id {} from {from}", request.client_id);
-                return Ok(original.accepted);
-            }
-            return Err(Refusal::ClientIdReused);
+            return self.answer_repeat(from, &request, original);
         }
         let (to_kept, content_kept) = (request.to.clone(), request.content.clone());
         let to = request.to.as_str();
