@@ -27,6 +27,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use super::probes::{answer_line, get_as};
 use super::{
     abbreviate, answers_to, calm_deliveries, calm_scenario, check_client, presence_is_announced,
     send, send_and_answer, sessions_open, step, user, AnnouncedTimers, CheckOptions, Names, Run,
@@ -480,22 +481,16 @@ async fn read_mailboxes(
     }
 }
 
-/// `(seq, id)` of the entries an answer to `/api/messages` lists, with the
-/// user asked for; `None` unless it is a 200 with entries.
-fn entries_of(request: &str, answer: &str) -> Option<(String, Vec<(u64, u64)>)> {
-    let user = request
-        .split("username=")
-        .nth(1)?
-        .split('"')
-        .nth(1)?
-        .to_owned();
+/// `(seq, id)` of the entries an answer to `/api/messages` lists; `None`
+/// unless it is a 200 with entries.
+fn entries_of(answer: &str) -> Option<Vec<(u64, u64)>> {
     let json = ok_body(answer)?;
     let entries = json["messages"]
         .as_array()?
         .iter()
         .filter_map(|e| Some((e["seq"].as_u64()?, e["id"].as_u64()?)))
         .collect::<Vec<_>>();
-    (!entries.is_empty()).then_some((user, entries))
+    (!entries.is_empty()).then_some(entries)
 }
 
 /// The JSON body of a recorded `200 <content-type> {…}` answer.
@@ -508,7 +503,9 @@ fn mailboxes_read_on_two_nodes(events: &[Event]) -> bool {
     let readers: BTreeSet<&str> = events
         .iter()
         .filter(|e| e.actor.starts_with(MAILBOX))
-        .filter(|e| matches!(&e.what, What::Exchange { request, answer } if entries_of(request, answer).is_some()))
+        .filter(
+            |e| matches!(&e.what, What::Exchange { answer, .. } if entries_of(answer).is_some()),
+        )
         .map(|e| e.actor.as_str())
         .collect();
     readers.len() >= 2
@@ -528,7 +525,7 @@ pub(crate) fn one_mailbox(events: &[Event], mailboxes: &[String]) -> Vec<Violati
             .filter(|e| e.actor.starts_with(MAILBOX))
             .filter_map(|e| match &e.what {
                 What::Exchange { request, answer } if request.contains(&format!("{name:?}")) => {
-                    Some((e, entries_of(request, answer).map(|(_, entries)| entries)))
+                    Some((e, entries_of(answer)))
                 }
                 _ => None,
             })
@@ -1531,8 +1528,8 @@ async fn polling_request(
 }
 
 /// Reads `name`'s whole mailbox (`GET /api/messages?after=0`) as that user
-/// (the header, or a token for a v2 server), recorded as `actor` with
-/// `username="…"` in the request and the body whole, for comparing.
+/// (the header, or a token for a v2 server), recorded as `actor` with the
+/// body whole, for comparing.
 async fn read_mailbox(
     connector: &TcpConnector,
     recorder: &Recorder,
@@ -1541,32 +1538,10 @@ async fn read_mailbox(
     options: &CheckOptions,
 ) {
     let path = "/api/messages?after=0";
-    let bearer = options
-        .tokens
-        .as_ref()
-        .and_then(|issuer| issuer.mint(crate::token::TokenPolicy::Valid, name))
-        .map(|token| format!("Bearer {token}"));
-    let headers = match &bearer {
-        Some(bearer) => [("authorization", bearer.as_str())],
-        None => [("username", name)],
-    };
-    let outcome = tokio::time::timeout(
-        options.patience(),
-        transport::request(connector, http::Method::GET, path, &headers, None),
-    )
-    .await
-    .unwrap_or(Err(transport::TransportError::Timeout));
-    let answer = match &outcome {
-        Ok(r) => format!(
-            "{} {} {}",
-            r.status,
-            r.content_type.as_deref().unwrap_or("(no content-type)"),
-            // Whole up to the transport's bound: the entries are compared.
-            r.body.trim()
-        ),
-        Err(e) => format!("error: {e}"),
-    };
-    let request = format!("GET {path} username={name:?}");
+    let tokens = options.tokens.as_ref();
+    let (request, outcome) = get_as(connector, path, Some(name), options.patience(), tokens).await;
+    // Whole up to the transport's bound: the entries are compared.
+    let answer = answer_line(&outcome, |body| body.trim().to_owned());
     recorder.record(actor, What::Exchange { request, answer });
 }
 

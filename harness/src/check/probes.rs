@@ -1,4 +1,4 @@
-//! What the HTTP runs ([`super::http`], [`super::handshake`],
+//! What the HTTP runs ([`super::endpoints`], [`super::handshake`],
 //! [`super::cursor`]) share: a GET recorded as an `exchange` event, so a FAIL
 //! shows what was asked and what came back, and the judgement of one JSON
 //! answer.
@@ -34,6 +34,30 @@ pub(super) async fn get(
     patience: Duration,
     tokens: Option<&TokenIssuer>,
 ) -> (Event, Option<transport::Response>) {
+    let (request, outcome) = get_as(connector, path, username, patience, tokens).await;
+    let answer = answer_line(&outcome, abbreviate);
+    let event = Event {
+        at_ms: recorder.now_ms(),
+        actor: "probe".into(),
+        what: What::Exchange { request, answer },
+    };
+    recorder.record_at(event.at_ms, &event.actor, event.what.clone());
+    (event, outcome.ok())
+}
+
+/// A GET as `username` (the header, or a Bearer token for that name with a
+/// v2 server's secret), bounded by `patience`: the request as a record
+/// shows it (never the token), and the outcome.
+pub(super) async fn get_as(
+    connector: &TcpConnector,
+    path: &str,
+    username: Option<&str>,
+    patience: Duration,
+    tokens: Option<&TokenIssuer>,
+) -> (
+    String,
+    Result<transport::Response, transport::TransportError>,
+) {
     let (headers, request) = match (username, tokens) {
         (Some(u), Some(issuer)) => {
             let token = issuer.mint(TokenPolicy::Valid, u).unwrap_or_default();
@@ -58,22 +82,24 @@ pub(super) async fn get(
     )
     .await
     .unwrap_or(Err(transport::TransportError::Timeout));
-    let answer = match &outcome {
+    (request, outcome)
+}
+
+/// An answer as a record shows it: `status content-type body`, the body
+/// through `body` (abbreviated, or kept whole where it is compared).
+pub(super) fn answer_line(
+    outcome: &Result<transport::Response, transport::TransportError>,
+    body: impl Fn(&str) -> String,
+) -> String {
+    match outcome {
         Ok(r) => format!(
             "{} {} {}",
             r.status,
             r.content_type.as_deref().unwrap_or("(no content-type)"),
-            abbreviate(&r.body)
+            body(&r.body)
         ),
         Err(e) => format!("error: {e}"),
-    };
-    let event = Event {
-        at_ms: recorder.now_ms(),
-        actor: "probe".into(),
-        what: What::Exchange { request, answer },
-    };
-    recorder.record_at(event.at_ms, &event.actor, event.what.clone());
-    (event, outcome.ok())
+    }
 }
 
 pub(super) fn finding(clause: Clause, event: &Event, message: String) -> Violation {
